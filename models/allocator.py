@@ -1,0 +1,273 @@
+"""Reference model of KVmalloc and the C allocators beneath it.
+
+Mirrors rust/kernel/alloc/allocator.rs (`KVmalloc`, `ReallocFunc::call`) and
+mm/slub.c, mm/vmalloc.c (kvmalloc, kvrealloc, krealloc, vrealloc), as stated in
+../shared/SEMANTICS.md. Nothing here is random: whether a kmalloc or a vmalloc
+attempt succeeds is an `Outcome`, part of the action that drives the step.
+
+A step records what the allocator did in `Effects`, a record with fixed slots
+(at most one new allocation, one copy and one free per step) so that the Z3
+encoding in allocator_z3.py can carry exactly the same record.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+
+from models.machine import INT_MAX, Platform, div_ceil, kmalloc_size_classes
+
+
+class Kind(enum.Enum):
+    KMALLOC = "kmalloc"
+    VMALLOC = "vmalloc"
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One live C allocation: its identity, kind, requested and physical bytes."""
+
+    id: int
+    kind: Kind
+    requested: int
+    physical: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The allocator's nondeterminism for one step.
+
+    `kmalloc_ok` decides every kmalloc attempt of the step (krealloc's new object
+    and kvmalloc's first try use the same size and flags, so they share one
+    answer); `vmalloc_ok` decides every vmalloc attempt.
+    """
+
+    kmalloc_ok: bool = True
+    vmalloc_ok: bool = True
+
+    def describe(self) -> str:
+        km = "kmalloc ok" if self.kmalloc_ok else "kmalloc fails"
+        vm = "vmalloc ok" if self.vmalloc_ok else "vmalloc fails"
+        return f"{km}, {vm}"
+
+
+ALL_OUTCOMES = tuple(Outcome(k, v) for k in (True, False) for v in (True, False))
+
+
+class Fn(enum.IntEnum):
+    """A call through the Rust `Allocator` trait."""
+
+    ALLOC = 1
+    REALLOC = 2
+    FREE = 3
+
+
+@dataclass(frozen=True)
+class Call:
+    fn: Fn
+    new_bytes: int
+    old_bytes: int
+
+
+@dataclass(frozen=True)
+class Copy:
+    src: int
+    dst: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class Free:
+    """A free of allocation `alloc_id`, given a layout of `nbytes` bytes."""
+
+    alloc_id: int
+    nbytes: int
+
+
+MAX_CALLS = 2
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What one step asked of the allocator and what the allocator did."""
+
+    calls: tuple[Call, ...] = ()
+    allocated: Allocation | None = None
+    copied: Copy | None = None
+    freed: Free | None = None
+    # True when both a copy and a free happened and the copy came first.
+    copy_before_free: bool = False
+
+
+@dataclass
+class Recorder:
+    """Collects the effects of one step while the model runs; local to that step."""
+
+    next_id: int
+    calls: list[Call] = field(default_factory=list)
+    allocated: Allocation | None = None
+    copied: Copy | None = None
+    freed: Free | None = None
+    copy_before_free: bool = False
+    overflow: bool = False
+
+    def call(self, fn: Fn, new_bytes: int, old_bytes: int) -> None:
+        assert len(self.calls) < MAX_CALLS, "model makes more allocator calls than Effects holds"
+        self.calls.append(Call(fn, new_bytes, old_bytes))
+
+    def new_allocation(self, kind: Kind, requested: int, physical: int) -> Allocation:
+        assert self.allocated is None, "model allocates twice in one step"
+        self.allocated = Allocation(self.next_id, kind, requested, physical)
+        self.next_id += 1
+        return self.allocated
+
+    def copy(self, src: Allocation, dst: Allocation, nbytes: int) -> None:
+        assert self.copied is None, "model copies twice in one step"
+        self.copied = Copy(src.id, dst.id, nbytes)
+
+    def free(self, alloc: Allocation, nbytes: int) -> None:
+        assert self.freed is None, "model frees twice in one step"
+        self.freed = Free(alloc.id, nbytes)
+        self.copy_before_free = self.copied is not None
+
+    def effects(self) -> Effects:
+        return Effects(tuple(self.calls), self.allocated, self.copied, self.freed, self.copy_before_free)
+
+
+# --- physical memory -------------------------------------------------------
+
+
+def kmalloc_physical(plat: Platform, nbytes: int) -> int:
+    """ksize() of a fresh kmalloc(nbytes): a slab size class, or 2^order pages."""
+    if nbytes <= plat.kmalloc_max_cache_size:
+        return next(c for c in kmalloc_size_classes(plat.page_size) if c >= nbytes)
+    pages = div_ceil(nbytes, plat.page_size)
+    return plat.page_size * (1 << (pages - 1).bit_length())
+
+
+def vmalloc_physical(plat: Platform, nbytes: int) -> int:
+    """A vmalloc area maps ceil(n / PAGE_SIZE) pages (its guard page costs nothing)."""
+    return div_ceil(nbytes, plat.page_size) * plat.page_size
+
+
+# --- the C allocators --------------------------------------------------------
+
+
+def kmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
+    # Above KMALLOC_MAX_SIZE the page allocator has no order to serve it.
+    if nbytes > plat.kmalloc_max_size or not outcome.kmalloc_ok:
+        return None
+    return rec.new_allocation(Kind.KMALLOC, nbytes, kmalloc_physical(plat, nbytes))
+
+
+def vmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
+    if not outcome.vmalloc_ok:
+        return None
+    return rec.new_allocation(Kind.VMALLOC, nbytes, vmalloc_physical(plat, nbytes))
+
+
+def kvmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
+    """__kvmalloc_node: kmalloc first; vmalloc only above a page and up to INT_MAX."""
+    obj = kmalloc(plat, nbytes, outcome, rec)
+    if obj is not None or nbytes <= plat.page_size:
+        return obj
+    if nbytes > INT_MAX:
+        return None
+    return vmalloc(plat, nbytes, outcome, rec)
+
+
+def krealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
+    """krealloc: the same object if `nbytes` fits in ksize(old), else move it."""
+    if nbytes <= old.physical:
+        return replace(old, requested=nbytes)
+    new = kmalloc(plat, nbytes, outcome, rec)
+    if new is None:
+        return None
+    rec.copy(old, new, old.physical)  # memcpy of ksize(p) bytes
+    rec.free(old, old.requested)
+    return new
+
+
+def vrealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
+    """vrealloc: keep the area when shrinking (a TODO in mm/vmalloc.c), grow in place if the pages suffice."""
+    if nbytes <= old.physical:
+        return replace(old, requested=nbytes)
+    new = vmalloc(plat, nbytes, outcome, rec)
+    if new is None:
+        return None
+    rec.copy(old, new, old.requested)
+    rec.free(old, old.requested)
+    return new
+
+
+def kvrealloc(
+    plat: Platform, old: Allocation | None, nbytes: int, outcome: Outcome, rec: Recorder
+) -> Allocation | None:
+    """kvrealloc: vrealloc for a vmalloc address, else krealloc with a kvmalloc fallback."""
+    if old is None:
+        # krealloc(NULL) is kmalloc; its failure falls back to kvmalloc, whose
+        # kmalloc attempt fails the same way, leaving vmalloc.
+        return kvmalloc(plat, nbytes, outcome, rec)
+    if old.kind is Kind.VMALLOC:
+        return vrealloc(plat, old, nbytes, outcome, rec)
+    moved = krealloc(plat, old, nbytes, outcome, rec)
+    if moved is not None:
+        return moved
+    new = kvmalloc(plat, nbytes, outcome, rec)
+    if new is None:
+        return None
+    rec.copy(old, new, old.physical)  # memcpy(n, p, ksize(p)) then kfree(p)
+    rec.free(old, old.requested)
+    return new
+
+
+# --- the Rust KVmalloc allocator ---------------------------------------------
+
+
+def realloc(
+    plat: Platform,
+    fn: Fn,
+    ptr: Allocation | None,
+    new_bytes: int,
+    old_bytes: int,
+    outcome: Outcome,
+    rec: Recorder,
+) -> tuple[bool, Allocation | None]:
+    """`KVmalloc::realloc` (`alloc` and `free` are realloc with no pointer and with size 0).
+
+    Returns (Ok?, the allocation now behind the pointer; None when dangling).
+    """
+    rec.call(fn, new_bytes, old_bytes)
+    # ReallocFunc::call passes NULL for a pointer whose old layout is empty.
+    current = ptr if old_bytes != 0 else None
+    if new_bytes == 0:
+        # Size 0 frees the old allocation and returns a dangling pointer.
+        if current is not None:
+            rec.free(current, old_bytes)
+        return True, None
+    new = kvrealloc(plat, current, new_bytes, outcome, rec)
+    if new is None:
+        return False, ptr
+    return True, new
+
+
+def allocation_violations(plat: Platform, a: Allocation) -> list[str]:
+    """What every live allocation satisfies, as broken clauses (empty when well formed).
+
+    A kmalloc object's physical size is some ksize at least its requested size
+    (krealloc keeps a larger object when shrinking); a vmalloc area exists only
+    above a page (kvmalloc's rule) and maps exactly the pages of its request.
+    """
+    if a.kind is Kind.KMALLOC:
+        broken = []
+        if not 1 <= a.requested <= plat.kmalloc_max_size:
+            broken.append("kmalloc request within 1..KMALLOC_MAX_SIZE")
+        if not a.requested <= a.physical <= plat.kmalloc_max_size or kmalloc_physical(plat, a.physical) != a.physical:
+            broken.append("kmalloc physical size is a ksize at least the request")
+        return broken
+    broken = []
+    if a.requested <= plat.page_size:
+        broken.append("vmalloc request above a page")
+    if a.physical != vmalloc_physical(plat, a.requested):
+        broken.append("vmalloc physical size is the request's pages")
+    return broken

@@ -1,0 +1,319 @@
+"""Z3 encoding of KVmalloc and the C allocators, over 64-bit bit-vectors.
+
+The counterpart of allocator.py, function for function. Control flow becomes
+path guards: every effect is recorded under the guard of the path that makes
+it, and the paths of one step are disjoint, so in any model exactly one path's
+effects are visible. All comparisons are unsigned (ULE, ULT, ...), as for usize.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import z3
+
+from models.allocator import MAX_CALLS, Fn
+from models.machine import BITS, INT_MAX, Platform, kmalloc_size_classes
+
+# z3 ships no type information, so its terms are Any to mypy; the alias names intent.
+BV: TypeAlias = Any  # a 64-bit z3.BitVecRef
+
+
+def u64(value: int) -> BV:
+    return z3.BitVecVal(value, BITS)
+
+
+def fn_code(fn: Fn | None) -> BV:
+    return z3.BitVecVal(0 if fn is None else int(fn), 8)
+
+
+def ite(cond: Any, then: Any, other: Any) -> Any:
+    """If-then-else over Z3 terms, tuples and dataclasses of them, field by field."""
+    if dataclasses.is_dataclass(then) and not isinstance(then, type):
+        values = {
+            f.name: ite(cond, getattr(then, f.name), getattr(other, f.name)) for f in dataclasses.fields(then)
+        }
+        return type(then)(**values)
+    if isinstance(then, tuple):
+        return tuple(ite(cond, a, b) for a, b in zip(then, other, strict=True))
+    if isinstance(then, (int, str)) and then == other:
+        return then
+    if z3.is_expr(then) and z3.is_expr(other) and then.eq(other):
+        return then
+    return z3.If(cond, then, other)
+
+
+def div_ceil(value: BV, divisor: int) -> BV:
+    """`usize::div_ceil` without the overflow of (value + divisor - 1) / divisor."""
+    d = u64(divisor)
+    return z3.UDiv(value, d) + z3.If(z3.URem(value, d) == 0, u64(0), u64(1))
+
+
+@dataclass(frozen=True)
+class SymAlloc:
+    """allocator.Allocation, or no allocation when `live` is false."""
+
+    live: Any
+    id: Any
+    vmalloc: Any
+    requested: Any
+    physical: Any
+
+    @staticmethod
+    def fresh(prefix: str) -> SymAlloc:
+        return SymAlloc(
+            z3.Bool(f"{prefix}.live"),
+            z3.BitVec(f"{prefix}.id", BITS),
+            z3.Bool(f"{prefix}.vmalloc"),
+            z3.BitVec(f"{prefix}.requested", BITS),
+            z3.BitVec(f"{prefix}.physical", BITS),
+        )
+
+    @staticmethod
+    def none() -> SymAlloc:
+        return SymAlloc(z3.BoolVal(False), u64(0), z3.BoolVal(False), u64(0), u64(0))
+
+
+@dataclass(frozen=True)
+class SymOutcome:
+    kmalloc_ok: Any
+    vmalloc_ok: Any
+
+    @staticmethod
+    def fresh(prefix: str) -> SymOutcome:
+        return SymOutcome(z3.Bool(f"{prefix}.kmalloc_ok"), z3.Bool(f"{prefix}.vmalloc_ok"))
+
+
+@dataclass(frozen=True)
+class SymEffects:
+    """allocator.Effects with fixed slots; a call slot with fn 0 is empty."""
+
+    call_fn: tuple[Any, ...]
+    call_new: tuple[Any, ...]
+    call_old: tuple[Any, ...]
+    alloc_made: Any
+    allocated: SymAlloc
+    copy_made: Any
+    copy_src: Any
+    copy_dst: Any
+    copy_nbytes: Any
+    free_made: Any
+    free_id: Any
+    free_nbytes: Any
+    copy_before_free: Any
+
+    def ncalls(self) -> Any:
+        return z3.Sum([z3.If(fn == fn_code(None), 0, 1) for fn in self.call_fn])
+
+
+class SymRecorder:
+    """Collects a step's effects under path guards; the counterpart of allocator.Recorder."""
+
+    def __init__(self, next_id: BV, prefix: str = "step") -> None:
+        self.next_id = next_id
+        self.prefix = prefix
+        self.fresh_count = 0
+        self.ncalls: BV = z3.BitVecVal(0, 8)
+        self.call_fn = [fn_code(None)] * MAX_CALLS
+        self.call_new = [u64(0)] * MAX_CALLS
+        self.call_old = [u64(0)] * MAX_CALLS
+        self.alloc_made: Any = z3.BoolVal(False)
+        self.allocated = SymAlloc.none()
+        self.copy_made: Any = z3.BoolVal(False)
+        self.copy_src, self.copy_dst, self.copy_nbytes = u64(0), u64(0), u64(0)
+        self.free_made: Any = z3.BoolVal(False)
+        self.free_id, self.free_nbytes = u64(0), u64(0)
+        self.copy_before_free: Any = z3.BoolVal(False)
+        self.overflow: Any = z3.BoolVal(False)
+
+    def call(self, g: Any, fn: Fn, new_bytes: BV, old_bytes: BV) -> None:
+        for k in range(MAX_CALLS):
+            here = z3.And(g, self.ncalls == k)
+            self.call_fn[k] = ite(here, fn_code(fn), self.call_fn[k])
+            self.call_new[k] = ite(here, new_bytes, self.call_new[k])
+            self.call_old[k] = ite(here, old_bytes, self.call_old[k])
+        self.ncalls = ite(g, self.ncalls + 1, self.ncalls)
+
+    def new_allocation(self, g: Any, vmalloc: Any, requested: BV, physical: BV) -> SymAlloc:
+        alloc = SymAlloc(z3.BoolVal(True), self.next_id, vmalloc, requested, physical)
+        self.alloc_made = z3.Or(self.alloc_made, g)
+        self.allocated = ite(g, alloc, self.allocated)
+        self.next_id = ite(g, self.next_id + 1, self.next_id)
+        return alloc
+
+    def copy(self, g: Any, src: SymAlloc, dst: SymAlloc, nbytes: BV) -> None:
+        self.copy_made = z3.Or(self.copy_made, g)
+        self.copy_src = ite(g, src.id, self.copy_src)
+        self.copy_dst = ite(g, dst.id, self.copy_dst)
+        self.copy_nbytes = ite(g, nbytes, self.copy_nbytes)
+
+    def free(self, g: Any, alloc: SymAlloc, nbytes: BV) -> None:
+        self.copy_before_free = ite(g, self.copy_made, self.copy_before_free)
+        self.free_made = z3.Or(self.free_made, g)
+        self.free_id = ite(g, alloc.id, self.free_id)
+        self.free_nbytes = ite(g, nbytes, self.free_nbytes)
+
+    def fresh(self, name: str, make: Any) -> Any:
+        """A fresh variable named after this step, so repeated encodings give identical queries."""
+        self.fresh_count += 1
+        return make(f"{self.prefix}.{name}!{self.fresh_count}")
+
+    def note_overflow(self, g: Any, fits: Any) -> None:
+        """Record a wrap-around when `fits` is false on an active path."""
+        self.overflow = z3.Or(self.overflow, z3.And(g, z3.Not(fits)))
+
+    def mul(self, g: Any, a: BV, b: BV) -> BV:
+        """usize multiplication; a wrap-around on an active path is recorded."""
+        self.note_overflow(g, z3.BVMulNoOverflow(a, b, False))
+        return a * b
+
+    def effects(self) -> SymEffects:
+        return SymEffects(
+            tuple(self.call_fn),
+            tuple(self.call_new),
+            tuple(self.call_old),
+            self.alloc_made,
+            self.allocated,
+            self.copy_made,
+            self.copy_src,
+            self.copy_dst,
+            self.copy_nbytes,
+            self.free_made,
+            self.free_id,
+            self.free_nbytes,
+            self.copy_before_free,
+        )
+
+
+# --- physical memory -------------------------------------------------------
+
+
+def next_power_of_two(x: BV) -> BV:
+    """Smallest power of two >= x, for 1 <= x <= 2^63 (bit smearing)."""
+    m = x - 1
+    for shift in (1, 2, 4, 8, 16, 32):
+        m = m | z3.LShR(m, shift)
+    return m + 1
+
+
+def kmalloc_physical(plat: Platform, nbytes: BV) -> BV:
+    pages = div_ceil(nbytes, plat.page_size)
+    result: BV = u64(plat.page_size) * next_power_of_two(pages)
+    for size_class in reversed(kmalloc_size_classes(plat.page_size)):
+        result = z3.If(z3.ULE(nbytes, size_class), u64(size_class), result)
+    return result
+
+
+def vmalloc_physical(plat: Platform, nbytes: BV) -> BV:
+    return div_ceil(nbytes, plat.page_size) * u64(plat.page_size)
+
+
+def allocation_well_formed(plat: Platform, a: SymAlloc) -> Any:
+    """What every live allocation satisfies: the counterpart of allocator.allocation_violations."""
+    kmalloc_ok = z3.And(
+        z3.UGE(a.requested, 1),
+        z3.ULE(a.requested, plat.kmalloc_max_size),
+        z3.UGE(a.physical, a.requested),
+        z3.ULE(a.physical, plat.kmalloc_max_size),
+        a.physical == kmalloc_physical(plat, a.physical),
+    )
+    vmalloc_ok = z3.And(
+        z3.UGT(a.requested, plat.page_size),
+        a.physical == vmalloc_physical(plat, a.requested),
+    )
+    return z3.Implies(a.live, z3.If(a.vmalloc, vmalloc_ok, kmalloc_ok))
+
+
+# --- the C allocators --------------------------------------------------------
+
+
+def kmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder) -> tuple[Any, SymAlloc]:
+    ok = z3.And(z3.ULE(nbytes, plat.kmalloc_max_size), outcome.kmalloc_ok)
+    alloc = rec.new_allocation(z3.And(g, ok), z3.BoolVal(False), nbytes, kmalloc_physical(plat, nbytes))
+    return ok, alloc
+
+
+def vmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder) -> tuple[Any, SymAlloc]:
+    ok = outcome.vmalloc_ok
+    alloc = rec.new_allocation(z3.And(g, ok), z3.BoolVal(True), nbytes, vmalloc_physical(plat, nbytes))
+    return ok, alloc
+
+
+def kvmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder) -> tuple[Any, SymAlloc]:
+    km_ok, km = kmalloc(plat, g, nbytes, outcome, rec)
+    try_vmalloc = z3.And(z3.Not(km_ok), z3.UGT(nbytes, plat.page_size), z3.ULE(nbytes, INT_MAX))
+    vm_ok, vm = vmalloc(plat, z3.And(g, try_vmalloc), nbytes, outcome, rec)
+    return z3.Or(km_ok, z3.And(try_vmalloc, vm_ok)), ite(km_ok, km, vm)
+
+
+def krealloc(
+    plat: Platform, g: Any, old: SymAlloc, nbytes: BV, outcome: SymOutcome, rec: SymRecorder
+) -> tuple[Any, SymAlloc]:
+    fits = z3.ULE(nbytes, old.physical)
+    same = dataclasses.replace(old, requested=nbytes)
+    moving = z3.And(g, z3.Not(fits))
+    ok, new = kmalloc(plat, moving, nbytes, outcome, rec)
+    rec.copy(z3.And(moving, ok), old, new, old.physical)
+    rec.free(z3.And(moving, ok), old, old.requested)
+    return z3.Or(fits, ok), ite(fits, same, new)
+
+
+def vrealloc(
+    plat: Platform, g: Any, old: SymAlloc, nbytes: BV, outcome: SymOutcome, rec: SymRecorder
+) -> tuple[Any, SymAlloc]:
+    fits = z3.ULE(nbytes, old.physical)
+    same = dataclasses.replace(old, requested=nbytes)
+    moving = z3.And(g, z3.Not(fits))
+    ok, new = vmalloc(plat, moving, nbytes, outcome, rec)
+    rec.copy(z3.And(moving, ok), old, new, old.requested)
+    rec.free(z3.And(moving, ok), old, old.requested)
+    return z3.Or(fits, ok), ite(fits, same, new)
+
+
+def kvrealloc(
+    plat: Platform, g: Any, old: SymAlloc, nbytes: BV, outcome: SymOutcome, rec: SymRecorder
+) -> tuple[Any, SymAlloc]:
+    fresh = z3.And(g, z3.Not(old.live))
+    fresh_ok, fresh_new = kvmalloc(plat, fresh, nbytes, outcome, rec)
+
+    on_vmalloc = z3.And(g, old.live, old.vmalloc)
+    v_ok, v_new = vrealloc(plat, on_vmalloc, old, nbytes, outcome, rec)
+
+    on_kmalloc = z3.And(g, old.live, z3.Not(old.vmalloc))
+    k_ok, k_new = krealloc(plat, on_kmalloc, old, nbytes, outcome, rec)
+    fallback = z3.And(on_kmalloc, z3.Not(k_ok))
+    f_ok, f_new = kvmalloc(plat, fallback, nbytes, outcome, rec)
+    rec.copy(z3.And(fallback, f_ok), old, f_new, old.physical)
+    rec.free(z3.And(fallback, f_ok), old, old.requested)
+
+    kmalloc_ok = z3.Or(k_ok, f_ok)
+    kmalloc_new = ite(k_ok, k_new, f_new)
+    ok = z3.If(old.live, z3.If(old.vmalloc, v_ok, kmalloc_ok), fresh_ok)
+    new = ite(old.live, ite(old.vmalloc, v_new, kmalloc_new), fresh_new)
+    return ok, new
+
+
+# --- the Rust KVmalloc allocator ---------------------------------------------
+
+
+def realloc(
+    plat: Platform,
+    g: Any,
+    fn: Fn,
+    ptr: SymAlloc,
+    new_bytes: BV,
+    old_bytes: BV,
+    outcome: SymOutcome,
+    rec: SymRecorder,
+) -> tuple[Any, SymAlloc]:
+    """`KVmalloc::realloc`; returns (Ok?, the allocation now behind the pointer)."""
+    rec.call(g, fn, new_bytes, old_bytes)
+    current = ite(old_bytes != 0, ptr, SymAlloc.none())
+    freeing = new_bytes == 0
+    rec.free(z3.And(g, freeing, current.live), current, old_bytes)
+    ok, new = kvrealloc(plat, z3.And(g, z3.Not(freeing)), current, new_bytes, outcome, rec)
+    result_ok = z3.Or(freeing, ok)
+    result = ite(freeing, SymAlloc.none(), ite(ok, new, ptr))
+    return result_ok, result

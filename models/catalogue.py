@@ -1,0 +1,71 @@
+"""The models `verify` checks: KVVec<T> with v6 shrink_to, for several element sizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.faults import check_faults
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model: the element size and any seeded faults.
+
+    The size is fixed (`size_min == size_max`) or symbolic: every power of two
+    from `size_min` to `size_max`. Powers of two keep the solver's products
+    shifts; a general symbolic size makes 64x64-bit multipliers that bit-blasting
+    cannot decide in useful time, so other sizes get fixed-size models.
+    """
+
+    name: str
+    description: str
+    size_min: int
+    size_max: int
+    faults: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        check_faults(self.faults)
+        if not 0 <= self.size_min <= self.size_max:
+            raise ValueError(f"bad element size range {self.size_min}..{self.size_max}")
+        if self.symbolic_size and not all(_is_pow2(s) for s in (self.size_min, self.size_max)):
+            raise ValueError("a symbolic element size ranges over powers of two")
+
+    @property
+    def symbolic_size(self) -> bool:
+        return self.size_min != self.size_max
+
+    def sizes(self) -> tuple[int, ...]:
+        """Every element size the model covers."""
+        if not self.symbolic_size:
+            return (self.size_min,)
+        return tuple(1 << e for e in range(self.size_min.bit_length() - 1, self.size_max.bit_length()))
+
+    def may_be_zero_sized(self) -> bool:
+        return self.size_min == 0
+
+    def may_be_sized(self) -> bool:
+        return self.size_max > 0
+
+    def with_faults(self, faults: frozenset[str]) -> ModelSpec:
+        suffix = "+".join(sorted(faults))
+        return ModelSpec(f"{self.name}!{suffix}", self.description, self.size_min, self.size_max, faults)
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec("kvvec-v6/zst", "KVVec<()>: a zero-sized T", 0, 0),
+    ModelSpec("kvvec-v6/u8", "KVVec<u8>: the element of the series' KUnit tests", 1, 1),
+    ModelSpec("kvvec-v6/u64", "KVVec<Arc<Process>>: binder's 8-byte element", 8, 8),
+    ModelSpec("kvvec-v6/t24", "KVVec<T> with a 24-byte T (not a power of two)", 24, 24),
+    ModelSpec("kvvec-v6/pow2", "KVVec<T>, size_of::<T>() symbolic: every power of two in 1..=4096", 1, 4096),
+)
+
+
+def model_named(name: str) -> ModelSpec:
+    for model in MODELS:
+        if model.name == name:
+            return model
+    raise KeyError(name)
