@@ -1,0 +1,387 @@
+"""Single-call properties of `KVVec::shrink_to` (v6).
+
+Each property is written twice, side by side: `_z3` over the encoded step and
+`_py` over the reference-model step. The solver proves the first for every
+pre-state that satisfies the type invariants; the second judges a replayed
+counterexample and the cross-check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import z3
+
+from models.allocator import Fn
+from models.allocator_z3 import fn_code, u64
+from models.catalogue import ModelSpec
+from models.machine import Platform, div_ceil
+from models.vec import ShrinkTo, Step, VecState
+from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep, SymVec
+from properties.base import StepProperty
+
+# --- shared helpers, Z3 then Python -------------------------------------------
+
+
+def wide(x: Any) -> Any:
+    """Zero-extend to 128 bits, where the products of two usize values are exact."""
+    return z3.ZeroExt(64, x)
+
+
+def target_z3(st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.If(z3.UGE(st.pre.len, a.min_capacity), st.pre.len, a.min_capacity)
+
+
+def target_py(s: Step) -> int:
+    assert isinstance(s.action, ShrinkTo)
+    return max(s.pre.len, s.action.min_capacity)
+
+
+def physical_z3(v: SymVec) -> Any:
+    return z3.If(v.buf.live, v.buf.physical, u64(0))
+
+
+def same_buffer_z3(a: SymVec, b: SymVec) -> Any:
+    return z3.And(a.buf.live, b.buf.live, a.buf.id == b.buf.id)
+
+
+def same_buffer_py(a: VecState, b: VecState) -> bool:
+    return a.buf is not None and b.buf is not None and a.buf.id == b.buf.id
+
+
+def elements_equal_z3(a: SymVec, b: SymVec) -> Any:
+    """Same length and the same identity at every index (a fresh index stands for all)."""
+    k = z3.BitVec("k", 64)
+    return z3.And(a.len == b.len, z3.Implies(z3.ULT(k, a.len), a.elems[k] == b.elems[k]))
+
+
+def state_equal_z3(a: SymVec, b: SymVec) -> Any:
+    buffers = z3.And(
+        a.buf.live == b.buf.live,
+        z3.Implies(
+            a.buf.live,
+            z3.And(
+                a.buf.id == b.buf.id,
+                a.buf.vmalloc == b.buf.vmalloc,
+                a.buf.requested == b.buf.requested,
+                a.buf.physical == b.buf.physical,
+            ),
+        ),
+    )
+    return z3.And(a.layout_len == b.layout_len, buffers, elements_equal_z3(a, b))
+
+
+def state_equal_py(a: VecState, b: VecState) -> bool:
+    return (a.len, a.layout_len, a.buf, a.elems) == (b.len, b.layout_len, b.buf, b.elems)
+
+
+def pages_z3(sp: SymPlatform, v: SymVec) -> Any:
+    nbytes = sp.times_size_wide(v.layout_len)
+    page = z3.BitVecVal(sp.plat.page_size, 128)
+    return z3.UDiv(nbytes + page - 1, page)
+
+
+def pages_py(plat: Platform, v: VecState) -> int:
+    return div_ceil(v.layout_bytes(plat), plat.page_size)
+
+
+# --- the properties ---------------------------------------------------------------
+
+
+def capacity_floor_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    target = target_z3(st, a)
+    cap_pre, cap_post = sp.capacity(st.pre), sp.capacity(st.post)
+    return z3.Implies(st.ok, z3.If(z3.UGT(cap_pre, target), z3.UGE(cap_post, target), cap_post == cap_pre))
+
+
+def capacity_floor_py(plat: Platform, s: Step) -> bool:
+    target = target_py(s)
+    cap_pre, cap_post = s.pre.capacity(plat), s.post.capacity(plat)
+    if not s.ok:
+        return True
+    return cap_post >= target if cap_pre > target else cap_post == cap_pre
+
+
+def never_grows_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.ULE(sp.capacity(st.post), sp.capacity(st.pre))
+
+
+def never_grows_py(plat: Platform, s: Step) -> bool:
+    return s.post.capacity(plat) <= s.pre.capacity(plat)
+
+
+def elements_kept_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return elements_equal_z3(st.pre, st.post)
+
+
+def elements_kept_py(plat: Platform, s: Step) -> bool:
+    return s.post.len == s.pre.len and s.post.elems == s.pre.elems
+
+
+def err_unchanged_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    fx = st.effects
+    untouched = z3.And(state_equal_z3(st.pre, st.post), z3.Not(fx.free_made))
+    # Nothing leaked: whatever was allocated on the way was freed again.
+    nothing_leaked = z3.Implies(fx.alloc_made, z3.And(fx.free_made, fx.free_id == fx.allocated.id))
+    return z3.Implies(z3.Not(st.ok), z3.And(untouched, nothing_leaked))
+
+
+def err_unchanged_py(plat: Platform, s: Step) -> bool:
+    fx = s.effects
+    if s.ok:
+        return True
+    leaked = fx.allocated is not None and (fx.freed is None or fx.freed.alloc_id != fx.allocated.id)
+    return state_equal_py(s.pre, s.post) and fx.freed is None and not leaked
+
+
+def page_rule_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    replaced = z3.And(st.pre.buf.live, st.pre.buf.vmalloc, z3.Not(same_buffer_z3(st.pre, st.post)))
+    return z3.Implies(replaced, z3.ULT(pages_z3(sp, st.post), pages_z3(sp, st.pre)))
+
+
+def page_rule_py(plat: Platform, s: Step) -> bool:
+    pre = s.pre
+    replaced = pre.buf is not None and pre.buf.kind.value == "vmalloc" and not same_buffer_py(pre, s.post)
+    return not replaced or pages_py(plat, s.post) < pages_py(plat, pre)
+
+
+def kmalloc_path_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    pre, fx = st.pre, st.effects
+    on_path = z3.And(
+        pre.buf.live, z3.Not(pre.buf.vmalloc), sp.elem_size != 0, z3.UGT(sp.capacity(pre), target_z3(st, a))
+    )
+    target_bytes = sp.times_size_wide(target_z3(st, a))
+    one_realloc = z3.And(
+        fx.ncalls() == 1,
+        fx.call_fn[0] == fn_code(Fn.REALLOC),
+        wide(fx.call_new[0]) == target_bytes,
+        fx.call_old[0] == sp.layout_bytes(pre),
+    )
+    layout = z3.If(st.ok, st.post.layout_len == target_z3(st, a), st.post.layout_len == pre.layout_len)
+    return z3.Implies(on_path, z3.And(one_realloc, layout))
+
+
+def kmalloc_path_py(plat: Platform, s: Step) -> bool:
+    pre = s.pre
+    target = target_py(s)
+    on_path = pre.buf is not None and pre.buf.kind.value == "kmalloc"
+    if not (on_path and plat.elem_size != 0 and pre.capacity(plat) > target):
+        return True
+    calls = s.effects.calls
+    one_realloc = (
+        len(calls) == 1
+        and calls[0].fn is Fn.REALLOC
+        and calls[0].new_bytes == target * plat.elem_size
+        and calls[0].old_bytes == pre.layout_bytes(plat)
+    )
+    layout = s.post.layout_len == (target if s.ok else pre.layout_len)
+    return one_realloc and layout
+
+
+def zst_noop_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    unchanged = z3.And(st.ok, st.effects.ncalls() == 0, state_equal_z3(st.pre, st.post))
+    return z3.Implies(sp.elem_size == 0, unchanged)
+
+
+def zst_noop_py(plat: Platform, s: Step) -> bool:
+    return plat.elem_size != 0 or (s.ok and not s.effects.calls and state_equal_py(s.pre, s.post))
+
+
+def target_zero_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    premise = z3.And(target_z3(st, a) == 0, sp.elem_size != 0, z3.UGT(sp.capacity(st.pre), 0))
+    fx = st.effects
+    freed = z3.And(fx.free_made, fx.free_id == st.pre.buf.id)
+    return z3.Implies(premise, z3.And(st.ok, st.post.layout_len == 0, z3.Not(st.post.buf.live), freed))
+
+
+def target_zero_py(plat: Platform, s: Step) -> bool:
+    if not (target_py(s) == 0 and plat.elem_size != 0 and s.pre.capacity(plat) > 0):
+        return True
+    fx = s.effects
+    freed = fx.freed is not None and s.pre.buf is not None and fx.freed.alloc_id == s.pre.buf.id
+    return s.ok and s.post.layout_len == 0 and s.post.buf is None and freed
+
+
+def contract_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    pre, post, fx = st.pre, st.post, st.effects
+    frees_old = z3.And(fx.free_made, pre.buf.live, fx.free_id == pre.buf.id)
+    frees_new = z3.And(fx.free_made, fx.alloc_made, fx.free_id == fx.allocated.id)
+    # A free names a live allocation and passes the layout it was made with.
+    free_valid = z3.Implies(
+        fx.free_made,
+        z3.Or(
+            z3.And(frees_old, fx.free_nbytes == pre.buf.requested),
+            z3.And(frees_new, fx.free_nbytes == fx.allocated.requested),
+        ),
+    )
+    # Afterwards exactly the vector's buffer is live: nothing leaked, nothing lost.
+    old_kept = z3.And(pre.buf.live, z3.Not(frees_old))
+    new_kept = z3.And(fx.alloc_made, z3.Not(frees_new))
+    holds_old = z3.And(post.buf.live, post.buf.id == pre.buf.id)
+    holds_new = z3.And(post.buf.live, post.buf.id == fx.allocated.id)
+    live_set = z3.And(
+        z3.Implies(old_kept, holds_old),
+        z3.Implies(new_kept, holds_new),
+        z3.Implies(post.buf.live, z3.Or(z3.And(old_kept, holds_old), z3.And(new_kept, holds_new))),
+    )
+    # A replaced buffer is freed only after its elements were copied out.
+    replaced = z3.And(pre.buf.live, post.buf.live, post.buf.id != pre.buf.id)
+    copied_first = z3.And(
+        frees_old,
+        fx.copy_made,
+        fx.copy_src == pre.buf.id,
+        fx.copy_dst == post.buf.id,
+        fx.copy_before_free,
+        z3.UGE(wide(fx.copy_nbytes), sp.times_size_wide(pre.len)),
+    )
+    return z3.And(free_valid, live_set, z3.Implies(replaced, copied_first))
+
+
+def contract_py(plat: Platform, s: Step) -> bool:
+    pre, post, fx = s.pre, s.post, s.effects
+    frees_old = fx.freed is not None and pre.buf is not None and fx.freed.alloc_id == pre.buf.id
+    frees_new = fx.freed is not None and fx.allocated is not None and fx.freed.alloc_id == fx.allocated.id
+    if fx.freed is not None:
+        valid_old = frees_old and pre.buf is not None and fx.freed.nbytes == pre.buf.requested
+        valid_new = frees_new and fx.allocated is not None and fx.freed.nbytes == fx.allocated.requested
+        if not (valid_old or valid_new):
+            return False
+    live_after = set()
+    if pre.buf is not None and not frees_old:
+        live_after.add(pre.buf.id)
+    if fx.allocated is not None and not frees_new:
+        live_after.add(fx.allocated.id)
+    if live_after != ({post.buf.id} if post.buf is not None else set()):
+        return False
+    if pre.buf is not None and post.buf is not None and post.buf.id != pre.buf.id:
+        cp = fx.copied
+        return (
+            frees_old
+            and cp is not None
+            and (cp.src, cp.dst) == (pre.buf.id, post.buf.id)
+            and fx.copy_before_free
+            and cp.nbytes >= pre.len * plat.elem_size
+        )
+    return True
+
+
+def no_overflow_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.Not(st.overflow)
+
+
+def no_overflow_py(plat: Platform, s: Step) -> bool:
+    return not s.overflow
+
+
+def physical_never_grows_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.ULE(physical_z3(st.post), physical_z3(st.pre))
+
+
+def physical_never_grows_py(plat: Platform, s: Step) -> bool:
+    return s.post.physical() <= s.pre.physical()
+
+
+def change_lowers_physical_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    changed = z3.And(st.ok, st.post.layout_len != st.pre.layout_len)
+    return z3.Implies(changed, z3.ULT(physical_z3(st.post), physical_z3(st.pre)))
+
+
+def change_lowers_physical_py(plat: Platform, s: Step) -> bool:
+    changed = s.ok and s.post.layout_len != s.pre.layout_len
+    return not changed or s.post.physical() < s.pre.physical()
+
+
+def sized(model: ModelSpec) -> bool:
+    return model.may_be_sized()
+
+
+def zero_sized(model: ModelSpec) -> bool:
+    return model.may_be_zero_sized()
+
+
+PROPERTIES: tuple[StepProperty, ...] = (
+    StepProperty(
+        "shrink.capacity-floor",
+        "after Ok, capacity >= max(len, min_capacity) if it was above that before, else unchanged",
+        capacity_floor_z3,
+        capacity_floor_py,
+    ),
+    StepProperty("shrink.never-grows", "capacity never grows", never_grows_z3, never_grows_py),
+    StepProperty(
+        "shrink.elements-kept",
+        "len and every element are preserved, in order",
+        elements_kept_z3,
+        elements_kept_py,
+    ),
+    StepProperty(
+        "shrink.err-unchanged",
+        "an Err leaves the vector exactly as it was, with nothing freed or leaked",
+        err_unchanged_z3,
+        err_unchanged_py,
+    ),
+    StepProperty(
+        "shrink.vmalloc-page-rule",
+        "a vmalloc buffer is replaced only if at least one page (by layout bytes) is freed",
+        page_rule_z3,
+        page_rule_py,
+        applies=sized,
+    ),
+    StepProperty(
+        "shrink.kmalloc-one-realloc",
+        "kmalloc path: exactly one realloc to the target layout; the layout changes only on Ok",
+        kmalloc_path_z3,
+        kmalloc_path_py,
+        applies=sized,
+    ),
+    StepProperty(
+        "shrink.zst-noop",
+        "zero-sized T: no allocator call, no change, Ok",
+        zst_noop_z3,
+        zst_noop_py,
+        applies=zero_sized,
+    ),
+    StepProperty(
+        "shrink.target-zero-frees",
+        "target 0: Ok, capacity 0, the buffer freed and the pointer dangling",
+        target_zero_z3,
+        target_zero_py,
+        applies=sized,
+    ),
+    StepProperty(
+        "shrink.allocator-contract",
+        "each free names a live allocation with its own layout; afterwards only the vector's"
+        " buffer is live; a replaced buffer is freed after the copy",
+        contract_z3,
+        contract_py,
+    ),
+    StepProperty(
+        "shrink.no-overflow",
+        "no arithmetic in shrink_to wraps around, given the type invariants",
+        no_overflow_z3,
+        no_overflow_py,
+    ),
+    StepProperty(
+        "shrink.physical-never-grows",
+        "the physical memory held after shrink_to never exceeds what was held before",
+        physical_never_grows_z3,
+        physical_never_grows_py,
+        expect_violated=sized,
+        explanation=(
+            "the vmalloc path allocates the smaller buffer with KVmalloc::alloc, and kvmalloc"
+            " tries kmalloc first: above two pages kmalloc hands out 2^order pages, so a"
+            " 6-page vmalloc buffer shrunk to 5 pages can become an 8-page kmalloc object"
+        ),
+    ),
+    StepProperty(
+        "shrink.change-lowers-physical",
+        "a shrink_to that changes the buffer's layout lowers the physical memory held",
+        change_lowers_physical_z3,
+        change_lowers_physical_py,
+        expect_violated=sized,
+        explanation=(
+            "on the kmalloc path krealloc keeps the same object whenever the new size fits"
+            " in ksize, so the layout shrinks but no memory is returned; the vmalloc path"
+            " can also trade pages for a larger power-of-two kmalloc object"
+        ),
+    ),
+)
