@@ -1,0 +1,174 @@
+"""Checks one property on one model and returns a verdict the solver computed.
+
+A proof is the solver's UNSAT on (type invariants, transition, negated
+property). A SAT answer becomes a counterexample only after it replays on the
+Python reference model; one that does not is an internal error, never a
+verdict. A timeout is UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from models import vec_z3
+from models.allocator import Allocation, Kind, Outcome
+from models.allocator_z3 import SymOutcome
+from models.catalogue import ModelSpec
+from models.elements import Elements
+from models.machine import BITS, Platform
+from models.vec import ShrinkTo, Step, VecState, step
+from models.vec_z3 import SymPlatform, SymShrinkTo, SymVec, lift_state, type_invariant
+from properties.base import Property, Scenario, StepProperty
+from verify.counterexample import Counterexample
+from verify.solver import Answer, minimal_model, solve
+
+
+class Verdict(enum.Enum):
+    PROVED = "PROVED"
+    VIOLATED = "VIOLATED"
+    UNKNOWN = "UNKNOWN"
+
+
+class ReplayError(Exception):
+    """The solver's counterexample does not reproduce on the Python model: a bug in the checker."""
+
+
+@dataclass(frozen=True)
+class Result:
+    prop: Property
+    model: ModelSpec
+    verdict: Verdict
+    seconds: float
+    counterexample: Counterexample | None = None
+    detail: str = ""
+
+    @property
+    def expected(self) -> Verdict:
+        return Verdict.VIOLATED if self.prop.expect_violated(self.model) else Verdict.PROVED
+
+    @property
+    def as_expected(self) -> bool:
+        return self.verdict is self.expected
+
+
+def symbolic_platform(model: ModelSpec, page_size: int) -> tuple[SymPlatform, list[Any]]:
+    """The element size as a term: a constant, or 2^log2 with log2 constrained to the model's range."""
+    plat = Platform(elem_size=model.size_min, page_size=page_size)
+    if not model.symbolic_size:
+        return SymPlatform(plat), []
+    log2 = z3.BitVec("elem_size_log2", BITS)
+    low, high = model.size_min.bit_length() - 1, model.size_max.bit_length() - 1
+    return SymPlatform(plat, log2), [z3.UGE(log2, low), z3.ULE(log2, high)]
+
+
+def canonical_pre(prefix: str) -> SymVec:
+    """A fresh pre-state with canonical identities: elements 0, 1, 2, ..., buffer 1, next allocation 2.
+
+    Identities are only ever compared for equality, so fixing them loses no
+    generality, and a replay can rebuild them.
+    """
+    fresh = SymVec.fresh(prefix)
+    i = z3.BitVec("i", BITS)
+    buf = dataclasses.replace(fresh.buf, id=vec_z3.u64(1))
+    return SymVec(fresh.len, fresh.layout_len, buf, z3.Lambda([i], i), vec_z3.u64(2))
+
+
+def check(prop: Property, model: ModelSpec, page_size: int, timeout_ms: int) -> Result:
+    if isinstance(prop, StepProperty):
+        return _check_step(prop, model, page_size, timeout_ms)
+    return _check_scenario(prop, model, page_size, timeout_ms)
+
+
+def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms: int) -> Result:
+    start = time.perf_counter()
+    sp, size_constraints = symbolic_platform(model, page_size)
+    pre = canonical_pre("pre")
+    action = SymShrinkTo(z3.BitVec("min_capacity", BITS), SymOutcome.fresh("outcome"))
+    st = vec_z3.step(sp, pre, action, model.faults)
+    query = [*size_constraints, type_invariant(sp, pre), *st.constraints, z3.Not(prop.z3(sp, st, action))]
+    solved = solve(query, timeout_ms)
+    if solved.answer is Answer.UNSAT:
+        return Result(prop, model, Verdict.PROVED, time.perf_counter() - start)
+    if solved.answer is Answer.UNKNOWN:
+        return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
+    # Smallest buffer first, then the other inputs; kmalloc before vmalloc, and
+    # allocations that succeed unless failure is what the counterexample needs.
+    objectives = [pre.layout_len, pre.len, action.min_capacity]
+    objectives += [] if sp.log2 is None else [sp.log2]
+    objectives += [pre.buf.physical, pre.buf.vmalloc]
+    objectives += [z3.Not(action.outcome.kmalloc_ok), z3.Not(action.outcome.vmalloc_ok)]
+    m = minimal_model(query, objectives, timeout_ms) or solved.model
+    plat = Platform(elem_size=_value(m, sp.elem_size), page_size=page_size)
+    pre_py = _state_from_model(m, pre)
+    action_py = ShrinkTo(_value(m, action.min_capacity), _outcome_from_model(m, action.outcome))
+    replayed = _replay(prop, model, plat, pre_py, action_py)
+    cex = Counterexample.of_step(prop.id, model, plat, replayed)
+    return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex)
+
+
+def _replay(prop: StepProperty, model: ModelSpec, plat: Platform, pre: VecState, action: ShrinkTo) -> Step:
+    broken = pre.invariant_violations(plat)
+    if broken:
+        raise ReplayError(f"{prop.id} on {model.name}: the counterexample's pre-state breaks {broken}")
+    replayed = step(plat, pre, action, model.faults)
+    if prop.py(plat, replayed):
+        raise ReplayError(f"{prop.id} on {model.name}: the counterexample does not violate the property in Python")
+    return replayed
+
+
+def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, timeout_ms: int) -> Result:
+    start = time.perf_counter()
+    plat = Platform(elem_size=model.size_min, page_size=page_size)
+    state = VecState()
+    for action in prop.setup:
+        taken = step(plat, state, action, model.faults)
+        if not taken.ok:
+            raise ReplayError(f"{prop.id}: setup action {action} failed on the Python model")
+        state = taken.post
+    sp = SymPlatform(plat)
+    pre = lift_state(state)
+    outcome = SymOutcome.fresh("outcome")
+    st = vec_z3.step(sp, pre, SymShrinkTo(vec_z3.u64(prop.min_capacity), outcome), model.faults)
+    solved = solve([*st.constraints, z3.Not(prop.z3(sp, st))], timeout_ms)
+    if solved.answer is Answer.UNSAT:
+        return Result(prop, model, Verdict.PROVED, time.perf_counter() - start)
+    if solved.answer is Answer.UNKNOWN:
+        return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
+    query = [*st.constraints, z3.Not(prop.z3(sp, st))]
+    m = minimal_model(query, [z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok)], timeout_ms) or solved.model
+    action = ShrinkTo(prop.min_capacity, _outcome_from_model(m, outcome))
+    replayed = step(plat, state, action, model.faults)
+    if prop.py(plat, replayed):
+        raise ReplayError(f"{prop.id} on {model.name}: the counterexample does not violate the claim in Python")
+    cex = Counterexample.of_step(prop.id, model, plat, replayed, setup=prop.setup)
+    return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex)
+
+
+# --- reading a solver model back into reference-model values --------------------
+
+
+def _value(m: Any, term: Any) -> int:
+    return int(m.eval(term, model_completion=True).as_long())
+
+
+def _truth(m: Any, term: Any) -> bool:
+    return bool(z3.is_true(m.eval(term, model_completion=True)))
+
+
+def _outcome_from_model(m: Any, o: SymOutcome) -> Outcome:
+    return Outcome(_truth(m, o.kmalloc_ok), _truth(m, o.vmalloc_ok))
+
+
+def _state_from_model(m: Any, v: SymVec) -> VecState:
+    buf = None
+    if _truth(m, v.buf.live):
+        kind = Kind.VMALLOC if _truth(m, v.buf.vmalloc) else Kind.KMALLOC
+        buf = Allocation(_value(m, v.buf.id), kind, _value(m, v.buf.requested), _value(m, v.buf.physical))
+    length = _value(m, v.len)
+    return VecState(length, _value(m, v.layout_len), buf, Elements.identities(length), _value(m, v.next_id))

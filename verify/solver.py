@@ -1,0 +1,63 @@
+"""The solver backend: one query, one answer, with a timeout that means UNKNOWN."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+
+class Answer(enum.Enum):
+    UNSAT = "unsat"
+    SAT = "sat"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Solved:
+    answer: Answer
+    model: Any  # a z3.ModelRef when SAT
+    seconds: float
+    reason: str = ""  # why UNKNOWN, as the solver said it
+
+
+def solver_version() -> str:
+    return f"z3 {z3.get_version_string()}"
+
+
+def solve(assertions: list[Any], timeout_ms: int) -> Solved:
+    """Check the conjunction of `assertions`; UNSAT of a negated property is its proof."""
+    solver = z3.Solver()
+    solver.set("timeout", timeout_ms)
+    # Fixed seeds make answers (and counterexamples) repeatable run to run.
+    solver.set("random_seed", 0)
+    solver.add(*assertions)
+    start = time.perf_counter()
+    result = solver.check()
+    seconds = time.perf_counter() - start
+    if result == z3.unsat:
+        return Solved(Answer.UNSAT, None, seconds)
+    if result == z3.sat:
+        return Solved(Answer.SAT, solver.model(), seconds)
+    return Solved(Answer.UNKNOWN, None, seconds, solver.reason_unknown())
+
+
+def minimal_model(assertions: list[Any], objectives: list[Any], timeout_ms: int) -> Any | None:
+    """A model of `assertions` minimal in `objectives`, lexicographically, or None on timeout.
+
+    Called only once a plain check found the assertions satisfiable. The least
+    values make a counterexample small enough to read, and, being unique, the
+    same whatever else ran before in this process.
+    """
+    opt = z3.Optimize()
+    opt.set("timeout", timeout_ms)
+    opt.set(priority="lex")
+    opt.add(*assertions)
+    for term in objectives:
+        opt.minimize(z3.If(term, 1, 0) if z3.is_bool(term) else term)
+    if opt.check() != z3.sat:
+        return None
+    return opt.model()
