@@ -171,7 +171,8 @@ def _mul(rec: Recorder, a: int, b: int) -> int:
 def reserve(plat: Platform, v: VecState, additional: int, outcome: Outcome, rec: Recorder) -> tuple[bool, VecState]:
     """`Vec::reserve`: grow to max(2 * capacity, len + additional) when the spare room is short."""
     cap = v.capacity(plat)
-    if cap - v.len >= additional:
+    # usize subtraction, as the machine does it (it wraps only if len > capacity).
+    if wrap(cap - v.len) >= additional:
         return True, v
     if plat.elem_size == 0:
         return False, v  # a zero-sized T cannot have more than usize::MAX elements
