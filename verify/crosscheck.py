@@ -1,0 +1,186 @@
+"""Cross-check one concrete step of the Python reference model against the Z3 encoding.
+
+The proofs run on the Z3 encoding (models/vec_z3.py) and counterexamples replay
+on the Python model (models/vec.py), so the two must describe the same
+transition relation. For one concrete step we lift the pre-state and action into
+Z3 and ask two questions: (a) does the encoding accept the Python next state
+(satisfiable together with "post equals the Python post"), and (b) is that the
+only next state it allows (unsatisfiable together with the negation)? Together
+they say the encoding computes exactly what the Python model computes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from models.allocator import MAX_CALLS, Allocation, Effects, Kind
+from models.allocator_z3 import SymAlloc, SymEffects, fn_code, u64
+from models.elements import GARBAGE, Elements
+from models.machine import BITS, Platform
+from models.vec import Step, VecState
+from models.vec_z3 import SymPlatform, SymStep, SymVec, lift_action, lift_state
+from models.vec_z3 import step as sym_step
+
+# Runs of at most this many identities are compared index by index (so a
+# disagreement names the index); longer runs with one quantified formula.
+ELEMENT_LIMIT = 64
+TIMEOUT_MS = 30_000
+
+
+class CrossCheckError(Exception):
+    """The Z3 encoding and the Python model disagree on a step (or Z3 could not decide)."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One compared field: `formula` says the Z3 value equals the Python one, `term` is the Z3 value."""
+
+    name: str
+    formula: Any
+    term: Any  # None for a quantified comparison
+    expected: str
+
+
+def _same(name: str, term: Any, expected: bool | int) -> Field:
+    if isinstance(expected, bool):
+        return Field(name, term == z3.BoolVal(expected), term, str(expected))
+    return Field(name, term == z3.BitVecVal(expected, term.size()), term, str(expected))
+
+
+def _alloc_fields(prefix: str, sym: SymAlloc, alloc: Allocation) -> list[Field]:
+    return [
+        _same(f"{prefix}.id", sym.id, alloc.id),
+        _same(f"{prefix}.vmalloc", sym.vmalloc, alloc.kind is Kind.VMALLOC),
+        _same(f"{prefix}.requested", sym.requested, alloc.requested),
+        _same(f"{prefix}.physical", sym.physical, alloc.physical),
+    ]
+
+
+def _element_fields(sym: Any, elems: Elements, length: int) -> list[Field]:
+    """Identities at every index < length, skipping slots the Python model marks GARBAGE."""
+    fields = []
+    offset = 0
+    for first, count in elems.prefix(length).runs:
+        if first == GARBAGE:
+            pass
+        elif count <= ELEMENT_LIMIT:
+            fields += [_same(f"elems[{offset + k}]", sym[u64(offset + k)], first + k) for k in range(count)]
+        else:
+            i = z3.BitVec("i", BITS)
+            inside = z3.And(z3.UGE(i, offset), z3.ULT(i, offset + count))
+            formula = z3.ForAll([i], z3.Implies(inside, sym[i] == u64(first - offset) + i))
+            fields.append(Field(f"elems[{offset}..{offset + count - 1}]", formula, None, f"{first}.."))
+        offset += count
+    return fields
+
+
+def _effects_fields(sym: SymEffects, fx: Effects) -> list[Field]:
+    fields = []
+    for k in range(MAX_CALLS):
+        call = fx.calls[k] if k < len(fx.calls) else None
+        fn = None if call is None else call.fn
+        fields.append(Field(f"effects.calls[{k}].fn", sym.call_fn[k] == fn_code(fn), sym.call_fn[k], str(int(fn or 0))))
+        fields.append(_same(f"effects.calls[{k}].new_bytes", sym.call_new[k], call.new_bytes if call else 0))
+        fields.append(_same(f"effects.calls[{k}].old_bytes", sym.call_old[k], call.old_bytes if call else 0))
+    fields.append(_same("effects.alloc_made", sym.alloc_made, fx.allocated is not None))
+    if fx.allocated is not None:
+        fields += _alloc_fields("effects.allocated", sym.allocated, fx.allocated)
+    fields.append(_same("effects.copy_made", sym.copy_made, fx.copied is not None))
+    if fx.copied is not None:
+        fields.append(_same("effects.copy_src", sym.copy_src, fx.copied.src))
+        fields.append(_same("effects.copy_dst", sym.copy_dst, fx.copied.dst))
+        fields.append(_same("effects.copy_nbytes", sym.copy_nbytes, fx.copied.nbytes))
+    fields.append(_same("effects.free_made", sym.free_made, fx.freed is not None))
+    if fx.freed is not None:
+        fields.append(_same("effects.free_id", sym.free_id, fx.freed.alloc_id))
+        fields.append(_same("effects.free_nbytes", sym.free_nbytes, fx.freed.nbytes))
+        fields.append(_same("effects.copy_before_free", sym.copy_before_free, fx.copy_before_free))
+    return fields
+
+
+def step_fields(st: SymStep, s: Step) -> list[Field]:
+    """Every field of the Python step's outcome, as an equation over the Z3 step's terms."""
+    post: SymVec = st.post
+    py: VecState = s.post
+    fields = [
+        _same("ok", st.ok, s.ok),
+        _same("post.len", post.len, py.len),
+        _same("post.layout_len", post.layout_len, py.layout_len),
+        _same("post.buf.live", post.buf.live, py.buf is not None),
+    ]
+    if py.buf is not None:
+        fields += _alloc_fields("post.buf", post.buf, py.buf)
+    fields.append(_same("post.next_id", post.next_id, py.next_id))
+    fields.append(_same("overflow", st.overflow, s.overflow))
+    fields += _effects_fields(st.effects, s.effects)
+    fields += [
+        Field(f"post.{f.name}", f.formula, f.term, f.expected) for f in _element_fields(post.elems, py.elems, py.len)
+    ]
+    return fields
+
+
+def _show(model: z3.ModelRef, term: Any) -> str:
+    if term is None:
+        return "something else"
+    value = model.eval(term, model_completion=True)
+    return str(value.as_long()) if z3.is_bv_value(value) else str(value)
+
+
+def _solver(constraints: tuple[Any, ...]) -> z3.Solver:
+    solver = z3.Solver()
+    solver.set("timeout", TIMEOUT_MS)
+    solver.set("random_seed", 0)
+    solver.add(*constraints)
+    return solver
+
+
+def check_transition(plat: Platform, s: Step, faults: frozenset[str] = frozenset()) -> None:
+    """Raise CrossCheckError unless the Z3 encoding's only next state for (s.pre, s.action) is s's outcome.
+
+    Meant for pre-states that satisfy the type invariant and hold no GARBAGE
+    slot (every state the unmutated model reaches). From others the encodings
+    may legitimately part: Z3 reads an uncopied slot as an arbitrary identity
+    (retain may drop it), and `capacity - len` wraps in Z3 when len > capacity.
+    """
+    pre = lift_state(s.pre)
+    st = sym_step(SymPlatform(plat), pre, lift_action(s.action, pre), faults)
+    fields = step_fields(st, s)
+    where = (
+        f"For T of {plat.elem_size} bytes, {plat.page_size}-byte pages"
+        f"{', faults ' + ', '.join(sorted(faults)) if faults else ''}, pre-state {s.pre} and action {s.action}"
+    )
+
+    def fail(what: str) -> CrossCheckError:
+        return CrossCheckError(f"{where}: {what}")
+
+    # (a) The encoding accepts the Python outcome.
+    accepts = _solver(st.constraints)
+    for index, f in enumerate(fields):
+        accepts.assert_and_track(f.formula, z3.Bool(f"field!{index}"))
+    answer = accepts.check()
+    if answer == z3.unknown:
+        raise fail(f"Z3 could not decide whether it accepts the Python outcome ({accepts.reason_unknown()}).")
+    if answer == z3.unsat:
+        core = {str(b) for b in accepts.unsat_core()}
+        blamed = [f for index, f in enumerate(fields) if f"field!{index}" in core]
+        alone = _solver(st.constraints)
+        if alone.check() != z3.sat:
+            raise fail("the Z3 encoding admits no next state at all (its transition relation is unsatisfiable).")
+        model = alone.model()
+        diffs = "; ".join(f"{f.name}: Python {f.expected}, Z3 {_show(model, f.term)}" for f in blamed)
+        raise fail(f"the Z3 encoding rejects the Python outcome; the fields in conflict are {diffs}.")
+
+    # (b) Nothing but the Python outcome is possible.
+    others = _solver(st.constraints)
+    others.add(z3.Not(z3.And([f.formula for f in fields])))
+    answer = others.check()
+    if answer == z3.unknown:
+        raise fail(f"Z3 could not decide whether another outcome is possible ({others.reason_unknown()}).")
+    if answer == z3.sat:
+        model = others.model()
+        differing = [f for f in fields if not z3.is_true(model.eval(f.formula, model_completion=True))]
+        diffs = "; ".join(f"{f.name}: Python {f.expected}, Z3 {_show(model, f.term)}" for f in differing)
+        raise fail(f"the Z3 encoding also allows a different outcome, where {diffs or 'a quantified field differs'}.")
