@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.binder import POLICIES
 from models.faults import check_faults
 
 
@@ -22,6 +23,7 @@ class ModelSpec:
     size_min: int
     size_max: int
     faults: frozenset[str] = frozenset()
+    policy: str | None = None  # a binder shrink policy: the model is binder's all_procs
 
     def __post_init__(self) -> None:
         check_faults(self.faults)
@@ -48,7 +50,7 @@ class ModelSpec:
 
     def with_faults(self, faults: frozenset[str]) -> ModelSpec:
         suffix = "+".join(sorted(faults))
-        return ModelSpec(f"{self.name}!{suffix}", self.description, self.size_min, self.size_max, faults)
+        return ModelSpec(f"{self.name}!{suffix}", self.description, self.size_min, self.size_max, faults, self.policy)
 
 
 def _is_pow2(n: int) -> bool:
@@ -61,6 +63,10 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("kvvec-v6/u64", "KVVec<Arc<Process>>: binder's 8-byte element", 8, 8),
     ModelSpec("kvvec-v6/t24", "KVVec<T> with a 24-byte T (not a power of two)", 24, 24),
     ModelSpec("kvvec-v6/pow2", "KVVec<T>, size_of::<T>() symbolic: every power of two in 1..=4096", 1, 4096),
+    *(
+        ModelSpec(f"binder/{p.name}", f"binder all_procs, policy {p.name}: {p.rule}", 8, 8, policy=p.name)
+        for p in POLICIES
+    ),
 )
 
 

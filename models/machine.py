@@ -39,8 +39,10 @@ class Platform:
     page_size: int = 4096
 
     def __post_init__(self) -> None:
-        if self.page_size not in PAGE_SIZES:
-            raise ValueError(f"page size must be one of {PAGE_SIZES}, not {self.page_size}")
+        # Real pages are PAGE_SIZES; the explicit-state explorer also uses small
+        # pages (down to 64 bytes) so that every allocator path fits a small graph.
+        if not (64 <= self.page_size <= max(PAGE_SIZES) and self.page_size & (self.page_size - 1) == 0):
+            raise ValueError(f"page size must be a power of two in 64..65536, not {self.page_size}")
         if not 0 <= self.elem_size <= ISIZE_MAX:
             raise ValueError(f"element size out of range: {self.elem_size}")
 
@@ -60,7 +62,7 @@ def kmalloc_size_classes(page_size: int) -> tuple[int, ...]:
     KMALLOC_MIN_SIZE is 8 on x86-64 and arm64; the 96 and 192 byte caches exist
     whenever the minimum is below 64.
     """
-    classes = [8, 16, 32, 64, 96, 128, 192]
+    classes = [c for c in (8, 16, 32, 64, 96, 128, 192) if c <= 2 * page_size]
     size = 256
     while size <= 2 * page_size:
         classes.append(size)

@@ -88,9 +88,14 @@ class SymPlatform:
         return self.times_size(v.layout_len)
 
 
-def type_invariant(sp: SymPlatform, v: SymVec) -> Any:
-    """The type invariants of kvec.rs and of the allocation: the counterpart of VecState.invariant_violations."""
+def type_invariant(sp: SymPlatform, v: SymVec, ghost: bool = True) -> Any:
+    """The type invariants of kvec.rs and of the allocation: the counterpart of VecState.invariant_violations.
+
+    `ghost` adds the model's own bookkeeping (allocation ids below the next id),
+    which is not a kernel invariant and wraps after 2^64 allocations.
+    """
     size = sp.elem_size
+    ghost_clause = z3.Implies(v.buf.live, z3.ULT(v.buf.id, v.next_id)) if ghost else z3.BoolVal(True)
     return z3.And(
         z3.ULE(v.len, sp.capacity(v)),
         sp.times_size_fits(v.layout_len),
@@ -99,7 +104,7 @@ def type_invariant(sp: SymPlatform, v: SymVec) -> Any:
         v.buf.live == (sp.layout_bytes(v) != 0),
         z3.Implies(v.buf.live, v.buf.requested == sp.layout_bytes(v)),
         kv.allocation_well_formed(sp.plat, v.buf),
-        z3.Implies(v.buf.live, z3.ULT(v.buf.id, v.next_id)),
+        ghost_clause,
     )
 
 

@@ -1,0 +1,146 @@
+"""Reference model of binder's `all_procs` (drivers/android/binder/context.rs) and its shrink policies.
+
+`all_procs` is a `KVVec<Arc<Process>>`: 8-byte elements. Registering a process
+pushes it (an allocation failure is returned, the list unchanged).
+Deregistering removes it with `retain`, then applies the shrink policy and
+ignores shrink_to's error. The Z3 counterpart is binder_z3.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from models import vec
+from models.allocator import Outcome
+from models.machine import Platform
+from models.vec import Push, Retain, ShrinkTo, Step, VecState
+
+ELEM_SIZE = 8  # size_of::<Arc<Process>>()
+SUCCESS = Outcome()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When to shrink after a deregistration, and to what: once in Python, once in Z3."""
+
+    name: str
+    rule: str
+    trigger: Callable[[int, int], bool]
+    target: Callable[[int, int], int]
+    trigger_z3: Callable[[Any, Any], Any]
+    target_z3: Callable[[Any, Any], Any]
+
+
+POLICIES: tuple[Policy, ...] = (
+    # v6 (merged): shrink to twice the length once usage falls below a quarter.
+    Policy(
+        "v6",
+        "len < cap/4: shrink_to(len*2)",
+        lambda n, cap: n < cap // 4,
+        lambda n, cap: n * 2,
+        lambda n, cap: z3.ULT(n, z3.UDiv(cap, 4)),
+        lambda n, cap: n * 2,
+    ),
+    # v4: the same trigger, halving the capacity.
+    Policy(
+        "v4",
+        "len < cap/4: shrink_to(cap/2)",
+        lambda n, cap: n < cap // 4,
+        lambda n, cap: cap // 2,
+        lambda n, cap: z3.ULT(n, z3.UDiv(cap, 4)),
+        lambda n, cap: z3.UDiv(cap, 2),
+    ),
+    # A naive policy for comparison: shrink to fit as soon as half is unused.
+    Policy(
+        "naive",
+        "len < cap/2: shrink_to(len)",
+        lambda n, cap: n < cap // 2,
+        lambda n, cap: n,
+        lambda n, cap: z3.ULT(n, z3.UDiv(cap, 2)),
+        lambda n, cap: n,
+    ),
+    # Before the series: the list never shrinks.
+    Policy(
+        "never",
+        "never shrink",
+        lambda n, cap: False,
+        lambda n, cap: cap,
+        lambda n, cap: z3.BoolVal(False),
+        lambda n, cap: cap,
+    ),
+)
+
+
+def policy_named(name: str) -> Policy:
+    for policy in POLICIES:
+        if policy.name == name:
+            return policy
+    raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Register:
+    pid: int
+    outcome: Outcome = SUCCESS
+
+
+@dataclass(frozen=True)
+class Deregister:
+    """Remove process `pid`; `outcome` drives the shrink_to the policy may call."""
+
+    pid: int
+    outcome: Outcome = SUCCESS
+
+
+BinderAction = Register | Deregister
+
+
+@dataclass(frozen=True)
+class BinderStep:
+    pre: VecState
+    action: BinderAction
+    post: VecState
+    ok: bool  # a registration's result; a deregistration always succeeds
+    steps: tuple[Step, ...]  # the Vec operations it made
+
+    @property
+    def allocator_calls(self) -> int:
+        return sum(len(s.effects.calls) for s in self.steps)
+
+    @property
+    def reallocates(self) -> bool:
+        """The operation changed the buffer: a new layout or a different allocation.
+
+        A failed allocation changes nothing and does not count.
+        """
+        old, new = self.pre.buf, self.post.buf
+        moved = (old is None) != (new is None) or (old is not None and new is not None and old.id != new.id)
+        return self.post.layout_len != self.pre.layout_len or moved
+
+    @property
+    def shrank(self) -> bool:
+        return self.post.layout_len < self.pre.layout_len
+
+    @property
+    def shrink_attempted(self) -> bool:
+        return any(isinstance(s.action, ShrinkTo) for s in self.steps)
+
+
+def binder_step(plat: Platform, policy: Policy, state: VecState, action: BinderAction) -> BinderStep:
+    """One registration or deregistration, as context.rs does it."""
+    assert plat.elem_size == ELEM_SIZE
+    if isinstance(action, Register):
+        pushed = vec.step(plat, state, Push(action.pid, action.outcome))
+        return BinderStep(state, action, pushed.post, pushed.ok, (pushed,))
+    removed = vec.step(plat, state, Retain(action.pid))
+    after = removed.post
+    if not policy.trigger(after.len, after.capacity(plat)):
+        return BinderStep(state, action, after, True, (removed,))
+    target = policy.target(after.len, after.capacity(plat))
+    shrunk = vec.step(plat, after, ShrinkTo(target, action.outcome))
+    # shrink_to's error is ignored: the list stays as retain left it.
+    return BinderStep(state, action, shrunk.post, True, (removed, shrunk))

@@ -1,0 +1,75 @@
+"""Z3 encoding of binder's all_procs operations: the counterpart of binder.py.
+
+A deregistration removes its process either with `retain` of an identity, as
+context.rs does, or (`remove_one`) by dropping one present element, which has
+the same effect on len, capacity and the buffer and needs no quantifier, so
+sequences of many steps stay cheap for the solver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from models import vec_z3
+from models.allocator_z3 import SymOutcome, ite, u64
+from models.binder import Policy
+from models.vec_z3 import SymPlatform, SymPush, SymRetain, SymShrinkTo, SymStep, SymTruncate, SymVec
+
+
+@dataclass(frozen=True)
+class SymBinderStep:
+    pre: SymVec
+    post: SymVec
+    ok: Any
+    reallocates: Any  # the buffer changed: a new layout or a different allocation
+    shrink_attempted: Any
+    shrink_ok: Any
+    constraints: tuple[Any, ...]
+
+
+def _changed(pre: SymVec, post: SymVec) -> Any:
+    moved = z3.Or(pre.buf.live != post.buf.live, z3.And(pre.buf.live, post.buf.live, pre.buf.id != post.buf.id))
+    return z3.Or(pre.layout_len != post.layout_len, moved)
+
+
+def register(sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome, prefix: str) -> SymBinderStep:
+    st = vec_z3.step(sp, pre, SymPush(pid, outcome), prefix=prefix)
+    false = z3.BoolVal(False)
+    return SymBinderStep(pre, st.post, st.ok, _changed(pre, st.post), false, false, st.constraints)
+
+
+def deregister(
+    sp: SymPlatform,
+    policy: Policy,
+    pre: SymVec,
+    pid: Any,
+    outcome: SymOutcome,
+    prefix: str,
+    remove_one: bool = False,
+) -> SymBinderStep:
+    removal = SymTruncate(pre.len - 1) if remove_one else SymRetain(pid)
+    removed: SymStep = vec_z3.step(sp, pre, removal, prefix=f"{prefix}.retain")
+    after = removed.post
+    cap = sp.capacity(after)
+    attempt = policy.trigger_z3(after.len, cap)
+    shrunk = vec_z3.step(
+        sp, after, SymShrinkTo(policy.target_z3(after.len, cap), outcome), prefix=f"{prefix}.shrink"
+    )
+    # shrink_to's error is ignored: on Err the list stays as retain left it.
+    post = ite(attempt, shrunk.post, after)
+    constraints = removed.constraints + shrunk.constraints
+    return SymBinderStep(pre, post, z3.BoolVal(True), _changed(pre, post), attempt, shrunk.ok, constraints)
+
+
+def initial() -> SymVec:
+    """`KVVec::new()`: empty, dangling, no allocation yet."""
+    i = z3.BitVec("i", 64)
+    return SymVec(u64(0), u64(0), vec_z3.SymAlloc.none(), z3.Lambda([i], i), u64(1))
+
+
+def with_next_id(v: SymVec, next_id: Any) -> SymVec:
+    return dataclasses.replace(v, next_id=next_id)
