@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,13 @@ from models.machine import Platform
 from models.vec import Step
 from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep
 
+
+class Verdict(enum.Enum):
+    PROVED = "PROVED"
+    VIOLATED = "VIOLATED"
+    UNKNOWN = "UNKNOWN"
+
+
 # The Z3 side of a single-call property: a formula over one encoded shrink_to
 # step that must hold for every pre-state satisfying the type invariants.
 Z3Predicate = Callable[[SymPlatform, SymStep, SymShrinkTo], Any]
@@ -18,8 +26,9 @@ Z3Predicate = Callable[[SymPlatform, SymStep, SymShrinkTo], Any]
 PyPredicate = Callable[[Platform, Step], bool]
 
 
-def always(_model: ModelSpec) -> bool:
-    return True
+def always(model: ModelSpec) -> bool:
+    """Every KVVec model (binder models have sequence properties of their own)."""
+    return model.policy is None
 
 
 def never(_model: ModelSpec) -> bool:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from properties import kunit, shrink
+from models.catalogue import ModelSpec
+from properties import binder, kunit, shrink
 from properties.base import Property
+from properties.binder import SequenceProperty
 
 
-def all_properties(page_size: int) -> tuple[Property, ...]:
+def applicable(prop: Property | SequenceProperty, model: ModelSpec) -> bool:
+    """Sequence properties check binder models; the others check KVVec models."""
+    return prop.applies(model) and isinstance(prop, SequenceProperty) == (model.policy is not None)
+
+
+def all_properties(page_size: int) -> tuple[Property | SequenceProperty, ...]:
     """The catalogue; the KUnit scenarios are sized in pages, so they depend on PAGE_SIZE."""
-    return (*shrink.PROPERTIES, *kunit.scenarios(page_size))
+    return (*shrink.PROPERTIES, *kunit.scenarios(page_size), *binder.PROPERTIES)

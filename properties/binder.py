@@ -1,0 +1,394 @@
+"""Properties of binder's all_procs under each shrink policy, over operation sequences.
+
+Each property names its method: the explicit-state explorer (exhaustive on a
+small instance), bounded model checking from the empty list (PROVED up to k
+steps), Z3 over every state (one operation from any state satisfying the type
+invariants), or induction (every sequence). Every violation is a trace of
+operations from `KVVec::new()`, replayed on the Python model before it is
+reported; `violated` is the Python judge of such a trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import networkx as nx
+import z3
+
+from models import binder_z3
+from models.allocator import kmalloc_physical
+from models.allocator_z3 import SymOutcome
+from models.binder import ELEM_SIZE, BinderAction, BinderStep, Deregister, Policy, Register, binder_step
+from models.catalogue import ModelSpec
+from models.machine import Platform
+from models.vec import VecState
+from models.vec_z3 import SymPlatform, SymVec, type_invariant
+from properties.base import Verdict
+from properties.shrink import state_equal_py, state_equal_z3
+from verify.explorer import Exploration, Instance, canonical, explore, realloc_cycle, worst_reallocations
+from verify.sequences import Unrolling, actions_from_model, bmc
+from verify.solver import Answer, solve
+
+INSTANCE = Instance(page_size=64, max_capacity=40)
+BMC_DEPTH = 8
+WORST_CASE_K = 16
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a sequence check found: a verdict, what it covers, and a violating trace if any."""
+
+    verdict: Verdict
+    scope: str
+    actions: tuple[BinderAction, ...] = ()
+    page_size: int = 4096
+    mark: int = 0  # for a cycle: the index of its first operation
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SequenceProperty:
+    id: str
+    statement: str
+    method: str
+    check: Callable[[Policy, int, int], Finding]  # (policy, page size, timeout ms)
+    violated: Callable[[Platform, list[BinderStep], int], bool]  # Python judge of a replayed trace
+    expect_violated_on: frozenset[str] = frozenset()
+    explanation: str = ""
+    metrics: Callable[[Policy], str] | None = field(default=None)
+
+    def applies(self, model: ModelSpec) -> bool:
+        return model.policy is not None
+
+    def expect_violated(self, model: ModelSpec) -> bool:
+        return model.policy in self.expect_violated_on
+
+
+def replay(plat: Platform, policy: Policy, actions: tuple[BinderAction, ...]) -> list[BinderStep]:
+    """Run a trace of operations from `KVVec::new()` on the Python model."""
+    state, steps = VecState(), []
+    for action in actions:
+        taken = binder_step(plat, policy, state, action)
+        steps.append(taken)
+        state = taken.post
+    return steps
+
+
+def concrete_actions(plat: Platform, policy: Policy, steps: list[BinderStep]) -> tuple[BinderAction, ...]:
+    """The explorer's canonical steps as operations on real, distinct process identities."""
+    state, actions, fresh = VecState(), [], 0
+    for s in steps:
+        action: BinderAction
+        if isinstance(s.action, Register):
+            action = Register(fresh, s.action.outcome)
+            fresh += 1
+        else:
+            action = Deregister(state.elems.at(0), s.action.outcome)
+        actions.append(action)
+        state = binder_step(plat, policy, state, action).post
+    return tuple(actions)
+
+
+# --- Python judges of a trace's last operation(s) ------------------------------
+
+
+def shrink_refused(s: BinderStep) -> bool:
+    """The policy asked for a shrink, shrink_to returned Ok, and nothing changed: the vmalloc page rule."""
+    return s.shrink_attempted and s.steps[-1].ok and s.post.layout_len == s.steps[-1].pre.layout_len
+
+
+def shrink_failed(s: BinderStep) -> bool:
+    return s.shrink_attempted and not s.steps[-1].ok
+
+
+def regrow(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
+    if len(steps) < 2:
+        return False
+    d, r = steps[-2], steps[-1]
+    return isinstance(d.action, Deregister) and d.shrank and isinstance(r.action, Register) and r.reallocates
+
+
+def waste(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
+    s = steps[-1] if steps else None
+    if s is None or not isinstance(s.action, Deregister) or shrink_failed(s) or shrink_refused(s):
+        return False
+    return s.post.capacity(plat) >= 4 * (s.post.len + 1)
+
+
+def reclaim_bound(plat: Platform, n: int) -> int:
+    """What a fresh kmalloc of the waste bound, 4 * (n + 1) elements, holds."""
+    return kmalloc_physical(plat, 4 * (n + 1) * ELEM_SIZE)
+
+
+def reclaim(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
+    s = steps[-1] if steps else None
+    if s is None or not isinstance(s.action, Deregister) or shrink_failed(s):
+        return False
+    return s.post.physical() > reclaim_bound(plat, s.post.len)
+
+
+def thrash(plat: Platform, steps: list[BinderStep], mark: int) -> bool:
+    cycle = steps[mark:]
+    closes = bool(cycle) and canonical(cycle[0].pre) == canonical(cycle[-1].post)
+    return closes and all(s.reallocates for s in cycle)
+
+
+def keeps_others(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
+    s = steps[-1] if steps else None
+    if s is None or not isinstance(s.action, Deregister):
+        return False
+    return s.post.elems != s.pre.elems.without(s.action.pid)
+
+
+def failed_register(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
+    s = steps[-1] if steps else None
+    return s is not None and isinstance(s.action, Register) and not s.ok and not state_equal_py(s.pre, s.post)
+
+
+# --- explicit-state checks ------------------------------------------------------
+
+
+@cache
+def exploration(policy: Policy) -> Exploration:
+    return explore(policy, INSTANCE)
+
+
+def _scope(ex: Exploration) -> str:
+    return f"explicit-state: {ex.states} states, {ex.edges} edges, {ex.instance.describe()}"
+
+
+def _shortest(ex: Exploration, candidates: list[tuple[VecState, list[BinderStep]]]) -> list[BinderStep] | None:
+    """The shortest trace: a shortest path to the start of the violating steps, then the steps."""
+    if not candidates:
+        return None
+    dist = nx.single_source_shortest_path_length(ex.graph, ex.initial)
+    start, tail = min(candidates, key=lambda c: dist[c[0]] + len(c[1]))
+    return ex.path_to(start) + tail
+
+
+def _explored(policy: Policy, judge: Callable[[Platform, list[BinderStep], int], bool], pairs: bool) -> Finding:
+    ex = exploration(policy)
+    plat = INSTANCE.platform
+    candidates = []
+    for u, v, s in ex.steps():
+        if pairs:
+            candidates += [(u, [s, r]) for _, _, r in ex.graph.out_edges(v, data="step") if judge(plat, [s, r], 0)]
+        elif judge(plat, [s], 0):
+            candidates.append((u, [s]))
+    trace = _shortest(ex, candidates)
+    if trace is None:
+        return Finding(Verdict.PROVED, _scope(ex), page_size=INSTANCE.page_size)
+    actions = concrete_actions(plat, policy, trace)
+    return Finding(Verdict.VIOLATED, _scope(ex), actions, INSTANCE.page_size)
+
+
+def check_thrash(policy: Policy, _page: int, _timeout: int) -> Finding:
+    ex = exploration(policy)
+    cycle = realloc_cycle(ex)
+    if cycle is None:
+        return Finding(Verdict.PROVED, _scope(ex), page_size=INSTANCE.page_size, detail=thrash_metrics(policy))
+    lead = ex.path_to(canonical(cycle[0].pre))
+    actions = concrete_actions(INSTANCE.platform, policy, lead + cycle)
+    return Finding(Verdict.VIOLATED, _scope(ex), actions, INSTANCE.page_size, mark=len(lead))
+
+
+def thrash_metrics(policy: Policy) -> str:
+    table = worst_reallocations(exploration(policy), WORST_CASE_K)
+    return "worst-case reallocating operations among k consecutive, k=1..16: " + " ".join(map(str, table))
+
+
+# --- Z3 checks --------------------------------------------------------------------
+
+
+def _sym(page: int) -> SymPlatform:
+    return SymPlatform(Platform(ELEM_SIZE, page))
+
+
+def _finding_from_bmc(
+    policy: Policy, page: int, timeout: int, judge: Callable[[Platform, list[BinderStep], int], bool],
+    bad_at: Callable[[SymPlatform, Unrolling, int], Any],
+) -> Finding:
+    sp = _sym(page)
+    solved, u = bmc(sp, policy, BMC_DEPTH, bad_at, timeout)
+    scope = f"z3 BMC from KVVec::new(): up to {BMC_DEPTH} operations, PAGE_SIZE {page} B"
+    if solved.answer is Answer.UNSAT:
+        return Finding(Verdict.PROVED, scope, page_size=page)
+    if solved.answer is Answer.UNKNOWN:
+        return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=solved.reason)
+    actions = actions_from_model(solved.model, u)
+    steps = replay(sp.plat, policy, tuple(actions))
+    # The shortest prefix whose last operation the Python judge finds violating.
+    for end in range(1, len(steps) + 1):
+        if judge(sp.plat, steps[:end], 0):
+            return Finding(Verdict.VIOLATED, scope, tuple(actions[:end]), page)
+    return Finding(Verdict.VIOLATED, scope, tuple(actions), page)  # the engine's replay rejects it
+
+
+def regrow_bad(sp: SymPlatform, u: Unrolling, i: int) -> Any:
+    if i == 0:
+        return z3.BoolVal(False)
+    d, r = u.steps[i - 1], u.steps[i]
+    shrank = z3.ULT(d.post.layout_len, d.pre.layout_len)
+    return z3.And(z3.Not(u.is_register[i - 1]), shrank, u.is_register[i], r.reallocates)
+
+
+def waste_bad(sp: SymPlatform, u: Unrolling, i: int) -> Any:
+    s = u.steps[i]
+    failed = z3.And(s.shrink_attempted, z3.Not(s.shrink_ok))
+    refused = z3.And(s.shrink_attempted, s.shrink_ok, z3.Not(s.reallocates))
+    cap, n = sp.capacity(s.post), s.post.len
+    too_big = z3.UGE(z3.ZeroExt(2, cap), 4 * (z3.ZeroExt(2, n) + 1))
+    return z3.And(z3.Not(u.is_register[i]), z3.Not(failed), z3.Not(refused), too_big)
+
+
+def _fresh_pre(page: int, ghost: bool = True) -> tuple[SymPlatform, SymVec, list[Any]]:
+    sp = _sym(page)
+    fresh = SymVec.fresh("pre")
+    i = z3.BitVec("i", 64)
+    pre = SymVec(fresh.len, fresh.layout_len, fresh.buf, z3.Lambda([i], i), fresh.next_id)
+    return sp, pre, [type_invariant(sp, pre, ghost)]
+
+
+def _single_step(policy: Policy, page: int, timeout: int, claim: Callable[[SymPlatform, SymVec], list[Any]]) -> Finding:
+    sp, pre, assumptions = _fresh_pre(page)
+    solved = solve([*assumptions, *claim(sp, pre)], timeout)
+    scope = f"z3: one operation from every state, all 64-bit values, PAGE_SIZE {page} B"
+    if solved.answer is Answer.UNSAT:
+        return Finding(Verdict.PROVED, scope, page_size=page)
+    if solved.answer is Answer.UNKNOWN:
+        return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=solved.reason)
+    return Finding(Verdict.VIOLATED, scope, page_size=page, detail="a pre-state violates it (no trace from new())")
+
+
+def check_keeps_others(policy: Policy, page: int, timeout: int) -> Finding:
+    def negated(sp: SymPlatform, pre: SymVec) -> list[Any]:
+        pid = z3.BitVec("pid", 64)
+        st = binder_z3.deregister(sp, policy, pre, pid, SymOutcome.fresh("outcome"), "dereg")
+        k = z3.BitVec("k", 64)
+        present = z3.ULT(pid, pre.len)
+        shifted = z3.And(
+            st.post.len == pre.len - 1,
+            z3.Implies(z3.ULT(k, st.post.len), st.post.elems[k] == z3.If(z3.ULT(k, pid), k, k + 1)),
+        )
+        unchanged = z3.And(st.post.len == pre.len, z3.Implies(z3.ULT(k, pre.len), st.post.elems[k] == k))
+        return [*st.constraints, z3.Not(z3.If(present, shifted, unchanged))]
+
+    return _single_step(policy, page, timeout, negated)
+
+
+def check_failed_register(policy: Policy, page: int, timeout: int) -> Finding:
+    def negated(sp: SymPlatform, pre: SymVec) -> list[Any]:
+        st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg")
+        return [*st.constraints, z3.Not(z3.Implies(z3.Not(st.ok), state_equal_z3(pre, st.post)))]
+
+    return _single_step(policy, page, timeout, negated)
+
+
+def check_invariant(policy: Policy, page: int, timeout: int) -> Finding:
+    """Induction: new() satisfies the type invariants, and every operation keeps them."""
+    sp, pre, assumptions = _fresh_pre(page, ghost=False)
+    scope = f"z3 induction: every sequence of operations, PAGE_SIZE {page} B"
+    base = solve([z3.Not(type_invariant(sp, binder_z3.initial(), ghost=False))], timeout)
+    is_register = z3.Bool("register")
+    outcome = SymOutcome.fresh("outcome")
+    reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg")
+    dereg = binder_z3.deregister(sp, policy, pre, z3.BitVec("pid", 64), outcome, "dereg")
+    kept_reg, kept_dereg = type_invariant(sp, reg.post, ghost=False), type_invariant(sp, dereg.post, ghost=False)
+    post = z3.If(is_register, z3.Not(kept_reg), z3.Not(kept_dereg))
+    step = solve([*assumptions, *reg.constraints, *dereg.constraints, post], timeout)
+    answers = {base.answer, step.answer}
+    if answers == {Answer.UNSAT}:
+        return Finding(Verdict.PROVED, scope, page_size=page)
+    if Answer.SAT in answers:
+        return Finding(Verdict.VIOLATED, scope, page_size=page, detail="the invariant is not inductive")
+    return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=base.reason or step.reason)
+
+
+def _no_trace(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
+    return False
+
+
+PROPERTIES: tuple[SequenceProperty, ...] = (
+    SequenceProperty(
+        "binder.no-immediate-regrow",
+        "after a deregistration that shrank the list, the next registration does not reallocate",
+        "explicit-state",
+        lambda p, _page, _t: _explored(p, regrow, pairs=True),
+        regrow,
+        frozenset({"v6", "naive"}),
+        "v6 shrinks to len*2, which is 0 when the last process leaves: the buffer is freed and the next"
+        " registration allocates again; naive shrinks to exactly len, so the next registration must grow",
+    ),
+    SequenceProperty(
+        "binder.no-immediate-regrow.bmc",
+        "the same, by bounded model checking with 4 KiB pages from the empty list",
+        "z3 BMC",
+        lambda p, page, t: _finding_from_bmc(p, page, t, regrow, regrow_bad),
+        regrow,
+        frozenset({"v6", "naive"}),
+        "as above: v6 after its last process leaves (9 operations), naive after any shrink",
+    ),
+    SequenceProperty(
+        "binder.keeps-others",
+        "a deregistration keeps every other process, in order, whatever the allocator does",
+        "z3: every state",
+        check_keeps_others,
+        keeps_others,
+    ),
+    SequenceProperty(
+        "binder.failed-register-unchanged",
+        "a failed registration leaves the list unchanged",
+        "z3: every state",
+        check_failed_register,
+        failed_register,
+    ),
+    SequenceProperty(
+        "binder.invariant-forever",
+        "every sequence of registrations and deregistrations keeps the KVVec type invariants",
+        "z3 induction",
+        check_invariant,
+        _no_trace,
+    ),
+    SequenceProperty(
+        "binder.waste-bound",
+        "after any deregistration, capacity < 4 * (len + 1), unless its shrink_to failed or the"
+        " vmalloc page rule refused it",
+        "explicit-state",
+        lambda p, _page, _t: _explored(p, waste, pairs=False),
+        waste,
+        frozenset({"v4", "never"}),
+        "never does not shrink at all; v4 halves the capacity, so after the page rule or a failed"
+        " allocation skipped earlier shrinks, one halving leaves far more than 4 * (len + 1)",
+    ),
+    SequenceProperty(
+        "binder.waste-bound.bmc",
+        "the same, by bounded model checking with 4 KiB pages from the empty list",
+        "z3 BMC",
+        lambda p, page, t: _finding_from_bmc(p, page, t, waste, waste_bad),
+        waste,
+        frozenset({"never"}),
+        "never does not shrink: registering 4 processes and deregistering them leaves capacity 4 with len 0",
+    ),
+    SequenceProperty(
+        "binder.no-thrash",
+        "no reachable cycle in which every operation reallocates",
+        "explicit-state",
+        check_thrash,
+        thrash,
+        metrics=thrash_metrics,
+    ),
+    SequenceProperty(
+        "binder.reclaim",
+        "after a deregistration whose shrink did not fail, the physical memory held is at most what a"
+        " fresh kmalloc of 4 * (len + 1) processes takes: bounded by len, not by the peak",
+        "explicit-state",
+        lambda p, _page, _t: _explored(p, reclaim, pairs=False),
+        reclaim,
+        frozenset({"v6", "v4", "naive", "never"}),
+        "on the kmalloc path krealloc keeps the peak's object when shrinking, so a list that grew to"
+        " N processes in kmalloc memory holds it after falling to any n; only vmalloc buffers are reclaimed",
+    ),
+)
