@@ -17,7 +17,8 @@ from models.catalogue import MODELS, ModelSpec
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES
 from properties.base import Property
-from properties.registry import all_properties
+from properties.binder import SequenceProperty
+from properties.registry import all_properties, applicable
 from verify import __version__
 from verify.counterexample import TraceError, save
 from verify.engine import ReplayError, Result, Verdict
@@ -73,8 +74,10 @@ def build_parser() -> Parser:
     return parser
 
 
-def selected(pattern: str, props: Sequence[Property], models: Sequence[ModelSpec]) -> list[tuple[Property, ModelSpec]]:
-    pairs = [(p, m) for p in props for m in models if p.applies(m)]
+def selected(
+    pattern: str, props: Sequence[Property | SequenceProperty], models: Sequence[ModelSpec]
+) -> list[tuple[Property | SequenceProperty, ModelSpec]]:
+    pairs = [(p, m) for p in props for m in models if applicable(p, m)]
     if pattern == "all":
         return pairs
 

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from models.allocator import Allocation, Effects, Kind, Outcome
+from models.binder import BinderAction, BinderStep, Deregister, Register
 from models.catalogue import ModelSpec
 from models.elements import Elements
 from models.machine import Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate, VecState
 
 FORMAT = "verify-counterexample/1"
+TRACE_FORMAT = "verify-binder-trace/1"
 
 
 class TraceError(Exception):
@@ -50,7 +52,7 @@ def state_from_json(d: dict[str, Any]) -> VecState:
     return VecState(d["len"], d["layout_len"], buf, elems, d["next_id"])
 
 
-def action_json(a: Action) -> dict[str, Any]:
+def action_json(a: Action | BinderAction) -> dict[str, Any]:
     d: dict[str, Any] = {"op": type(a).__name__}
     for key, value in vars(a).items():
         if isinstance(value, Outcome):
@@ -149,7 +151,7 @@ class Counterexample:
         return f"{self.property_id}--{model}--{digest}.json"
 
 
-def save(cex: Counterexample, directory: Path) -> tuple[Path, bool]:
+def save(cex: Counterexample | TraceCounterexample, directory: Path) -> tuple[Path, bool]:
     """Write atomically under a content-derived name; returns (path, newly written?)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / cex.file_name()
@@ -173,15 +175,22 @@ def save(cex: Counterexample, directory: Path) -> tuple[Path, bool]:
     return path, True
 
 
-def load(path: Path) -> tuple[Platform, tuple[Action, ...], VecState, Action, frozenset[str], dict[str, Any]]:
-    """Read a counterexample file; any problem is a TraceError with one clear line."""
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         d = json.loads(path.read_text())
     except OSError as e:
         raise TraceError(f"{path}: cannot read: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise TraceError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno})") from None
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
+    if not isinstance(d, dict):
+        raise TraceError(f"{path}: not a counterexample file (a JSON object was expected)")
+    return d
+
+
+def load(path: Path) -> tuple[Platform, tuple[Action, ...], VecState, Action, frozenset[str], dict[str, Any]]:
+    """Read a counterexample file; any problem is a TraceError with one clear line."""
+    d = _read_json(path)
+    if d.get("format") != FORMAT:
         raise TraceError(f"{path}: not a counterexample file (expected format {FORMAT!r})")
     try:
         plat = Platform(int(d["elem_size"]), int(d["page_size"]))
@@ -192,3 +201,102 @@ def load(path: Path) -> tuple[Platform, tuple[Action, ...], VecState, Action, fr
     except (KeyError, TypeError, ValueError) as e:
         raise TraceError(f"{path}: malformed counterexample: {type(e).__name__}: {e}") from None
     return plat, setup, pre, action, faults, d
+
+
+def _op_summary(s: BinderStep, plat: Platform) -> str:
+    name = "register" if isinstance(s.action, Register) else "deregister"
+    notes = []
+    if s.pre.capacity(plat) != s.post.capacity(plat):
+        notes.append(f"cap {s.pre.capacity(plat)}->{s.post.capacity(plat)}")
+    if s.pre.buf != s.post.buf and s.post.buf is not None:
+        notes.append(f"{s.post.buf.kind.value} {s.post.buf.physical}B")
+    if not s.ok:
+        notes.append("Err")
+    if s.shrink_attempted and not s.steps[-1].ok:
+        notes.append("shrink Err")
+    outcome = s.action.outcome
+    if not (outcome.kmalloc_ok and outcome.vmalloc_ok) and (s.allocator_calls or not s.ok):
+        notes.append(outcome.describe())
+    return name + (f" [{', '.join(notes)}]" if notes else "")
+
+
+@dataclass(frozen=True)
+class TraceCounterexample:
+    """A sequence of binder operations from `KVVec::new()` that violates a property."""
+
+    property_id: str
+    model: str
+    policy: str
+    elem_size: int
+    page_size: int
+    steps: tuple[BinderStep, ...]
+    mark: int = 0  # for a cycle, the index of its first operation
+
+    @property
+    def platform(self) -> Platform:
+        return Platform(self.elem_size, self.page_size)
+
+    def to_json(self) -> dict[str, Any]:
+        plat = self.platform
+        return {
+            "format": TRACE_FORMAT,
+            "property": self.property_id,
+            "model": self.model,
+            "policy": self.policy,
+            "elem_size": self.elem_size,
+            "page_size": self.page_size,
+            "cycle_from": self.mark,
+            "steps": [
+                {
+                    "action": action_json(s.action),
+                    "ok": s.ok,
+                    "reallocates": s.reallocates,
+                    "shrink_attempted": s.shrink_attempted,
+                    "post": state_json(s.post, plat),
+                }
+                for s in self.steps
+            ],
+        }
+
+    def one_line(self) -> str:
+        """Runs of plain operations collapse to `register x4`; notable ones show what changed."""
+        plat = self.platform
+        parts: list[str] = []
+        for s in self.steps:
+            text = _op_summary(s, plat)
+            if parts and parts[-1].split(" x")[0] == text and "[" not in text:
+                count = int(parts[-1].split(" x")[1]) if " x" in parts[-1] else 1
+                parts[-1] = f"{text} x{count + 1}"
+            else:
+                parts.append(text)
+        cycle = f" (cycle from operation {self.mark + 1})" if self.mark else ""
+        return f"PAGE_SIZE {self.page_size}: " + ", ".join(parts) + cycle
+
+    def text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+    def file_name(self) -> str:
+        digest = hashlib.sha256(self.text().encode()).hexdigest()[:12]
+        return f"{self.property_id}--{self.model.replace('/', '_')}--{digest}.json"
+
+
+def load_trace(path: Path) -> tuple[Platform, str, str, tuple[BinderAction, ...], int]:
+    """Read a binder trace: (platform, property id, policy, actions, cycle start)."""
+    d = _read_json(path)
+    if d.get("format") != TRACE_FORMAT:
+        raise TraceError(f"{path}: not a binder trace file (expected format {TRACE_FORMAT!r})")
+    try:
+        plat = Platform(int(d["elem_size"]), int(d["page_size"]))
+        actions = tuple(_binder_action(s["action"]) for s in d["steps"])
+        return plat, str(d["property"]), str(d["policy"]), actions, int(d["cycle_from"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise TraceError(f"{path}: malformed trace: {type(e).__name__}: {e}") from None
+
+
+def _binder_action(d: dict[str, Any]) -> BinderAction:
+    outcome = Outcome(**d["outcome"])
+    if d["op"] == "Register":
+        return Register(int(d["pid"]), outcome)
+    if d["op"] == "Deregister":
+        return Deregister(int(d["pid"]), outcome)
+    raise ValueError(f"unknown operation {d['op']!r}")

@@ -9,7 +9,6 @@ verdict. A timeout is UNKNOWN.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,20 +18,16 @@ import z3
 from models import vec_z3
 from models.allocator import Allocation, Kind, Outcome
 from models.allocator_z3 import SymOutcome
+from models.binder import policy_named
 from models.catalogue import ModelSpec
 from models.elements import Elements
 from models.machine import BITS, Platform
 from models.vec import ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, SymShrinkTo, SymVec, lift_state, type_invariant
-from properties.base import Property, Scenario, StepProperty
-from verify.counterexample import Counterexample
+from properties.base import Property, Scenario, StepProperty, Verdict
+from properties.binder import SequenceProperty, replay
+from verify.counterexample import Counterexample, TraceCounterexample
 from verify.solver import Answer, minimal_model, solve
-
-
-class Verdict(enum.Enum):
-    PROVED = "PROVED"
-    VIOLATED = "VIOLATED"
-    UNKNOWN = "UNKNOWN"
 
 
 class ReplayError(Exception):
@@ -41,12 +36,17 @@ class ReplayError(Exception):
 
 @dataclass(frozen=True)
 class Result:
-    prop: Property
+    prop: Property | SequenceProperty
     model: ModelSpec
     verdict: Verdict
     seconds: float
-    counterexample: Counterexample | None = None
+    counterexample: Counterexample | TraceCounterexample | None = None
     detail: str = ""
+    scope: str = ""  # what a sequence check covered, when it says more than the property's method
+
+    @property
+    def method(self) -> str:
+        return self.scope or self.prop.method
 
     @property
     def expected(self) -> Verdict:
@@ -79,10 +79,32 @@ def canonical_pre(prefix: str) -> SymVec:
     return SymVec(fresh.len, fresh.layout_len, buf, z3.Lambda([i], i), vec_z3.u64(2))
 
 
-def check(prop: Property, model: ModelSpec, page_size: int, timeout_ms: int) -> Result:
+def check(prop: Property | SequenceProperty, model: ModelSpec, page_size: int, timeout_ms: int) -> Result:
     if isinstance(prop, StepProperty):
         return _check_step(prop, model, page_size, timeout_ms)
+    if isinstance(prop, SequenceProperty):
+        return _check_sequence(prop, model, page_size, timeout_ms)
     return _check_scenario(prop, model, page_size, timeout_ms)
+
+
+def _check_sequence(prop: SequenceProperty, model: ModelSpec, page_size: int, timeout_ms: int) -> Result:
+    start = time.perf_counter()
+    assert model.policy is not None
+    policy = policy_named(model.policy)
+    found = prop.check(policy, page_size, timeout_ms)
+    seconds = time.perf_counter() - start
+    if found.verdict is not Verdict.VIOLATED:
+        return Result(prop, model, found.verdict, seconds, detail=found.detail, scope=found.scope)
+    if not found.actions:
+        raise ReplayError(f"{prop.id} on {model.name}: a violation without a replayable trace ({found.detail})")
+    plat = Platform(model.size_min, found.page_size)
+    steps = replay(plat, policy, found.actions)
+    if not prop.violated(plat, steps, found.mark):
+        raise ReplayError(f"{prop.id} on {model.name}: the trace does not violate the property in Python")
+    cex = TraceCounterexample(
+        prop.id, model.name, policy.name, plat.elem_size, plat.page_size, tuple(steps), found.mark
+    )
+    return Result(prop, model, Verdict.VIOLATED, seconds, cex, found.detail, found.scope)
 
 
 def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms: int) -> Result:

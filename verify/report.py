@@ -13,10 +13,12 @@ def row(result: Result, saved: Path | None = None) -> str:
     mark = "expected" if result.as_expected else f"UNEXPECTED (declared {result.expected.value})"
     line = (
         f"{result.verdict.value:<9} {result.prop.id:<34} {result.model.name:<20} "
-        f"{result.prop.method:<46} {result.seconds:6.2f}s  {mark}"
+        f"{result.method:<46} {result.seconds:6.2f}s  {mark}"
     )
     if result.verdict is Verdict.UNKNOWN and result.detail:
         line += f"\n          solver gave up: {result.detail}"
+    elif result.detail:
+        line += f"\n          {result.detail}"
     if result.counterexample is not None:
         line += f"\n          counterexample: {result.counterexample.one_line()}"
         if saved is not None:

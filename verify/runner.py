@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from models.catalogue import ModelSpec
 from properties.base import Property
+from properties.binder import SequenceProperty
 from properties.registry import all_properties
 from verify.engine import Result, check
 
@@ -29,7 +30,7 @@ def _check_named(prop_id: str, model: ModelSpec, page_size: int, timeout_ms: int
 
 
 def run_checks(
-    pairs: Sequence[tuple[Property, ModelSpec]], page_size: int, timeout_ms: int, jobs: int
+    pairs: Sequence[tuple[Property | SequenceProperty, ModelSpec]], page_size: int, timeout_ms: int, jobs: int
 ) -> Iterator[Result]:
     if jobs <= 1 or len(pairs) <= 1:
         for prop, model in pairs:
