@@ -10,6 +10,7 @@ reported; `violated` is the Python judge of such a trace.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -33,7 +34,7 @@ from verify.sequences import Unrolling, actions_from_model, bmc
 from verify.solver import Answer, solve
 
 INSTANCE = Instance(page_size=64, max_capacity=40)
-BMC_DEPTH = 8
+BMC_DEPTH = 8  # the default; `verify run --bmc-depth K` sets another
 WORST_CASE_K = 16
 
 
@@ -54,7 +55,7 @@ class SequenceProperty:
     id: str
     statement: str
     method: str
-    check: Callable[[Policy, int, int], Finding]  # (policy, page size, timeout ms)
+    check: Callable[[Policy, int, int, int], Finding]  # (policy, page size, timeout ms, BMC depth)
     violated: Callable[[Platform, list[BinderStep], int], bool]  # Python judge of a replayed trace
     expect_violated_on: frozenset[str] = frozenset()
     explanation: str = ""
@@ -185,7 +186,19 @@ def _explored(policy: Policy, judge: Callable[[Platform, list[BinderStep], int],
     return Finding(Verdict.VIOLATED, _scope(ex), actions, INSTANCE.page_size)
 
 
-def check_thrash(policy: Policy, _page: int, _timeout: int) -> Finding:
+def _explored_waste(policy: Policy) -> Finding:
+    """The waste bound, and how much memory the page rule's refusals leave held beyond need."""
+    found = _explored(policy, waste, pairs=False)
+    beyond = [
+        s.post.physical() - s.post.len * ELEM_SIZE for _, _, s in exploration(policy).steps() if shrink_refused(s)
+    ]
+    if not beyond:
+        return dataclasses.replace(found, detail="the vmalloc page rule refused no shrink in the explored instance")
+    detail = f"where the page rule refused a shrink: at most {max(beyond)} bytes held beyond the processes' own"
+    return dataclasses.replace(found, detail=detail)
+
+
+def check_thrash(policy: Policy, _page: int, _timeout: int, _depth: int) -> Finding:
     ex = exploration(policy)
     cycle = realloc_cycle(ex)
     if cycle is None:
@@ -208,12 +221,12 @@ def _sym(page: int) -> SymPlatform:
 
 
 def _finding_from_bmc(
-    policy: Policy, page: int, timeout: int, judge: Callable[[Platform, list[BinderStep], int], bool],
+    policy: Policy, page: int, timeout: int, depth: int, judge: Callable[[Platform, list[BinderStep], int], bool],
     bad_at: Callable[[SymPlatform, Unrolling, int], Any],
 ) -> Finding:
     sp = _sym(page)
-    solved, u = bmc(sp, policy, BMC_DEPTH, bad_at, timeout)
-    scope = f"z3 BMC from KVVec::new(): up to {BMC_DEPTH} operations, PAGE_SIZE {page} B"
+    solved, u = bmc(sp, policy, depth, bad_at, timeout)
+    scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {page} B"
     if solved.answer is Answer.UNSAT:
         return Finding(Verdict.PROVED, scope, page_size=page)
     if solved.answer is Answer.UNKNOWN:
@@ -263,7 +276,7 @@ def _single_step(policy: Policy, page: int, timeout: int, claim: Callable[[SymPl
     return Finding(Verdict.VIOLATED, scope, page_size=page, detail="a pre-state violates it (no trace from new())")
 
 
-def check_keeps_others(policy: Policy, page: int, timeout: int) -> Finding:
+def check_keeps_others(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[Any]:
         pid = z3.BitVec("pid", 64)
         st = binder_z3.deregister(sp, policy, pre, pid, SymOutcome.fresh("outcome"), "dereg")
@@ -279,7 +292,7 @@ def check_keeps_others(policy: Policy, page: int, timeout: int) -> Finding:
     return _single_step(policy, page, timeout, negated)
 
 
-def check_failed_register(policy: Policy, page: int, timeout: int) -> Finding:
+def check_failed_register(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[Any]:
         st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg")
         return [*st.constraints, z3.Not(z3.Implies(z3.Not(st.ok), state_equal_z3(pre, st.post)))]
@@ -287,7 +300,20 @@ def check_failed_register(policy: Policy, page: int, timeout: int) -> Finding:
     return _single_step(policy, page, timeout, negated)
 
 
-def check_invariant(policy: Policy, page: int, timeout: int) -> Finding:
+def check_never_refused(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
+    def negated(sp: SymPlatform, pre: SymVec) -> list[Any]:
+        st = binder_z3.deregister(sp, policy, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "dereg")
+        refused = z3.And(st.shrink_attempted, st.shrink_ok, z3.Not(st.reallocates))
+        return [*st.constraints, refused]
+
+    return _single_step(policy, page, timeout, negated)
+
+
+def refused(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
+    return bool(steps) and shrink_refused(steps[-1])
+
+
+def check_invariant(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
     """Induction: new() satisfies the type invariants, and every operation keeps them."""
     sp, pre, assumptions = _fresh_pre(page, ghost=False)
     scope = f"z3 induction: every sequence of operations, PAGE_SIZE {page} B"
@@ -316,7 +342,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "binder.no-immediate-regrow",
         "after a deregistration that shrank the list, the next registration does not reallocate",
         "explicit-state",
-        lambda p, _page, _t: _explored(p, regrow, pairs=True),
+        lambda p, _page, _t, _d: _explored(p, regrow, pairs=True),
         regrow,
         frozenset({"v6", "naive"}),
         "v6 shrinks to len*2, which is 0 when the last process leaves: the buffer is freed and the next"
@@ -326,7 +352,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "binder.no-immediate-regrow.bmc",
         "the same, by bounded model checking with 4 KiB pages from the empty list",
         "z3 BMC",
-        lambda p, page, t: _finding_from_bmc(p, page, t, regrow, regrow_bad),
+        lambda p, page, t, d: _finding_from_bmc(p, page, t, d, regrow, regrow_bad),
         regrow,
         frozenset({"v6", "naive"}),
         "as above: v6 after its last process leaves (9 operations), naive after any shrink",
@@ -357,7 +383,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "after any deregistration, capacity < 4 * (len + 1), unless its shrink_to failed or the"
         " vmalloc page rule refused it",
         "explicit-state",
-        lambda p, _page, _t: _explored(p, waste, pairs=False),
+        lambda p, _page, _t, _d: _explored_waste(p),
         waste,
         frozenset({"v4", "never"}),
         "never does not shrink at all; v4 halves the capacity, so after the page rule or a failed"
@@ -367,10 +393,18 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "binder.waste-bound.bmc",
         "the same, by bounded model checking with 4 KiB pages from the empty list",
         "z3 BMC",
-        lambda p, page, t: _finding_from_bmc(p, page, t, waste, waste_bad),
+        lambda p, page, t, d: _finding_from_bmc(p, page, t, d, waste, waste_bad),
         waste,
         frozenset({"never"}),
         "never does not shrink: registering 4 processes and deregistering them leaves capacity 4 with len 0",
+    ),
+    SequenceProperty(
+        "binder.page-rule-never-refuses",
+        "when the policy asks for a shrink, the vmalloc page rule never refuses it: every target is at most"
+        " half the capacity, and a vmalloc buffer spans more than one page",
+        "z3: every state",
+        check_never_refused,
+        refused,
     ),
     SequenceProperty(
         "binder.no-thrash",
@@ -385,7 +419,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "after a deregistration whose shrink did not fail, the physical memory held is at most what a"
         " fresh kmalloc of 4 * (len + 1) processes takes: bounded by len, not by the peak",
         "explicit-state",
-        lambda p, _page, _t: _explored(p, reclaim, pairs=False),
+        lambda p, _page, _t, _d: _explored(p, reclaim, pairs=False),
         reclaim,
         frozenset({"v6", "v4", "naive", "never"}),
         "on the kmalloc path krealloc keeps the peak's object when shrinking, so a list that grew to"

@@ -62,7 +62,7 @@ def test_naive_oscillation_is_found_with_a_shortest_trace() -> None:
 
     prop = next(p for p in PROPERTIES if p.id == "binder.no-immediate-regrow")
     policy = policy_named("naive")
-    found = prop.check(policy, 4096, 60_000)
+    found = prop.check(policy, 4096, 60_000, 8)
     assert found.verdict is Verdict.VIOLATED
     ops = [type(a).__name__ for a in found.actions]
     assert ops == ["Register", "Register", "Deregister", "Deregister", "Register"]
@@ -87,7 +87,7 @@ def test_v6_regrows_only_when_the_last_process_leaves() -> None:
     from properties.binder import PROPERTIES
 
     prop = next(p for p in PROPERTIES if p.id == "binder.no-immediate-regrow")
-    found = prop.check(policy_named("v6"), 4096, 60_000)
+    found = prop.check(policy_named("v6"), 4096, 60_000, 8)
     steps = replay(INSTANCE.platform, policy_named("v6"), found.actions)
     assert steps[-2].post.len == 0 and steps[-2].post.buf is None and steps[-2].pre.capacity(INSTANCE.platform) == 4
 
@@ -105,7 +105,7 @@ THRASHING = Policy(
 def test_a_thrashing_policy_is_caught_with_a_cycle() -> None:
     cycle = realloc_cycle(explore(THRASHING, Instance(64, 16)))
     assert cycle is not None and all(s.reallocates for s in cycle)
-    found = check_thrash(THRASHING, 4096, 60_000)
+    found = check_thrash(THRASHING, 4096, 60_000, 8)
     assert found.verdict is Verdict.VIOLATED and found.mark > 0
 
 
@@ -139,3 +139,38 @@ def test_z3_binder_steps_compute_the_python_next_state(policy: Policy) -> None:
         solver.add(*st.constraints, z3.Not(z3.And(same)))
         assert solver.check() == z3.unsat, f"step {n}: {action}"
         state = post
+
+
+def test_bmc_depth_bounds_what_is_found() -> None:
+    from properties.binder import PROPERTIES
+
+    prop = next(p for p in PROPERTIES if p.id == "binder.no-immediate-regrow.bmc")
+    # v6 needs 7 operations (3 registrations, 3 deregistrations, 1 registration).
+    short = prop.check(policy_named("v6"), 4096, 60_000, 6)
+    assert short.verdict is Verdict.PROVED and "up to 6 operations" in short.scope
+    found = prop.check(policy_named("v6"), 4096, 60_000, 7)
+    assert found.verdict is Verdict.VIOLATED and len(found.actions) == 7
+
+
+def test_waste_bound_says_whether_the_page_rule_refused() -> None:
+    from properties.binder import PROPERTIES
+
+    prop = next(p for p in PROPERTIES if p.id == "binder.waste-bound")
+    found = prop.check(policy_named("v6"), 4096, 60_000, 8)
+    assert found.verdict is Verdict.PROVED
+    assert found.detail == "the vmalloc page rule refused no shrink in the explored instance"
+
+
+def test_page_rule_refusal_is_found_for_a_policy_that_asks_for_little() -> None:
+    from properties.binder import check_never_refused
+
+    nibble = Policy(
+        "nibble",
+        "len < cap: shrink_to(cap - 1)",
+        lambda n, cap: n < cap,
+        lambda n, cap: cap - 1,
+        lambda n, cap: z3.ULT(n, cap),
+        lambda n, cap: cap - 1,
+    )
+    assert check_never_refused(nibble, 4096, 60_000, 8).verdict is Verdict.VIOLATED
+    assert check_never_refused(policy_named("v6"), 4096, 60_000, 8).verdict is Verdict.PROVED

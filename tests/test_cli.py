@@ -56,6 +56,7 @@ def test_seeded_fault_makes_an_unexpected_verdict_exit_one(capsys: pytest.Captur
         (["run", "no-such-thing"], "no property or model matches 'no-such-thing'"),
         (["run", "all", "--page-size", "5000"], "--page-size must be one of 4096, 16384, 65536"),
         (["run", "all", "--timeout", "0"], "--timeout must be positive"),
+        (["run", "all", "--bmc-depth", "0"], "--bmc-depth must be in 1..64"),
         (["run", "all", "--fault", "nope"], "unknown fault 'nope'"),
         (["run", "--page-size", "abc"], "invalid int value: 'abc'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),

@@ -17,7 +17,7 @@ from models.catalogue import MODELS, ModelSpec
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES
 from properties.base import Property
-from properties.binder import SequenceProperty
+from properties.binder import BMC_DEPTH, SequenceProperty
 from properties.registry import all_properties, applicable
 from verify import __version__
 from verify.counterexample import TraceError, save
@@ -58,6 +58,9 @@ def build_parser() -> Parser:
         type=Path,
         default=Path("counterexamples"),
         help="directory where counterexample traces are saved (default: counterexamples/)",
+    )
+    run.add_argument(
+        "--bmc-depth", type=int, default=BMC_DEPTH, help=f"operations unrolled by BMC (default {BMC_DEPTH})"
     )
     run.add_argument(
         "--jobs", type=int, default=default_jobs(), help="checks solved in parallel (default: the number of cores)"
@@ -104,6 +107,8 @@ def command_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--page-size must be one of {', '.join(map(str, PAGE_SIZES))}, not {args.page_size}")
     if not args.timeout > 0:
         raise UsageError(f"--timeout must be positive, not {args.timeout}")
+    if not 1 <= args.bmc_depth <= 64:
+        raise UsageError(f"--bmc-depth must be in 1..64, not {args.bmc_depth}")
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
     unknown = sorted(set(args.fault) - FAULTS.keys())
@@ -116,7 +121,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     results: list[Result] = []
-    for result in run_checks(pairs, args.page_size, int(args.timeout * 1000), args.jobs):
+    for result in run_checks(pairs, args.page_size, int(args.timeout * 1000), args.jobs, args.bmc_depth):
         saved = None
         if result.counterexample is not None:
             saved, _ = save(result.counterexample, args.counterexamples)

@@ -25,7 +25,7 @@ from models.machine import BITS, Platform
 from models.vec import ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, SymShrinkTo, SymVec, lift_state, type_invariant
 from properties.base import Property, Scenario, StepProperty, Verdict
-from properties.binder import SequenceProperty, replay
+from properties.binder import BMC_DEPTH, SequenceProperty, replay
 from verify.counterexample import Counterexample, TraceCounterexample
 from verify.solver import Answer, minimal_model, solve
 
@@ -79,19 +79,23 @@ def canonical_pre(prefix: str) -> SymVec:
     return SymVec(fresh.len, fresh.layout_len, buf, z3.Lambda([i], i), vec_z3.u64(2))
 
 
-def check(prop: Property | SequenceProperty, model: ModelSpec, page_size: int, timeout_ms: int) -> Result:
+def check(
+    prop: Property | SequenceProperty, model: ModelSpec, page_size: int, timeout_ms: int, bmc_depth: int = BMC_DEPTH
+) -> Result:
     if isinstance(prop, StepProperty):
         return _check_step(prop, model, page_size, timeout_ms)
     if isinstance(prop, SequenceProperty):
-        return _check_sequence(prop, model, page_size, timeout_ms)
+        return _check_sequence(prop, model, page_size, timeout_ms, bmc_depth)
     return _check_scenario(prop, model, page_size, timeout_ms)
 
 
-def _check_sequence(prop: SequenceProperty, model: ModelSpec, page_size: int, timeout_ms: int) -> Result:
+def _check_sequence(
+    prop: SequenceProperty, model: ModelSpec, page_size: int, timeout_ms: int, bmc_depth: int
+) -> Result:
     start = time.perf_counter()
     assert model.policy is not None
     policy = policy_named(model.policy)
-    found = prop.check(policy, page_size, timeout_ms)
+    found = prop.check(policy, page_size, timeout_ms, bmc_depth)
     seconds = time.perf_counter() - start
     if found.verdict is not Verdict.VIOLATED:
         return Result(prop, model, found.verdict, seconds, detail=found.detail, scope=found.scope)
