@@ -21,8 +21,6 @@ from models.elements import GARBAGE, Elements
 from models.machine import BITS, ISIZE_MAX, USIZE_MAX, Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Truncate, VecState
 
-INDEX = z3.BitVecSort(BITS)
-
 
 @dataclass(frozen=True)
 class SymVec:
@@ -38,7 +36,7 @@ class SymVec:
             z3.BitVec(f"{prefix}.len", BITS),
             z3.BitVec(f"{prefix}.layout_len", BITS),
             SymAlloc.fresh(f"{prefix}.buf"),
-            z3.Array(f"{prefix}.elems", INDEX, INDEX),
+            z3.Array(f"{prefix}.elems", z3.BitVecSort(BITS), z3.BitVecSort(BITS)),
             z3.BitVec(f"{prefix}.next_id", BITS),
         )
 
@@ -172,7 +170,7 @@ class Exits:
 
 def _garbage(name: str) -> Any:
     """Contents of memory nobody wrote: an unconstrained array."""
-    return z3.Array(name, INDEX, INDEX)
+    return z3.Array(name, z3.BitVecSort(BITS), z3.BitVecSort(BITS))
 
 
 def _carried(sp: SymPlatform, old: SymVec, new_buf: SymAlloc, rec: SymRecorder) -> Any:

@@ -27,7 +27,7 @@ from models.vec_z3 import SymPlatform, SymShrinkTo, SymVec, lift_state, type_inv
 from properties.base import Property, Scenario, StepProperty, Verdict
 from properties.binder import BMC_DEPTH, SequenceProperty, replay
 from verify.counterexample import Counterexample, TraceCounterexample
-from verify.solver import Answer, minimal_model, solve
+from verify.solver import Answer, fresh_context, minimal_model, solve
 
 
 class ReplayError(Exception):
@@ -82,6 +82,7 @@ def canonical_pre(prefix: str) -> SymVec:
 def check(
     prop: Property | SequenceProperty, model: ModelSpec, page_size: int, timeout_ms: int, bmc_depth: int = BMC_DEPTH
 ) -> Result:
+    fresh_context()
     if isinstance(prop, StepProperty):
         return _check_step(prop, model, page_size, timeout_ms)
     if isinstance(prop, SequenceProperty):

@@ -24,6 +24,18 @@ class Solved:
     reason: str = ""  # why UNKNOWN, as the solver said it
 
 
+def fresh_context() -> None:
+    """Start a new Z3 context, so each check's answers depend on its own query alone.
+
+    Z3's search, and so the counterexample it finds, depends on every term
+    created before in the same context; without a fresh one, a check would
+    answer differently after other checks ran in the same process. The Python
+    API keeps its default context in a module variable and creates a new one
+    when that is None.
+    """
+    z3.z3._main_ctx = None
+
+
 def solver_version() -> str:
     return f"z3 {z3.get_version_string()}"
 
