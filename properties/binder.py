@@ -46,7 +46,7 @@ class Finding:
     scope: str
     actions: tuple[BinderAction, ...] = ()
     page_size: int = 4096
-    mark: int = 0  # for a cycle: the index of its first operation
+    mark: int | None = None  # for a cycle: the index of its first operation
     detail: str = ""
 
 

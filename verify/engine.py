@@ -26,8 +26,8 @@ from models.vec import ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, SymShrinkTo, SymVec, lift_state, type_invariant
 from properties.base import Property, Scenario, StepProperty, Verdict
 from properties.binder import BMC_DEPTH, SequenceProperty, replay
-from verify.counterexample import Counterexample, TraceCounterexample
 from verify.solver import Answer, fresh_context, minimal_model, solve
+from verify.trace import Trace
 
 
 class ReplayError(Exception):
@@ -40,7 +40,7 @@ class Result:
     model: ModelSpec
     verdict: Verdict
     seconds: float
-    counterexample: Counterexample | TraceCounterexample | None = None
+    counterexample: Trace | None = None
     detail: str = ""
     scope: str = ""  # what a sequence check covered, when it says more than the property's method
 
@@ -104,10 +104,11 @@ def _check_sequence(
         raise ReplayError(f"{prop.id} on {model.name}: a violation without a replayable trace ({found.detail})")
     plat = Platform(model.size_min, found.page_size)
     steps = replay(plat, policy, found.actions)
-    if not prop.violated(plat, steps, found.mark):
+    if not prop.violated(plat, steps, found.mark or 0):
         raise ReplayError(f"{prop.id} on {model.name}: the trace does not violate the property in Python")
-    cex = TraceCounterexample(
-        prop.id, model.name, policy.name, plat.elem_size, plat.page_size, tuple(steps), found.mark
+    cex = Trace(
+        prop.id, model.name, plat.elem_size, plat.page_size, VecState(), tuple(steps),
+        tuple(sorted(model.faults)), policy.name, cycle_from=found.mark,
     )
     return Result(prop, model, Verdict.VIOLATED, seconds, cex, found.detail, found.scope)
 
@@ -135,7 +136,7 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms
     pre_py = _state_from_model(m, pre)
     action_py = ShrinkTo(_value(m, action.min_capacity), _outcome_from_model(m, action.outcome))
     replayed = _replay(prop, model, plat, pre_py, action_py)
-    cex = Counterexample.of_step(prop.id, model, plat, replayed)
+    cex = Trace(prop.id, model.name, plat.elem_size, page_size, pre_py, (replayed,), tuple(sorted(model.faults)))
     return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex)
 
 
@@ -173,7 +174,10 @@ def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, timeout_ms
     replayed = step(plat, state, action, model.faults)
     if prop.py(plat, replayed):
         raise ReplayError(f"{prop.id} on {model.name}: the counterexample does not violate the claim in Python")
-    cex = Counterexample.of_step(prop.id, model, plat, replayed, setup=prop.setup)
+    cex = Trace(
+        prop.id, model.name, plat.elem_size, page_size, state, (replayed,), tuple(sorted(model.faults)),
+        setup=prop.setup,
+    )
     return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex)
 
 

@@ -1,0 +1,329 @@
+"""Counterexample traces in ITF, the Informal Trace Format of Apalache and Quint.
+
+A trace is the state the violation starts from (after any setup), then one
+state per operation. Each state carries the vector's observable values (len,
+capacity, backend, layout, physical memory, pages, elements) and the action
+that led to it with its allocator outcome and effects. The `#meta` record names
+the property, the model, the parameters, the solver and the step where the
+property fails; with it, the trace replays on the Python reference model.
+
+Files are named after their content, written through a temporary file and a
+hard link, and never overwrite a different file. Reading and writing go
+through itf-py, so other ITF tools read the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import itf_py
+
+from models.allocator import Allocation, Effects, Kind, Outcome
+from models.binder import BinderAction, BinderStep, Deregister, Register
+from models.elements import Elements
+from models.machine import Platform
+from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate, VecState
+from verify import __version__
+from verify.solver import solver_version
+
+FORMAT = "verify-trace/1"
+SEED = 0  # the solver's random seed (verify.solver fixes it)
+VARS = ["action", "outcome", "result", "len", "capacity", "backend", "layout_len", "layout_bytes",
+        "buffer_id", "requested", "physical", "pages", "elements", "effects", "overflow"]
+
+
+class TraceError(Exception):
+    """A trace file that cannot be used: the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A violation: operations from an initial state, on the Python model, and where it fails."""
+
+    property_id: str
+    model: str
+    elem_size: int
+    page_size: int
+    initial: VecState
+    steps: tuple[Step | BinderStep, ...]
+    faults: tuple[str, ...] = ()
+    policy: str | None = None  # binder traces: the shrink policy
+    setup: tuple[Action, ...] = ()  # operations that built `initial` (KUnit scenarios)
+    cycle_from: int | None = None  # for a cycle: the index of its first operation
+
+    @property
+    def platform(self) -> Platform:
+        return Platform(self.elem_size, self.page_size)
+
+    @property
+    def actions(self) -> tuple[Action | BinderAction, ...]:
+        return tuple(s.action for s in self.steps)
+
+    @property
+    def failing_step(self) -> int:
+        """The state (1-based, after that many operations) at which the property fails."""
+        return len(self.steps)
+
+    # --- the ITF document ---------------------------------------------------
+
+    def to_itf(self) -> dict[str, Any]:
+        plat = self.platform
+        meta = {
+            "format": FORMAT,
+            "source": "verify",
+            "description": f"counterexample to {self.property_id} on {self.model}",
+            "property": self.property_id,
+            "model": self.model,
+            "variant": {"faults": list(self.faults), "policy": self.policy},
+            "parameters": {"elem_size": self.elem_size, "page_size": self.page_size},
+            "setup": [_setup_json(a) for a in self.setup],
+            "solver": solver_version(),
+            "tool": f"verify {__version__}",
+            "seed": SEED,
+            "failing_step": self.failing_step,
+            "cycle_from": self.cycle_from,
+        }
+        states = [_state(0, self.initial, plat, None)]
+        states += [_state(i, s.post, plat, s) for i, s in enumerate(self.steps, start=1)]
+        trace = itf_py.Trace(meta=meta, params=[], vars=VARS, states=states, loop=self.cycle_from)
+        return itf_py.trace_to_json(trace)
+
+    def text(self) -> str:
+        return json.dumps(self.to_itf(), indent=1, sort_keys=True) + "\n"
+
+    def file_name(self) -> str:
+        digest = hashlib.sha256(self.text().encode()).hexdigest()[:12]
+        model = self.model.replace("/", "_").replace("!", "_").replace("+", "_")
+        return f"{self.property_id}--{model}--{digest}.itf.json"
+
+    # --- one line for the report ---------------------------------------------
+
+    def one_line(self) -> str:
+        plat = self.platform
+        if self.policy is not None:
+            return _binder_line(plat, self.steps, self.cycle_from)
+        s = self.steps[-1]
+        assert isinstance(s, Step)
+        a = s.action
+        what = f"{type(a).__name__.lower()}({getattr(a, 'min_capacity', '')})"
+        outcome = getattr(a, "outcome", None)
+        return (
+            f"T={self.elem_size}B len={s.pre.len} cap={s.pre.capacity(plat)} {describe_buffer(s.pre.buf)}; {what}"
+            f"{'' if outcome is None else ' with ' + outcome.describe()} -> {'Ok' if s.ok else 'Err'},"
+            f" cap={s.post.capacity(plat)} {describe_buffer(s.post.buf)}"
+        )
+
+
+def describe_buffer(buf: Allocation | None) -> str:
+    return "dangling" if buf is None else f"{buf.kind.value} {buf.requested}B ({buf.physical}B physical)"
+
+
+def _binder_op(s: BinderStep, plat: Platform) -> str:
+    name = "register" if isinstance(s.action, Register) else "deregister"
+    notes = []
+    if s.pre.capacity(plat) != s.post.capacity(plat):
+        notes.append(f"cap {s.pre.capacity(plat)}->{s.post.capacity(plat)}")
+    if s.pre.buf != s.post.buf and s.post.buf is not None:
+        notes.append(f"{s.post.buf.kind.value} {s.post.buf.physical}B")
+    if not s.ok:
+        notes.append("Err")
+    if s.shrink_attempted and not s.steps[-1].ok:
+        notes.append("shrink Err")
+    outcome = s.action.outcome
+    if not (outcome.kmalloc_ok and outcome.vmalloc_ok) and (s.allocator_calls or not s.ok):
+        notes.append(outcome.describe())
+    return name + (f" [{', '.join(notes)}]" if notes else "")
+
+
+def _binder_line(plat: Platform, steps: Sequence[Step | BinderStep], cycle_from: int | None) -> str:
+    """Runs of plain operations collapse to `register x4`; notable ones show what changed."""
+    parts: list[str] = []
+    for s in steps:
+        assert isinstance(s, BinderStep)
+        text = _binder_op(s, plat)
+        if parts and parts[-1].split(" x")[0] == text and "[" not in text:
+            count = int(parts[-1].split(" x")[1]) if " x" in parts[-1] else 1
+            parts[-1] = f"{text} x{count + 1}"
+        else:
+            parts.append(text)
+    cycle = f" (cycle from operation {cycle_from + 1})" if cycle_from else ""
+    return f"PAGE_SIZE {plat.page_size}: " + ", ".join(parts) + cycle
+
+
+# --- values ------------------------------------------------------------------
+
+
+def action_record(a: Action | BinderAction | None) -> SimpleNamespace:
+    if a is None:
+        return SimpleNamespace(op="init")
+    fields = {k: v for k, v in vars(a).items() if k != "outcome"}
+    return SimpleNamespace(op=type(a).__name__, **fields)
+
+
+def _outcome_record(a: Action | BinderAction | None) -> SimpleNamespace:
+    outcome = getattr(a, "outcome", None)
+    if outcome is None:
+        return SimpleNamespace(kmalloc_ok=True, vmalloc_ok=True, relevant=False)
+    return SimpleNamespace(kmalloc_ok=outcome.kmalloc_ok, vmalloc_ok=outcome.vmalloc_ok, relevant=True)
+
+
+def _effects_record(fx: Effects) -> SimpleNamespace:
+    def alloc(a: Allocation | None) -> Any:
+        if a is None:
+            return []
+        return [SimpleNamespace(id=a.id, kind=a.kind.value, requested=a.requested, physical=a.physical)]
+
+    return SimpleNamespace(
+        calls=[SimpleNamespace(fn=c.fn.name.lower(), new_bytes=c.new_bytes, old_bytes=c.old_bytes) for c in fx.calls],
+        allocated=alloc(fx.allocated),
+        copied=[] if fx.copied is None else [SimpleNamespace(**vars(fx.copied))],
+        freed=[] if fx.freed is None else [SimpleNamespace(**vars(fx.freed))],
+        copy_before_free=fx.copy_before_free,
+    )
+
+
+def _state(index: int, v: VecState, plat: Platform, s: Step | BinderStep | None) -> itf_py.State:
+    buf = v.buf
+    inner: list[Step] = [] if s is None else list(s.steps) if isinstance(s, BinderStep) else [s]
+    values = {
+        "action": action_record(None if s is None else s.action),
+        "outcome": _outcome_record(None if s is None else s.action),
+        "result": "-" if s is None else ("Ok" if s.ok else "Err"),
+        "len": v.len,
+        "capacity": v.capacity(plat),
+        "backend": "none" if buf is None else buf.kind.value,
+        "layout_len": v.layout_len,
+        "layout_bytes": v.layout_bytes(plat),
+        "buffer_id": 0 if buf is None else buf.id,
+        "requested": 0 if buf is None else buf.requested,
+        "physical": v.physical(),
+        "pages": -(-v.physical() // plat.page_size),
+        "elements": [tuple(run) for run in v.elems.runs],
+        "effects": [_effects_record(step.effects) for step in inner],
+        "overflow": any(step.overflow for step in inner),
+    }
+    return itf_py.State(meta={"index": index}, values=values)
+
+
+# --- reading a trace back -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedTrace:
+    """What replay needs from a file: the meta record, the initial state and the actions."""
+
+    meta: dict[str, Any]
+    platform: Platform
+    faults: frozenset[str]
+    policy: str | None
+    setup: tuple[Action, ...]
+    initial: VecState
+    actions: tuple[Action | BinderAction, ...]
+    states: tuple[dict[str, Any], ...]  # the recorded values, for display
+
+
+VEC_ACTIONS: dict[str, type] = {c.__name__: c for c in (ShrinkTo, Reserve, Push, Pop, Truncate, Clear, Retain)}
+BINDER_ACTIONS: dict[str, type] = {"Register": Register, "Deregister": Deregister}
+
+
+def _action(record: Any, outcome: Any) -> Action | BinderAction:
+    fields = dict(record._asdict())
+    cls = {**VEC_ACTIONS, **BINDER_ACTIONS}.get(fields.pop("op"))
+    if cls is None:
+        raise ValueError(f"unknown operation {record.op!r}")
+    if outcome.relevant:
+        fields["outcome"] = Outcome(bool(outcome.kmalloc_ok), bool(outcome.vmalloc_ok))
+    action: Action | BinderAction = cls(**{k: int(v) if isinstance(v, int) else v for k, v in fields.items()})
+    return action
+
+
+def _vec_state(values: dict[str, Any]) -> VecState:
+    buf = None
+    if values["backend"] != "none":
+        buf = Allocation(int(values["buffer_id"]), Kind(values["backend"]), int(values["requested"]),
+                         int(values["physical"]))
+    elems = Elements(tuple((int(first), int(count)) for first, count in values["elements"]))
+    return VecState(int(values["len"]), int(values["layout_len"]), buf, elems, int(values["buffer_id"]) + 1)
+
+
+def load(path: Path) -> LoadedTrace:
+    """Read an ITF trace written by verify; any problem is a TraceError with one clear line."""
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as e:
+        raise TraceError(f"{path}: cannot read: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TraceError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("#meta"), dict):
+        raise TraceError(f"{path}: not an ITF trace (no #meta record)")
+    if raw["#meta"].get("format") != FORMAT:
+        raise TraceError(f"{path}: not a verify trace (expected #meta.format {FORMAT!r})")
+    try:
+        trace = itf_py.trace_from_json(raw)
+        meta = trace.meta
+        params = meta["parameters"]
+        plat = Platform(int(params["elem_size"]), int(params["page_size"]))
+        variant = meta["variant"]
+        setup = tuple(_setup_action(a) for a in meta["setup"])
+        states = tuple(dict(s.values) for s in trace.states)
+        if not states:
+            raise ValueError("the trace has no states")
+        initial = _vec_state(states[0])
+        actions = tuple(_action(s["action"], s["outcome"]) for s in states[1:])
+        if not actions or int(meta["failing_step"]) != len(actions):
+            raise ValueError("failing_step does not match the number of operations")
+        if not isinstance(meta["property"], str) or not isinstance(meta["model"], str):
+            raise ValueError("property and model must be strings")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise TraceError(f"{path}: malformed trace: {type(e).__name__}: {e}") from None
+    return LoadedTrace(meta, plat, frozenset(variant["faults"]), variant["policy"], setup, initial, actions, states)
+
+
+def _setup_json(a: Action) -> dict[str, Any]:
+    d: dict[str, Any] = {"op": type(a).__name__}
+    for key, value in vars(a).items():
+        if isinstance(value, Outcome):
+            value = {"kmalloc_ok": value.kmalloc_ok, "vmalloc_ok": value.vmalloc_ok}
+        d[key] = value
+    return d
+
+
+def _setup_action(d: dict[str, Any]) -> Action:
+    fields = dict(d)
+    cls = VEC_ACTIONS[fields.pop("op")]
+    if isinstance(fields.get("outcome"), dict):
+        fields["outcome"] = Outcome(**fields["outcome"])
+    action: Action = cls(**fields)
+    return action
+
+
+def save(trace: Trace, directory: Path) -> tuple[Path, bool]:
+    """Write atomically under a content-derived name; returns (path, newly written?)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / trace.file_name()
+    text = trace.text()
+    if path.exists():
+        if path.read_text() == text:
+            return path, False
+        raise TraceError(f"{path} exists with different content; refusing to overwrite it")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        # link() fails if the name appeared meanwhile: nothing is ever overwritten.
+        os.link(tmp, path)
+    except FileExistsError:
+        if path.read_text() != text:
+            raise TraceError(f"{path} appeared with different content; refusing to overwrite it") from None
+        return path, False
+    finally:
+        os.unlink(tmp)
+    return path, True
