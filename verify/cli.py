@@ -1,18 +1,22 @@
-"""The command line: `verify list`, `verify run PATTERN`.
+"""The command line: `verify run`, `list`, `show`, `replay`, `graph`.
 
-Exit codes: 0 when every verdict matches its declared expectation; 1 when any
-does not; 2 for UNKNOWN, a usage error or an internal error.
+Exit codes of `run`: 0 when every verdict matches its declared expectation; 1
+when any does not; 2 for UNKNOWN, a usage error or an internal error.
+`replay`: 0 when the trace's violation reproduces, 1 when it does not, 2 for a
+malformed trace.
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from models.binder import POLICIES, BinderStep, policy_named
 from models.catalogue import MODELS, ModelSpec
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES
@@ -20,10 +24,13 @@ from properties.base import Property
 from properties.binder import BMC_DEPTH, SequenceProperty
 from properties.registry import all_properties, applicable
 from verify import __version__
-from verify.counterexample import TraceError, save
 from verify.engine import ReplayError, Result, Verdict
+from verify.explorer import Instance, explore
+from verify.replay import replay
 from verify.report import row, summary
 from verify.runner import default_jobs, run_checks
+from verify.show import render_table, to_dot
+from verify.trace import TraceError, load, save
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_ERROR = 0, 1, 2
 
@@ -74,6 +81,33 @@ def build_parser() -> Parser:
     )
 
     commands.add_parser("list", help="list models, properties and seedable faults")
+
+    show = commands.add_parser(
+        "show", help="print a trace as a step table", description="Print a trace as a step table."
+    )
+    show.add_argument("trace", type=Path, help="an ITF trace file written by `verify run`")
+    show.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw len, capacity and physical memory")
+    generated = show.add_mutually_exclusive_group()
+    generated.add_argument("--as-pytest", action="store_true", help="print a pytest test that replays the trace")
+    generated.add_argument("--as-kunit", action="store_true", help="print a KUnit test case in Rust")
+
+    replay = commands.add_parser(
+        "replay",
+        help="re-execute a trace on the Python model",
+        description="Re-execute a trace on the Python model: exit 0 if the violation reproduces, 1 if not.",
+    )
+    replay.add_argument("trace", type=Path, help="an ITF trace file written by `verify run`")
+
+    graph = commands.add_parser(
+        "graph",
+        help="write the explored binder state graph as DOT",
+        description="Write the explored binder state graph as DOT, a trace's path highlighted in red.",
+    )
+    graph.add_argument("--policy", default="v6", help="binder shrink policy (default v6)")
+    graph.add_argument("--page-size", type=int, default=64, help="the instance's PAGE_SIZE (default 64)")
+    graph.add_argument("--max-capacity", type=int, default=40, help="the instance's capacity bound (default 40)")
+    graph.add_argument("--trace", type=Path, help="a binder trace whose path is highlighted")
+    graph.add_argument("--output", type=Path, help="write the DOT here instead of standard output")
     return parser
 
 
@@ -133,6 +167,72 @@ def command_run(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.as_expected for r in results) else EXIT_UNEXPECTED
 
 
+def _new_file(path: Path) -> Path:
+    """An output path that does not exist yet: a user's file is never overwritten."""
+    if path.exists():
+        raise UsageError(f"{path} exists; choose another name or remove it first")
+    return path
+
+
+def command_show(args: argparse.Namespace) -> int:
+    loaded = load(args.trace)
+    replayed = replay(loaded)
+    if args.as_pytest:
+        from verify.regression import as_pytest
+
+        print(as_pytest(replayed.trace), end="")
+    elif args.as_kunit:
+        from verify.regression import as_kunit
+
+        print(as_kunit(replayed.trace), end="")
+    else:
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        print(render_table(loaded, replayed, color))
+    if args.plot is not None:
+        from verify.plot import plot
+
+        plot(replayed.trace, _new_file(args.plot))
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return EXIT_OK
+
+
+def command_replay(args: argparse.Namespace) -> int:
+    replayed = replay(load(args.trace))
+    if replayed.reproduces:
+        print(f"reproduces: {replayed.prop.id} fails at step {replayed.trace.failing_step} on the Python model")
+        return EXIT_OK
+    print(f"does not reproduce: {replayed.prop.id} holds on the Python model at every step of the trace")
+    return EXIT_UNEXPECTED
+
+
+def command_graph(args: argparse.Namespace) -> int:
+    try:
+        policy = policy_named(args.policy)
+        instance = Instance(args.page_size, args.max_capacity)
+        instance.platform  # noqa: B018  (validates the page size)
+    except KeyError:
+        raise UsageError(f"unknown policy {args.policy!r}; one of {', '.join(p.name for p in POLICIES)}") from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if not 1 <= args.max_capacity <= 4096:
+        raise UsageError(f"--max-capacity must be in 1..4096, not {args.max_capacity}")
+    path: list[BinderStep] = []
+    if args.trace is not None:
+        traced = replay(load(args.trace))
+        if traced.trace.policy != policy.name or traced.trace.page_size != args.page_size:
+            raise UsageError(
+                f"{args.trace} is a trace of policy {traced.trace.policy} with PAGE_SIZE {traced.trace.page_size};"
+                f" pass --policy and --page-size to match"
+            )
+        path = [s for s in traced.trace.steps if isinstance(s, BinderStep)]
+    dot = to_dot(explore(policy, instance), path)
+    if args.output is None:
+        print(dot, end="")
+    else:
+        _new_file(args.output).write_text(dot)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -141,11 +241,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = command_list(lines)
             print("\n".join(lines))
             return code
+        if args.command == "show":
+            return command_show(args)
+        if args.command == "replay":
+            return command_replay(args)
+        if args.command == "graph":
+            return command_graph(args)
         return command_run(args)
-    except UsageError as e:
+    except (UsageError, TraceError) as e:
         print(f"verify: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except (ReplayError, TraceError) as e:
+    except ReplayError as e:
         print(f"verify: internal error: {e}", file=sys.stderr)
         return EXIT_ERROR
 
