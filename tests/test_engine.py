@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
+from models.binder import BinderStep
 from models.catalogue import MODELS, ModelSpec, model_named
 from models.vec import Step
-from properties.base import Property
+from properties.base import Property, Scenario, StepProperty
 from properties.binder import SequenceProperty
 from properties.registry import all_properties, applicable
-from verify.counterexample import TraceCounterexample
 from verify.engine import Verdict, check
 
 PAGE = 4096
@@ -30,12 +30,13 @@ def test_verdict_is_the_declared_one(prop: Property | SequenceProperty, model: M
     if result.verdict is Verdict.VIOLATED:
         cex = result.counterexample
         assert cex is not None and cex.property_id == prop.id
-        if isinstance(cex, TraceCounterexample):
-            assert isinstance(prop, SequenceProperty)
-            assert prop.violated(cex.platform, list(cex.steps), cex.mark), "the trace violates the property"
+        if isinstance(prop, SequenceProperty):
+            steps = [s for s in cex.steps if isinstance(s, BinderStep)]
+            assert prop.violated(cex.platform, steps, cex.cycle_from or 0), "the trace violates the property"
         else:
-            assert not isinstance(prop, SequenceProperty)
-            assert not prop.py(cex.platform, cex.step), "a reported counterexample violates the property in Python"
+            last = cex.steps[-1]
+            assert isinstance(last, Step)
+            assert not prop.py(cex.platform, last), "a reported counterexample violates the property in Python"
     else:
         assert result.counterexample is None
 
@@ -43,7 +44,7 @@ def test_verdict_is_the_declared_one(prop: Property | SequenceProperty, model: M
 def test_physical_growth_counterexample_is_vmalloc_to_larger_kmalloc() -> None:
     result = check(PROPS["shrink.physical-never-grows"], model_named("kvvec-v6/u64"), PAGE, TIMEOUT_MS)
     assert result.counterexample is not None
-    s = result.counterexample.step
+    s = result.counterexample.steps[-1]
     assert s.pre.buf is not None and s.pre.buf.kind.value == "vmalloc"
     assert s.post.buf is not None and s.post.buf.kind.value == "kmalloc"
     assert s.ok and s.post.physical() > s.pre.physical()
@@ -53,7 +54,7 @@ def test_physical_growth_counterexample_is_vmalloc_to_larger_kmalloc() -> None:
 def test_change_without_memory_returned_is_found() -> None:
     result = check(PROPS["shrink.change-lowers-physical"], model_named("kvvec-v6/u8"), PAGE, TIMEOUT_MS)
     assert result.counterexample is not None
-    s = result.counterexample.step
+    s = result.counterexample.steps[-1]
     assert s.ok and s.post.layout_len < s.pre.layout_len
     assert s.post.physical() >= s.pre.physical()
 
@@ -112,8 +113,10 @@ def test_seeded_fault_is_caught(prop_id: str, fault: str, model_name: str, shows
     assert result.verdict is Verdict.VIOLATED
     cex = result.counterexample
     assert cex is not None and cex.faults == (fault,)
-    assert not prop.py(cex.platform, cex.step)
-    assert shows(cex.step), cex.one_line()
+    last = cex.steps[-1]
+    assert isinstance(last, Step) and isinstance(prop, (StepProperty, Scenario))
+    assert not prop.py(cex.platform, last)
+    assert shows(last), cex.one_line()
 
 
 def test_every_step_property_has_a_fault_or_a_finding() -> None:

@@ -1,0 +1,166 @@
+"""Counterexamples as pictures and as regression tests: the PNG plot, the pytest module, the KUnit test."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.catalogue import ModelSpec, model_named
+from properties.registry import all_properties
+from verify.engine import check
+from verify.plot import plot
+from verify.regression import as_kunit, as_pytest, rust_type
+from verify.trace import Trace
+
+REPO = Path(__file__).resolve().parent.parent
+PAGE = 4096
+TIMEOUT_MS = 60_000
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# Traces the engine finds, by name: (property, model).
+CASES: dict[str, tuple[str, ModelSpec]] = {
+    "binder": ("binder.no-immediate-regrow", model_named("binder/naive")),
+    "single": ("shrink.change-lowers-physical", model_named("kvvec-v6/u8")),
+    # A KUnit scenario broken by a seeded fault: a single call whose initial state comes from a setup.
+    "setup": (
+        "kunit.min-capacity-kept",
+        model_named("kvvec-v6/u8").with_faults(frozenset({"target-ignores-min-capacity"})),
+    ),
+    # A zero-sized T, whose capacity is usize::MAX, broken by a seeded fault.
+    "zst": ("shrink.zst-noop", model_named("kvvec-v6/zst").with_faults(frozenset({"zst-check-dropped"}))),
+}
+
+
+@pytest.fixture(scope="module")
+def traces() -> dict[str, Trace]:
+    props = {p.id: p for p in all_properties(PAGE)}
+    found = {}
+    for name, (prop_id, model) in CASES.items():
+        result = check(props[prop_id], model, PAGE, TIMEOUT_MS)
+        assert result.counterexample is not None, f"{prop_id} on {model.name} has no counterexample"
+        found[name] = result.counterexample
+    return found
+
+
+# --- plot ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["binder", "single", "setup", "zst"])
+def test_plot_writes_a_png(traces: dict[str, Trace], name: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{name}.png"
+    plot(traces[name], path)
+    data = path.read_bytes()
+    assert len(data) > 1000
+    assert data.startswith(PNG_SIGNATURE)
+
+
+# --- the pytest module ---------------------------------------------------------------------
+
+
+def run_pytest(source: str, tmp_path: Path) -> str:
+    path = tmp_path / "test_generated.py"
+    path.write_text(source)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("name", ["single", "binder", "setup"])
+def test_generated_pytest_reproduces_and_its_regression_test_fails(
+    traces: dict[str, Trace], name: str, tmp_path: Path
+) -> None:
+    source = as_pytest(traces[name])
+    compile(source, "test_generated.py", "exec")
+    out = run_pytest(source, tmp_path)
+    assert "1 failed, 1 passed" in out, out
+    # The counterexample reproduces; the regression test to keep fails while it does.
+    assert re.search(r"^PASSED \S+::test_\w+_violation_reproduces$", out, re.MULTILINE), out
+    assert re.search(r"^FAILED \S+::test_\w+_holds\b", out, re.MULTILINE), out
+
+
+def test_generated_pytest_names_the_property_and_the_model(traces: dict[str, Trace]) -> None:
+    source = as_pytest(traces["single"])
+    assert "def test_shrink_change_lowers_physical_kvvec_v6_u8_violation_reproduces() -> None:" in source
+    assert "def test_shrink_change_lowers_physical_kvvec_v6_u8_holds() -> None:" in source
+    assert 'PROPERTY = "shrink.change-lowers-physical"' in source
+    assert traces["single"].one_line()[:40] in source.replace("\n", " ")
+    binder = as_pytest(traces["binder"])
+    assert 'POLICY = policy_named("naive")' in binder and "binder_step(" in binder
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is not installed")
+@pytest.mark.parametrize("name", ["single", "binder", "setup", "zst"])
+def test_generated_pytest_is_ruff_clean(traces: dict[str, Trace], name: str, tmp_path: Path) -> None:
+    path = tmp_path / "test_generated.py"
+    path.write_text(as_pytest(traces[name]))
+    for config in (["--isolated"], ["--config", str(REPO / "pyproject.toml")]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", "check", "--no-cache", *config, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- the KUnit test -----------------------------------------------------------------------
+
+
+def balanced(text: str) -> bool:
+    depth = 0
+    for c in text:
+        depth += {"{": 1, "}": -1}.get(c, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def test_kunit_for_a_single_call(traces: dict[str, Trace]) -> None:
+    rust = as_kunit(traces["single"])
+    assert "#[test]" in rust
+    assert "fn test_shrink_change_lowers_physical_kvvec_v6_u8() -> Result {" in rust
+    assert "KVVec::<u8>::with_capacity(" in rust
+    assert "shrink_to(" in rust and "GFP_KERNEL" in rust
+    assert "is_vmalloc_addr" in rust and "// SAFETY:" in rust
+    assert "cannot be forced" in rust
+    assert rust.rstrip().endswith("Ok(())\n}")
+    assert balanced(rust)
+
+
+def test_kunit_for_a_binder_trace(traces: dict[str, Trace]) -> None:
+    rust = as_kunit(traces["binder"])
+    assert "#[test]" in rust and "fn " in rust
+    assert "KVVec<u64>" in rust
+    assert "retain(" in rust and "shrink_to(" in rust and "GFP_KERNEL" in rust
+    # naive: shrink to fit once half the slots are unused.
+    assert "all_procs.len() < all_procs.capacity() / 2" in rust
+    assert "push(" in rust and "deregister(&mut all_procs," in rust
+    assert "assert_eq!(all_procs.capacity(), cap_before);" in rust
+    assert balanced(rust)
+
+
+def test_kunit_for_a_setup_trace_and_a_zero_sized_t(traces: dict[str, Trace]) -> None:
+    rust = as_kunit(traces["setup"])
+    assert "KVVec::<u8>::new()" in rust and "v.reserve(4 * PAGE_SIZE, GFP_KERNEL)?;" in rust
+    assert "shrink_to(2 * PAGE_SIZE, GFP_KERNEL)" in rust
+    assert balanced(rust)
+    zst = as_kunit(traces["zst"])
+    assert "KVVec::<()>::with_capacity(" in zst and "usize::MAX" in zst and "shrink_to(" in zst
+    assert balanced(zst)
+
+
+@pytest.mark.parametrize(
+    ("size", "name"), [(0, "()"), (1, "u8"), (2, "u16"), (4, "u32"), (8, "u64"), (24, "[u8; 24]"), (4096, "[u8; 4096]")]
+)
+def test_rust_element_type_follows_the_size(size: int, name: str) -> None:
+    assert rust_type(size) == name

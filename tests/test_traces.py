@@ -1,0 +1,151 @@
+"""ITF traces: every committed one replays; saving is atomic and never overwrites; show, replay and graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import itf_py
+import pytest
+
+from models.catalogue import model_named
+from properties.registry import all_properties
+from verify.cli import main
+from verify.engine import check
+from verify.replay import replay
+from verify.trace import FORMAT, Trace, TraceError, load, save
+
+REPO = Path(__file__).resolve().parent.parent
+COMMITTED = sorted((REPO / "counterexamples").glob("*.itf.json"))
+PROPS = {p.id: p for p in all_properties(4096)}
+
+
+def test_the_findings_are_committed() -> None:
+    names = {p.name.split("--")[0] for p in COMMITTED}
+    assert {"shrink.physical-never-grows", "shrink.change-lowers-physical", "binder.reclaim"} <= names
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_every_committed_trace_is_itf_and_replays(path: Path) -> None:
+    raw = json.loads(path.read_text())
+    parsed = itf_py.trace_from_json(raw)
+    assert parsed.meta["format"] == FORMAT and parsed.meta["failing_step"] == len(parsed.states) - 1
+    assert {"solver", "tool", "seed", "parameters", "variant", "property", "model"} <= set(parsed.meta)
+    assert replay(load(path)).reproduces
+
+
+def _trace(prop_id: str, model: str) -> Trace:
+    result = check(PROPS[prop_id], model_named(model), 4096, 60_000)
+    assert result.counterexample is not None
+    return result.counterexample
+
+
+def test_save_is_content_named_and_recognises_duplicates(tmp_path: Path) -> None:
+    trace = _trace("shrink.physical-never-grows", "kvvec-v6/u8")
+    path, fresh = save(trace, tmp_path)
+    assert fresh and path.name.startswith("shrink.physical-never-grows--kvvec-v6_u8--")
+    assert path.name.endswith(".itf.json")
+    assert save(trace, tmp_path) == (path, False)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    loaded = load(path)
+    assert loaded.states[0]["backend"] == "vmalloc" and loaded.states[1]["backend"] == "kmalloc"
+    assert loaded.states[1]["physical"] > loaded.states[0]["physical"]
+
+
+def test_save_never_overwrites_a_different_file(tmp_path: Path) -> None:
+    trace = _trace("shrink.physical-never-grows", "kvvec-v6/u8")
+    target = tmp_path / trace.file_name()
+    target.write_text("a user's own notes\n")
+    with pytest.raises(TraceError, match="refusing to overwrite"):
+        save(trace, tmp_path)
+    assert target.read_text() == "a user's own notes\n"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary file left behind
+
+
+def _broken(tmp_path: Path, edit: str) -> Path:
+    raw = json.loads(COMMITTED[0].read_text())
+    if edit == "failing_step":
+        raw["#meta"]["failing_step"] = 99
+    elif edit == "format":
+        raw["#meta"]["format"] = "something-else"
+    elif edit == "op":
+        raw["states"][1]["action"]["op"] = "Frobnicate"
+    elif edit == "states":
+        del raw["states"]
+    path = tmp_path / f"{edit}.itf.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("failing_step", "failing_step does not match"),
+        ("format", "not a verify trace"),
+        ("op", "unknown operation 'Frobnicate'"),
+        ("states", "malformed trace: KeyError"),
+    ],
+)
+def test_wrong_schema_is_one_clear_error(tmp_path: Path, edit: str, message: str) -> None:
+    with pytest.raises(TraceError, match=message):
+        load(_broken(tmp_path, edit))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"), [("{not json", "not valid JSON"), ("", "not valid JSON"), ("[1, 2]", "no #meta record")]
+)
+def test_malformed_files_are_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(TraceError, match=message):
+        load(path)
+
+
+def test_truncated_trace_is_exit_two_for_every_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "cut.itf.json"
+    path.write_text(COMMITTED[0].read_text()[:300])
+    for argv in (["show", str(path)], ["replay", str(path)], ["show", str(path), "--as-pytest"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not valid JSON" in err
+
+
+def test_replay_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    binder = next(p for p in COMMITTED if p.name.startswith("binder.no-immediate-regrow--binder_naive"))
+    assert main(["replay", str(binder)]) == 0
+    assert "reproduces: binder.no-immediate-regrow fails at step 5" in capsys.readouterr().out
+    # The same operations judged as a trace of v4, which never regrows at once: no violation.
+    raw = json.loads(binder.read_text())
+    raw["#meta"]["variant"]["policy"] = "v4"
+    other = tmp_path / "as-v4.itf.json"
+    other.write_text(json.dumps(raw))
+    assert main(["replay", str(other)]) == 1
+    assert "does not reproduce" in capsys.readouterr().out
+    assert main(["replay", str(tmp_path / "missing.itf.json")]) == 2
+
+
+def test_show_prints_the_step_table_with_changes_and_the_broken_predicate(capsys: pytest.CaptureFixture[str]) -> None:
+    path = next(p for p in COMMITTED if p.name.startswith("shrink.physical-never-grows--kvvec-v6_u64"))
+    assert main(["show", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["step", "action", "outcome", "result", "len", "capacity", "backend", "layout", "B",
+                              "physical", "B", "pages"]
+    assert out[3].split()[:4] == ["1", "shrink_to(2049)", "k:ok", "v:ok"]
+    assert "kmalloc*" in out[3] and "32768*" in out[3] and "8*" in out[3]
+    assert "fails at step 1: the physical memory held after shrink_to never exceeds what was held before" in out
+    assert "  len 0 -> 0, capacity 2561 -> 2049, physical 24576 -> 32768 bytes, result Ok" in out
+
+
+def test_graph_highlights_the_trace_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = next(p for p in COMMITTED if p.name.startswith("binder.no-immediate-regrow--binder_naive"))
+    out = tmp_path / "g.dot"
+    argv = ["graph", "--policy", "naive", "--max-capacity", "6", "--trace", str(trace), "--output", str(out)]
+    assert main(argv) == 0
+    dot = out.read_text()
+    assert dot.startswith("digraph explored {") and "12 states, 24 edges" in dot
+    assert dot.count("color=red, penwidth=2];") >= 5 and dot.rstrip().endswith("}")
+    # An existing file is never overwritten.
+    assert main(argv) == 2
+    assert "exists; choose another name" in capsys.readouterr().err
+    assert main(["graph", "--policy", "v5"]) == 2
+    assert main(["graph", "--policy", "v6", "--trace", str(trace)]) == 2  # the trace is of policy naive
