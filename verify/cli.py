@@ -30,6 +30,7 @@ from verify.replay import replay
 from verify.report import row, summary
 from verify.runner import default_jobs, run_checks
 from verify.show import render_table, to_dot
+from verify.solver import DUMP_ENV
 from verify.trace import TraceError, load, save
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_ERROR = 0, 1, 2
@@ -72,6 +73,11 @@ def build_parser() -> Parser:
     run.add_argument(
         "--jobs", type=int, default=default_jobs(), help="checks solved in parallel (default: the number of cores)"
     )
+    run.add_argument(
+        "--cache-dir", type=Path, default=Path(".verify-cache"), help="where proofs are cached (default .verify-cache/)"
+    )
+    run.add_argument("--no-cache", action="store_true", help="neither read nor write the proof cache")
+    run.add_argument("--dump-smt", type=Path, metavar="DIR", help="also write every solver query as SMT-LIB2 into DIR")
     run.add_argument(
         "--fault",
         action="append",
@@ -155,12 +161,22 @@ def command_run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     results: list[Result] = []
-    for result in run_checks(pairs, args.page_size, int(args.timeout * 1000), args.jobs, args.bmc_depth):
-        saved = None
-        if result.counterexample is not None:
-            saved, _ = save(result.counterexample, args.counterexamples)
-        print(row(result, saved), flush=True)
-        results.append(result)
+    # A dump needs every query sent, so it bypasses the cache.
+    cache_dir = None if args.no_cache or args.dump_smt else args.cache_dir
+    if args.dump_smt is not None:
+        args.dump_smt.mkdir(parents=True, exist_ok=True)
+        os.environ[DUMP_ENV] = str(args.dump_smt.resolve())  # read by the solver, in every worker
+    try:
+        for result in run_checks(
+            pairs, args.page_size, int(args.timeout * 1000), args.jobs, args.bmc_depth, cache_dir
+        ):
+            saved = None
+            if result.counterexample is not None:
+                saved, _ = save(result.counterexample, args.counterexamples)
+            print(row(result, saved), flush=True)
+            results.append(result)
+    finally:
+        os.environ.pop(DUMP_ENV, None)
     print(summary(results, time.perf_counter() - start))
     if any(r.verdict is Verdict.UNKNOWN for r in results):
         return EXIT_ERROR

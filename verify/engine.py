@@ -26,8 +26,10 @@ from models.vec import ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, SymShrinkTo, SymVec, lift_state, type_invariant
 from properties.base import Property, Scenario, StepProperty, Verdict
 from properties.binder import BMC_DEPTH, SequenceProperty, replay
-from verify.solver import Answer, fresh_context, minimal_model, solve
-from verify.trace import Trace
+from verify.cache import ProofCache, make_key
+from verify.replay import replay as replay_trace
+from verify.solver import Answer, fresh_context, minimal_model, solve, solver_version
+from verify.trace import Trace, TraceError, load_text
 
 
 class ReplayError(Exception):
@@ -43,6 +45,7 @@ class Result:
     counterexample: Trace | None = None
     detail: str = ""
     scope: str = ""  # what a sequence check covered, when it says more than the property's method
+    cached: bool = False  # taken from the proof cache (a cached trace is replayed again)
 
     @property
     def method(self) -> str:
@@ -80,7 +83,60 @@ def canonical_pre(prefix: str) -> SymVec:
 
 
 def check(
-    prop: Property | SequenceProperty, model: ModelSpec, page_size: int, timeout_ms: int, bmc_depth: int = BMC_DEPTH
+    prop: Property | SequenceProperty,
+    model: ModelSpec,
+    page_size: int,
+    timeout_ms: int,
+    bmc_depth: int = BMC_DEPTH,
+    proof_cache: ProofCache | None = None,
+) -> Result:
+    """One verdict; with a cache, a stored verdict for the same source, solver and parameters is reused.
+
+    The query a check sends is a function of the source and the parameters, so
+    the key (verify.cache) determines it exactly.
+    """
+    if proof_cache is None:
+        return _check(prop, model, page_size, timeout_ms, bmc_depth)
+    faults = ",".join(sorted(model.faults))
+    key = make_key(solver_version(), prop.id, model.name, faults, str(page_size), str(timeout_ms), str(bmc_depth))
+    entry = proof_cache.get(key)
+    if entry is not None:
+        hit = _from_entry(prop, model, entry)
+        if hit is not None:
+            return hit
+    result = _check(prop, model, page_size, timeout_ms, bmc_depth)
+    if result.verdict is not Verdict.UNKNOWN:  # a timeout may be decided another time
+        trace = None if result.counterexample is None else result.counterexample.text()
+        proof_cache.put(
+            key,
+            {"verdict": result.verdict.value, "seconds": result.seconds, "detail": result.detail,
+             "scope": result.scope, "trace": trace},
+        )
+    return result
+
+
+def _from_entry(prop: Property | SequenceProperty, model: ModelSpec, entry: dict[str, Any]) -> Result | None:
+    """The cached result, its trace replayed again; None when the entry does not hold up."""
+    start = time.perf_counter()
+    try:
+        verdict = Verdict(entry["verdict"])
+        trace = None
+        if entry["trace"] is not None:
+            replayed = replay_trace(load_text(entry["trace"], "cached trace"))
+            if not replayed.reproduces:
+                return None
+            trace = replayed.trace
+        elif verdict is Verdict.VIOLATED:
+            return None
+        return Result(
+            prop, model, verdict, time.perf_counter() - start, trace, str(entry["detail"]), str(entry["scope"]), True
+        )
+    except (KeyError, ValueError, TraceError):
+        return None
+
+
+def _check(
+    prop: Property | SequenceProperty, model: ModelSpec, page_size: int, timeout_ms: int, bmc_depth: int
 ) -> Result:
     fresh_context()
     if isinstance(prop, StepProperty):

@@ -13,7 +13,7 @@ def row(result: Result, saved: Path | None = None) -> str:
     mark = "expected" if result.as_expected else f"UNEXPECTED (declared {result.expected.value})"
     line = (
         f"{result.verdict.value:<9} {result.prop.id:<34} {result.model.name:<20} "
-        f"{result.method:<46} {result.seconds:6.2f}s  {mark}"
+        f"{result.method:<46} {'cached' if result.cached else f'{result.seconds:6.2f}s':>7}  {mark}"
     )
     if result.verdict is Verdict.UNKNOWN and result.detail:
         line += f"\n          solver gave up: {result.detail}"

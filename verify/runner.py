@@ -11,11 +11,13 @@ import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 from models.catalogue import ModelSpec
 from properties.base import Property
 from properties.binder import BMC_DEPTH, SequenceProperty
 from properties.registry import all_properties
+from verify.cache import ProofCache
 from verify.engine import Result, check
 
 
@@ -23,9 +25,12 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _check_named(prop_id: str, model: ModelSpec, page_size: int, timeout_ms: int, bmc_depth: int) -> Result:
+def _check_named(
+    prop_id: str, model: ModelSpec, page_size: int, timeout_ms: int, bmc_depth: int, cache_dir: Path | None
+) -> Result:
     prop = next(p for p in all_properties(page_size) if p.id == prop_id)
-    result = check(prop, model, page_size, timeout_ms, bmc_depth)
+    proof_cache = None if cache_dir is None else ProofCache(cache_dir)
+    result = check(prop, model, page_size, timeout_ms, bmc_depth, proof_cache)
     return replace(result, prop=None)  # type: ignore[arg-type]
 
 
@@ -35,16 +40,23 @@ def run_checks(
     timeout_ms: int,
     jobs: int,
     bmc_depth: int = BMC_DEPTH,
+    cache_dir: Path | None = None,
 ) -> Iterator[Result]:
+    """Check every pair; `cache_dir` None means no proof cache."""
     if jobs <= 1 or len(pairs) <= 1:
+        proof_cache = None if cache_dir is None else ProofCache(cache_dir)
         for prop, model in pairs:
-            yield check(prop, model, page_size, timeout_ms, bmc_depth)
+            yield check(prop, model, page_size, timeout_ms, bmc_depth, proof_cache)
         return
     # fork keeps start-up cheap: the workers inherit the imported solver.
     context = multiprocessing.get_context("fork")
+    # Declared violations are the slow checks (their counterexamples are
+    # minimised and replayed): submitting them first keeps every core busy to the end.
+    order = sorted(range(len(pairs)), key=lambda i: not pairs[i][0].expect_violated(pairs[i][1]))
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures: list[Future[Result]] = [
-            pool.submit(_check_named, prop.id, model, page_size, timeout_ms, bmc_depth) for prop, model in pairs
-        ]
-        for (prop, _), future in zip(pairs, futures, strict=True):
-            yield replace(future.result(), prop=prop)
+        futures: dict[int, Future[Result]] = {}
+        for i in order:
+            prop, model = pairs[i]
+            futures[i] = pool.submit(_check_named, prop.id, model, page_size, timeout_ms, bmc_depth, cache_dir)
+        for i, (prop, _) in enumerate(pairs):
+            yield replace(futures[i].result(), prop=prop)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import z3
@@ -40,6 +43,20 @@ def solver_version() -> str:
     return f"z3 {z3.get_version_string()}"
 
 
+# `verify run --dump-smt DIR` sets this, so that every worker process sees it.
+DUMP_ENV = "VERIFY_DUMP_SMT"
+
+
+def _dump(text: str) -> None:
+    """Write a query as SMT-LIB2 into the dump directory, named after its content."""
+    directory = os.environ.get(DUMP_ENV)
+    if directory:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        path = Path(directory) / f"{digest}.smt2"
+        if not path.exists():
+            path.write_text(text)
+
+
 def solve(assertions: list[Any], timeout_ms: int) -> Solved:
     """Check the conjunction of `assertions`; UNSAT of a negated property is its proof."""
     solver = z3.Solver()
@@ -47,6 +64,7 @@ def solve(assertions: list[Any], timeout_ms: int) -> Solved:
     # Fixed seeds make answers (and counterexamples) repeatable run to run.
     solver.set("random_seed", 0)
     solver.add(*assertions)
+    _dump(solver.to_smt2())
     start = time.perf_counter()
     result = solver.check()
     seconds = time.perf_counter() - start
@@ -70,6 +88,7 @@ def minimal_model(assertions: list[Any], objectives: list[Any], timeout_ms: int)
     opt.add(*assertions)
     for term in objectives:
         opt.minimize(z3.If(term, 1, 0) if z3.is_bool(term) else term)
+    _dump(opt.sexpr() + "\n(check-sat)\n")
     if opt.check() != z3.sat:
         return None
     return opt.model()

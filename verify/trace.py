@@ -257,10 +257,20 @@ def _vec_state(values: dict[str, Any]) -> VecState:
 def load(path: Path) -> LoadedTrace:
     """Read an ITF trace written by verify; any problem is a TraceError with one clear line."""
     try:
-        raw = json.loads(path.read_text())
+        text = path.read_text()
     except OSError as e:
         raise TraceError(f"{path}: cannot read: {e.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise TraceError(f"{path}: not valid JSON ({e})") from None
+    return load_text(text, str(path))
+
+
+def load_text(text: str, origin: str) -> LoadedTrace:
+    """Read an ITF trace from its text; `origin` names it in errors."""
+    path = origin
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
         raise TraceError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("#meta"), dict):
         raise TraceError(f"{path}: not an ITF trace (no #meta record)")

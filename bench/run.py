@@ -1,0 +1,197 @@
+"""Benchmark: measures verify on this machine and writes bench/RESULTS.md.
+
+Run it from the repository root with the project installed:
+    python bench/run.py
+It measures, in one run: `verify run all` cold (no cache) and warm (cache
+filled); the bare solver's total time on the dumped queries and the tool's time
+as a ratio of it; the explorer's states per second and how its time grows with
+the capacity bound; cross-check steps per second; peak memory of a run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import z3
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from models.allocator import ALL_OUTCOMES  # noqa: E402
+from models.binder import policy_named  # noqa: E402
+from models.machine import Platform  # noqa: E402
+from models.vec import Action, Push, Reserve, Retain, ShrinkTo, Truncate, VecState, step  # noqa: E402
+from verify import __version__  # noqa: E402
+from verify.crosscheck import check_transition  # noqa: E402
+from verify.explorer import Instance, explore  # noqa: E402
+
+VERIFY = [sys.executable, "-m", "verify"]
+TARGETS = {"cold": 30.0, "warm": 3.0, "ratio": 1.5, "memory_mib": 1024.0}
+
+
+def timed_run(args: list[str]) -> tuple[float, float, str]:
+    """Wall seconds of a `verify` command, the peak resident memory of its processes in MiB, its output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(VERIFY + args, cwd=ROOT, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"verify {' '.join(args)} exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr}")
+    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return seconds, peak / 1024, done.stdout
+
+
+def slowest(output: str, count: int = 10) -> list[tuple[float, str, str, str]]:
+    """The checks that took longest in a run's rows: (seconds, verdict, property, model)."""
+    found = []
+    for line in output.splitlines():
+        words = line.split()
+        if words and words[0] in ("PROVED", "VIOLATED", "UNKNOWN"):
+            times = [w[:-1] for w in words if w.endswith("s") and w[:-1].replace(".", "").isdigit()]
+            seconds = float(times[-1])
+            found.append((seconds, words[0], words[1], words[2]))
+    return sorted(found, reverse=True)[:count]
+
+
+def bare_solver_seconds(directory: Path) -> tuple[float, int]:
+    """The z3 binary's total time on every dumped query, one after the other."""
+    z3_binary = shutil.which("z3") or str(Path(sys.executable).parent / "z3")
+    total, count = 0.0, 0
+    for query in sorted(directory.glob("*.smt2")):
+        start = time.perf_counter()
+        subprocess.run([z3_binary, "-smt2", str(query)], capture_output=True, check=False)
+        total += time.perf_counter() - start
+        count += 1
+    return total, count
+
+
+def explorer_growth() -> list[tuple[int, int, int, float]]:
+    rows = []
+    for bound in (10, 20, 40, 80, 160):
+        ex = explore(policy_named("v6"), Instance(64, bound))
+        rows.append((bound, ex.states, ex.edges, ex.seconds))
+    return rows
+
+
+def crosscheck_rate(steps: int = 150) -> float:
+    """Random operations, each checked by the Z3 cross-check; steps per second."""
+    rng = random.Random(0)
+    plat = Platform(8, 4096)
+    state, fresh, start = VecState(), 0, time.perf_counter()
+    for _ in range(steps):
+        outcome = rng.choice(ALL_OUTCOMES)
+        kind = rng.randrange(5)
+        action: Action
+        if kind == 0:
+            action = Push(fresh, outcome)
+            fresh += 1
+        elif kind == 1:
+            action = Reserve(rng.choice([1, 8, 600, 3000]), outcome)
+        elif kind == 2:
+            action = ShrinkTo(rng.randrange(state.len + 4), outcome)
+        elif kind == 3 and state.len:
+            action = Retain(state.elems.at(rng.randrange(state.len)))
+        else:
+            action = Truncate(rng.randrange(state.len + 1))
+        taken = step(plat, state, action)
+        check_transition(plat, taken)
+        state = taken.post
+    return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
+    cache = work / "cache"
+    traces = work / "traces"
+    cold, cold_mib, _ = timed_run(["run", "all", "--no-cache", "--counterexamples", str(traces)])
+    timed_run(["run", "all", "--cache-dir", str(cache), "--counterexamples", str(traces)])
+    warm, warm_mib, _ = timed_run(["run", "all", "--cache-dir", str(cache), "--counterexamples", str(traces)])
+    dump = work / "smt"
+    serial, _, serial_out = timed_run(
+        ["run", "all", "--jobs", "1", "--dump-smt", str(dump), "--counterexamples", str(traces)]
+    )
+    bare, queries = bare_solver_seconds(dump)
+    growth = explorer_growth()
+    rate = crosscheck_rate()
+    shutil.rmtree(work)
+
+    ratio = serial / bare if bare else float("inf")
+    peak = max(cold_mib, warm_mib)
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `python bench/run.py`; do not edit by hand.",
+        "",
+        "## Machine and versions",
+        "",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        f"- Python {platform.python_version()}, z3 {z3.get_version_string()}, verify {__version__}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        "## Numbers",
+        "",
+        "| measure | value | target | |",
+        "|---|---|---|---|",
+        f"| `verify run all`, cold (no cache, all cores) | {cold:.1f} s | <= {TARGETS['cold']:.0f} s |"
+        f" {mark(cold <= TARGETS['cold'])} |",
+        f"| `verify run all`, warm (cache filled) | {warm:.2f} s | <= {TARGETS['warm']:.0f} s |"
+        f" {mark(warm <= TARGETS['warm'])} |",
+        f"| `verify run all --jobs 1`, dumping {queries} queries | {serial:.1f} s | | |",
+        f"| bare `z3 -smt2` on the same {queries} queries, one after another | {bare:.1f} s | | |",
+        f"| tool time / bare-solver time | {ratio:.2f} | <= {TARGETS['ratio']} | {mark(ratio <= TARGETS['ratio'])} |",
+        f"| peak memory of a run (largest process) | {peak:.0f} MiB | <= {TARGETS['memory_mib']:.0f} MiB |"
+        f" {mark(peak <= TARGETS['memory_mib'])} |",
+        f"| cross-check, random operations checked against Z3 | {rate:.1f} steps/s | | |",
+        "",
+        "## Explorer growth (binder v6, PAGE_SIZE 64)",
+        "",
+        "| capacity bound | states | edges | seconds | states/s |",
+        "|---|---|---|---|---|",
+        *(f"| {b} | {s} | {e} | {t:.3f} | {s / t:.0f} |" for b, s, e, t in growth),
+        "",
+        "## The slowest checks (one process, `--jobs 1`)",
+        "",
+        "| seconds | verdict | property | model |",
+        "|---|---|---|---|",
+        *(f"| {t:.2f} | {v} | `{p}` | `{m}` |" for t, v, p, m in slowest(serial_out)),
+        "",
+        "## Where a target is missed",
+        "",
+    ]
+    notes = []
+    if cold > TARGETS["cold"]:
+        notes.append(
+            "- cold run: of the CPU time, about half goes to minimising the eight single-call counterexamples"
+            " (Z3's Optimize, lexicographic over the buffer size, len and min_capacity: 3 to 8 s each, see"
+            " the table above) and a quarter to the binder BMC queries; the proofs themselves take a"
+            " fraction of a second each. The slow checks are submitted first so both cores stay busy to"
+            " the end, which leaves the run about twice the single-process time divided by two. Dropping"
+            " the minimisation would meet the target but return unreadable, run-dependent counterexamples;"
+            " a faster minimiser (bit-by-bit probing on an incremental solver) is the next step."
+        )
+    if ratio > TARGETS["ratio"]:
+        notes.append(
+            "- tool/bare ratio: the tool also replays every counterexample, explores the binder state graphs"
+            " in Python (no solver query at all) and builds every encoding in Python; those costs have no"
+            " bare-solver counterpart."
+        )
+    lines += notes or ["Every target is met."]
+    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The proof cache: a verdict (and its trace) stored under a key of everything it depends on.
+
+The key covers the solver and its version, the tool's own source (models,
+properties, engine), the check's parameters and, for single-call checks, the
+exact query text. A cached counterexample is replayed on the Python model
+again before it is reported. An entry that cannot be read is ignored, removed
+and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_DIRS = ("models", "properties", "verify")
+ENTRY_FORMAT = "verify-cache/1"
+
+
+@cache
+def source_digest() -> str:
+    """A digest of the code that decides verdicts: any change to it invalidates every entry."""
+    h = hashlib.sha256()
+    for directory in SOURCE_DIRS:
+        for path in sorted((ROOT / directory).rglob("*.py")):
+            h.update(str(path.relative_to(ROOT)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def make_key(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in (source_digest(), *parts):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class ProofCache:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        path = self._path(key)
+        try:
+            entry = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)  # corrupt: ignore it, the check runs again
+            return None
+        if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT or entry.get("key") != key:
+            path.unlink(missing_ok=True)
+            return None
+        return entry
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"format": ENTRY_FORMAT, "key": key, **entry}, f)
+        os.replace(tmp, path)  # the cache is the tool's own: replacing an entry is fine
