@@ -71,13 +71,14 @@ BadAt = Callable[[SymPlatform, Unrolling, int], Any]
 def bmc(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, timeout_ms: int) -> tuple[Solved, Unrolling]:
     u = unroll(sp, policy, k)
     query = [*u.constraints, z3.Or([bad_at(sp, u, i) for i in range(k)])]
-    # First look for a violation in which every allocation succeeds: such a
-    # trace is the easiest to read. Only the full query can prove.
-    succeeding = [ok for o in u.outcomes for ok in (o.kmalloc_ok, o.vmalloc_ok)]
-    solved = solve([*query, *succeeding], timeout_ms)
+    solved = solve(query, timeout_ms)
     if solved.answer is not Answer.SAT:
-        solved = solve(query, timeout_ms)
-    return solved, u
+        return solved, u
+    # A violation in which every allocation succeeds is the easiest to read:
+    # prefer one when it exists. Proofs, the common case, pay for one query.
+    succeeding = [ok for o in u.outcomes for ok in (o.kmalloc_ok, o.vmalloc_ok)]
+    readable = solve([*query, *succeeding], timeout_ms)
+    return (readable if readable.answer is Answer.SAT else solved), u
 
 
 def actions_from_model(m: Any, u: Unrolling) -> list[BinderAction]:
