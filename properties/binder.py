@@ -30,11 +30,12 @@ from models.vec_z3 import SymPlatform, SymVec, type_invariant
 from properties.base import Verdict
 from properties.shrink import state_equal_py, state_equal_z3
 from verify.explorer import Exploration, Instance, canonical, explore, realloc_cycle, worst_reallocations
-from verify.sequences import Unrolling, actions_from_model, bmc
+from verify.sequences import Unrolling, actions_from_model, bmc, induction_step
 from verify.solver import Answer, solve
 
 INSTANCE = Instance(page_size=64, max_capacity=40)
 BMC_DEPTH = 8  # the default; `verify run --bmc-depth K` sets another
+INDUCTION_DEPTH = 2  # the largest k tried for k-induction once BMC finds no violation
 WORST_CASE_K = 16
 
 
@@ -228,7 +229,7 @@ def _finding_from_bmc(
     solved, u = bmc(sp, policy, depth, bad_at, timeout)
     scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {page} B"
     if solved.answer is Answer.UNSAT:
-        return Finding(Verdict.PROVED, scope, page_size=page)
+        return _by_induction(sp, policy, depth, bad_at, timeout, scope)
     if solved.answer is Answer.UNKNOWN:
         return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=solved.reason)
     actions = actions_from_model(solved.model, u)
@@ -238,6 +239,28 @@ def _finding_from_bmc(
         if judge(sp.plat, steps[:end], 0):
             return Finding(Verdict.VIOLATED, scope, tuple(actions[:end]), page)
     return Finding(Verdict.VIOLATED, scope, tuple(actions), page)  # the engine's replay rejects it
+
+
+def _by_induction(
+    sp: SymPlatform, policy: Policy, depth: int, bad_at: Callable[[SymPlatform, Unrolling, int], Any], timeout: int,
+    bmc_scope: str,
+) -> Finding:
+    """After BMC found no violation in `depth` operations: PROVED for every sequence if k-inductive.
+
+    The BMC is the base case for every k <= depth; the first k whose step case
+    holds proves the property for sequences of any length. Otherwise the
+    verdict stays PROVED up to `depth` operations, and says so.
+    """
+    page = sp.plat.page_size
+    for k in range(1, min(depth, INDUCTION_DEPTH) + 1):
+        step = induction_step(sp, policy, k, bad_at, timeout)
+        if step.answer is Answer.UNSAT:
+            scope = f"z3 {k}-induction, base case by BMC: every sequence of operations, PAGE_SIZE {page} B"
+            return Finding(Verdict.PROVED, scope, page_size=page)
+        if step.answer is Answer.UNKNOWN:
+            break
+    tried = min(depth, INDUCTION_DEPTH)
+    return Finding(Verdict.PROVED, bmc_scope, page_size=page, detail=f"not k-inductive for k <= {tried}")
 
 
 def regrow_bad(sp: SymPlatform, u: Unrolling, i: int) -> Any:
@@ -356,8 +379,8 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
     ),
     SequenceProperty(
         "binder.no-immediate-regrow.bmc",
-        "the same, by bounded model checking with 4 KiB pages from the empty list",
-        "z3 BMC",
+        "the same, by bounded model checking with 4 KiB pages from the empty list, then k-induction",
+        "z3 BMC + k-induction",
         lambda p, page, t, d: _finding_from_bmc(p, page, t, d, regrow, regrow_bad),
         regrow,
         frozenset({"v6", "naive"}),
@@ -397,8 +420,8 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
     ),
     SequenceProperty(
         "binder.waste-bound.bmc",
-        "the same, by bounded model checking with 4 KiB pages from the empty list",
-        "z3 BMC",
+        "the same, by bounded model checking with 4 KiB pages from the empty list, then k-induction",
+        "z3 BMC + k-induction",
         lambda p, page, t, d: _finding_from_bmc(p, page, t, d, waste, waste_bad),
         waste,
         frozenset({"never"}),

@@ -1,10 +1,12 @@
-"""Sequence checking in Z3: bounded model checking from the empty list, and induction.
+"""Sequence checking in Z3: bounded model checking from the empty list, and k-induction.
 
 BMC unrolls k binder operations from `KVVec::new()` with every choice symbolic
 (register or deregister, allocator outcomes); UNSAT means no violation within
-k operations: PROVED up to k steps. Induction proves a state invariant for all
-sequences: it holds initially, and one operation from any state satisfying it
-(and the type invariants) keeps it.
+k operations: PROVED up to k steps. k-induction lifts that to every sequence:
+if no violation occurs in the first k operations from new() (BMC), and from
+any state satisfying the type invariants, k operations without a violation are
+never followed by one with a violation (the induction step), then no sequence
+of any length has one.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from models.allocator import Outcome
 from models.allocator_z3 import SymOutcome, ite, u64
 from models.binder import BinderAction, Deregister, Policy, Register
 from models.binder_z3 import SymBinderStep
-from models.vec_z3 import SymPlatform, SymVec
+from models.vec_z3 import SymPlatform, SymVec, type_invariant
 from verify.solver import Answer, Solved, solve
 
 
@@ -35,8 +37,9 @@ class Unrolling:
     constraints: tuple[Any, ...]
 
 
-def unroll(sp: SymPlatform, policy: Policy, k: int) -> Unrolling:
-    state = binder_z3.initial()
+def unroll(sp: SymPlatform, policy: Policy, k: int, start: SymVec | None = None) -> Unrolling:
+    """k operations from `start`, `KVVec::new()` by default."""
+    state = binder_z3.initial() if start is None else start
     states, steps, kinds, outcomes = [state], [], [], []
     constraints: list[Any] = []
     for i in range(k):
@@ -79,6 +82,21 @@ def bmc(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, timeout_ms: int)
     succeeding = [ok for o in u.outcomes for ok in (o.kmalloc_ok, o.vmalloc_ok)]
     readable = solve([*query, *succeeding], timeout_ms)
     return (readable if readable.answer is Answer.SAT else solved), u
+
+
+def induction_step(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, timeout_ms: int) -> Solved:
+    """The step case of k-induction: UNSAT means k clean operations are never followed by a violation.
+
+    The first state is any that satisfies the type invariants (with the
+    model's allocation-id bookkeeping, which every state reached from new()
+    has), so UNSAT covers every reachable state and more.
+    """
+    fresh = SymVec.fresh("start")
+    i = z3.BitVec("i", 64)
+    start = SymVec(fresh.len, fresh.layout_len, fresh.buf, z3.Lambda([i], i), fresh.next_id)
+    u = unroll(sp, policy, k + 1, start)
+    clean = [z3.Not(bad_at(sp, u, j)) for j in range(k)]
+    return solve([type_invariant(sp, start), *u.constraints, *clean, bad_at(sp, u, k)], timeout_ms)
 
 
 def actions_from_model(m: Any, u: Unrolling) -> list[BinderAction]:
