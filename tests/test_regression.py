@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +16,11 @@ from properties.registry import all_properties
 from verify.engine import check
 from verify.plot import plot
 from verify.regression import as_kunit, as_pytest, rust_type
-from verify.trace import Trace
+from verify.replay import replay
+from verify.trace import Trace, load
 
 REPO = Path(__file__).resolve().parent.parent
+KERNEL_STUB = REPO / "tests" / "kernel_stub" / "lib.rs"
 PAGE = 4096
 TIMEOUT_MS = 60_000
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -164,3 +167,41 @@ def test_kunit_for_a_setup_trace_and_a_zero_sized_t(traces: dict[str, Trace]) ->
 )
 def test_rust_element_type_follows_the_size(size: int, name: str) -> None:
     assert rust_type(size) == name
+
+
+# --- the KUnit tests compile ----------------------------------------------------------------
+
+
+def rustc_check(tests: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Type-check KUnit test cases as rustc would in kvec.rs's test module, every warning an error.
+
+    Each case goes into a module of its own inside a stand-in of the kernel's
+    `alloc::kvec` (tests/kernel_stub/lib.rs), with the kernel's `use super::*;`
+    and `use crate::prelude::*;`.
+    """
+    rustc = shutil.which("rustc")
+    assert rustc is not None, "rustc is needed to type-check the generated KUnit tests"
+    modules = [
+        f"#[cfg(test)]\nmod case{i} {{\n    use super::*;\n    use crate::prelude::*;\n\n{test}\n}}\n"
+        for i, test in enumerate(tests)
+    ]
+    source = tmp_path / "kernel.rs"
+    source.write_text(KERNEL_STUB.read_text().replace("// GENERATED TESTS", "\n".join(modules)))
+    command = [rustc, "--edition", "2021", "--test", "--crate-type", "lib", "--crate-name", "kernel"]
+    command += ["--emit=metadata", "-D", "warnings", "-o", str(tmp_path / "kernel.rmeta"), str(source)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_every_kunit_test_compiles(traces: dict[str, Trace], tmp_path: Path) -> None:
+    committed = [replay(load(path)).trace for path in sorted((REPO / "counterexamples").glob("*.itf.json"))]
+    assert committed
+    done = rustc_check([as_kunit(t) for t in [*committed, *traces.values()]], tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_rustc_check_rejects_a_broken_kunit_test(traces: dict[str, Trace], tmp_path: Path) -> None:
+    # shrink_to takes the allocation flags too: without them the call does not type-check.
+    broken = as_kunit(traces["single"]).replace(", GFP_KERNEL);", ");", 1)
+    assert broken != as_kunit(traces["single"])
+    done = rustc_check([broken], tmp_path)
+    assert done.returncode != 0 and "error[E0061]" in done.stderr
