@@ -179,7 +179,8 @@ def rustc_check(tests: list[str], tmp_path: Path) -> subprocess.CompletedProcess
     `alloc::kvec` (tests/kernel_stub/lib.rs), with the kernel's `use super::*;`
     and `use crate::prelude::*;`.
     """
-    rustc = shutil.which("rustc")
+    # rustup installs into ~/.cargo/bin, which a non-login shell may not have on its PATH.
+    rustc = shutil.which("rustc") or shutil.which("rustc", path=str(Path.home() / ".cargo" / "bin"))
     assert rustc is not None, "rustc is needed to type-check the generated KUnit tests"
     modules = [
         f"#[cfg(test)]\nmod case{i} {{\n    use super::*;\n    use crate::prelude::*;\n\n{test}\n}}\n"
