@@ -22,6 +22,10 @@ def test_list_names_models_properties_and_faults(capsys: pytest.CaptureFixture[s
     assert code == 0
     for name in ("kvvec-v6/u8", "kvvec-v6/pow2", "shrink.vmalloc-page-rule", "kunit.empty-to-zero", "copy-one-short"):
         assert name in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert rows["shrink.capacity-floor"].endswith("[expected PROVED]")
+    assert rows["binder.reclaim"].endswith("[expected VIOLATED]")
+    assert rows["binder.no-immediate-regrow"].endswith("[expected VIOLATED on binder/v6, binder/naive, else PROVED]")
 
 
 def test_run_subset_proves_and_exits_zero(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

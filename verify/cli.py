@@ -130,13 +130,23 @@ def selected(
     return [(p, m) for p, m in pairs if matches(p.id) or matches(m.name)]
 
 
+def _expectation(prop: Property | SequenceProperty) -> str:
+    """The declared verdicts of a property over the models it applies to."""
+    models = [m for m in MODELS if applicable(prop, m)]
+    violated = [m.name for m in models if prop.expect_violated(m)]
+    if not violated:
+        return "expected PROVED"
+    if len(violated) == len(models):
+        return "expected VIOLATED"
+    return f"expected VIOLATED on {', '.join(violated)}, else PROVED"
+
+
 def command_list(out: list[str]) -> int:
     out.append("models:")
     out += [f"  {m.name:<20} {m.description}" for m in MODELS]
     out.append("properties:")
     for p in all_properties(4096):
-        expectation = "expected VIOLATED on sized T" if p.expect_violated(MODELS[1]) else "expected PROVED"
-        out.append(f"  {p.id:<34} {p.statement} [{expectation}]")
+        out.append(f"  {p.id:<34} {p.statement} [{_expectation(p)}]")
     out.append("faults (for --fault):")
     out += [f"  {name:<28} {text}" for name, text in FAULTS.items()]
     return EXIT_OK
