@@ -59,6 +59,11 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _check_names(**_: object) -> list[str]:
+    """What `verify run <TAB>` offers: property ids and model names."""
+    return ["all", *sorted({p.id for p in all_properties(4096)}), *(m.name for m in MODELS)]
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="verify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"verify {__version__}")
@@ -71,12 +76,13 @@ def build_parser() -> Parser:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument(
+    pattern = run.add_argument(
         "pattern",
         nargs="?",
         default="all",
         help="'all', or a glob or substring of property ids and model names (default: all)",
     )
+    pattern.completer = _check_names  # type: ignore[attr-defined]  # read by argcomplete
     # Defaults of None are filled from [tool.verify], then from config.Settings.
     run.add_argument("--page-size", type=int, help=f"PAGE_SIZE in bytes, one of {PAGE_SIZES} (default 4096)")
     run.add_argument("--timeout", type=float, help="seconds per solver query; beyond it: UNKNOWN (default 60)")
@@ -90,12 +96,13 @@ def build_parser() -> Parser:
     run.add_argument("--cache-dir", type=Path, help="where proofs are cached (default .verify-cache/)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the proof cache")
     run.add_argument("--dump-smt", type=Path, metavar="DIR", help="also write every solver query as SMT-LIB2 into DIR")
-    run.add_argument(
+    fault = run.add_argument(
         "--fault",
         action="append",
         metavar="NAME",
         help="seed a fault into shrink_to (see `verify list`); repeatable",
     )
+    fault.completer = lambda **_: sorted(FAULTS)  # type: ignore[attr-defined]
     run.add_argument(
         "--format",
         choices=FORMATS,
