@@ -32,7 +32,7 @@ def test_an_unexpected_verdict_fails_with_the_trace_table(tmp_path: Path) -> Non
     args = ["--verify", "--verify-pattern", "shrink.elements-kept", "--verify-fault", "copy-one-short"]
     done = pytest_in(tmp_path, *args)
     assert done.returncode == 1, done.stdout
-    assert "1 failed" in done.stdout
+    assert "collected 1 item" in done.stdout and "1 failed" in done.stdout
     assert "VIOLATED  shrink.elements-kept" in done.stdout and "UNEXPECTED (declared PROVED)" in done.stdout
     assert "step  action" in done.stdout and "fails at step 1: len and every element are preserved" in done.stdout
     assert list((tmp_path / "counterexamples").glob("shrink.elements-kept--*.itf.json"))

@@ -120,10 +120,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not pairs:
         raise pytest.UsageError(f"no property or model matches {pattern!r}; `verify list` shows them")
     proofs = ProofCollector.from_parent(session, name="verify", nodeid="verify", path=config.rootpath)
-    for prop, model in pairs:
-        items.append(
-            ProofItem.from_parent(proofs, name=f"{prop.id}[{model.name}]", prop=prop, model=model, settings=settings)
-        )
+    made = [
+        ProofItem.from_parent(proofs, name=f"{prop.id}[{model.name}]", prop=prop, model=model, settings=settings)
+        for prop, model in pairs
+    ]
+    # Reported as a finished collection, so "collected N items" counts the checks.
+    config.hook.pytest_collectreport(report=pytest.CollectReport("verify", "passed", None, list(made)))
+    items.extend(made)
 
 
 class ProofCollector(pytest.Collector):
