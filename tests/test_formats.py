@@ -120,3 +120,11 @@ def test_output_never_overwrites_an_existing_file(capsys: pytest.CaptureFixture[
     assert err == f"verify: error: {existing} exists; choose another name or remove it first\n"
     assert existing.read_text() == "mine"
     assert list(tmp_path.iterdir()) == [existing]  # no temporary file left behind
+
+
+def test_text_report_file_holds_the_rows_and_the_summary(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, text = run_report(tmp_path, "text", "shrink.never-grows")
+    shown = capsys.readouterr().out
+    assert code == 0
+    assert text.startswith("PROVED    shrink.never-grows") and text.endswith("every verdict as declared\n")
+    assert text.splitlines()[0] == shown.splitlines()[0]

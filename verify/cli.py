@@ -34,7 +34,7 @@ from verify.explorer import Instance, explore
 from verify.gate import EXIT_ERROR, EXIT_OK, EXIT_UNEXPECTED, Checked, exit_code
 from verify.output import OutputExists, check_new, write_new
 from verify.replay import replay
-from verify.report import summary
+from verify.report import row, summary
 from verify.runner import default_jobs, run_checks
 from verify.show import render_table, to_dot
 from verify.solver import DUMP_ENV
@@ -282,8 +282,6 @@ def _report(
         from verify import report_sarif
 
         return report_sarif.render(checked)
-    from verify.report import row
-
     return "\n".join([*(row(c.result, c.trace) for c in checked), text_summary]) + "\n"
 
 

@@ -91,6 +91,8 @@ def load(path: Path) -> Settings:
         document = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read: {e.strerror}") from None
     table = document.get("tool", {}).get("verify")
     if table is None:
         return Settings()

@@ -94,7 +94,7 @@ def document(checked: Sequence[Checked]) -> dict[str, Any]:
             rules[prop.id] = {
                 "id": prop.id,
                 "shortDescription": {"text": prop.statement},
-                "fullDescription": {"text": getattr(prop, "explanation", "") or prop.statement},
+                "fullDescription": {"text": prop.explanation or prop.statement},
                 "properties": {"method": prop.method},
             }
     index = {rule_id: i for i, rule_id in enumerate(rules)}
