@@ -1,7 +1,9 @@
+# PYTHON_ARGCOMPLETE_OK
 """The command line: `verify run`, `list`, `show`, `replay`, `graph`.
 
 Exit codes of `run`: 0 when every verdict matches its declared expectation; 1
-when any does not; 2 for UNKNOWN, a usage error or an internal error.
+when any does not (a new violation, or a declared violation that now proves);
+2 for UNKNOWN, a timeout, a usage error or an internal error.
 `replay`: 0 when the trace's violation reproduces, 1 when it does not, 2 for a
 malformed trace.
 """
@@ -24,8 +26,13 @@ from properties.base import Property
 from properties.binder import BMC_DEPTH, SequenceProperty
 from properties.registry import all_properties, applicable
 from verify import __version__
-from verify.engine import ReplayError, Result, Verdict
+from verify.config import ConfigError, Settings
+from verify.config import load as load_config
+from verify.display import NORMAL, QUIET, VERBOSE, Display, interactive
+from verify.engine import ReplayError
 from verify.explorer import Instance, explore
+from verify.gate import EXIT_ERROR, EXIT_OK, EXIT_UNEXPECTED, Checked, exit_code
+from verify.output import OutputExists, check_new, write_new
 from verify.replay import replay
 from verify.report import row, summary
 from verify.runner import default_jobs, run_checks
@@ -33,7 +40,12 @@ from verify.show import render_table, to_dot
 from verify.solver import DUMP_ENV
 from verify.trace import TraceError, load, save
 
-EXIT_OK, EXIT_UNEXPECTED, EXIT_ERROR = 0, 1, 2
+FORMATS = ("text", "json", "junit", "sarif")
+RUN_EPILOG = """exit codes: 0 every verdict as declared; 1 some verdict not as declared (a new
+violation, or a declared violation that now proves); 2 UNKNOWN, a timeout, a usage
+error or an internal error.
+
+Defaults come from [tool.verify] in ./pyproject.toml (see --config); a flag overrides them."""
 
 
 class UsageError(Exception):
@@ -47,46 +59,79 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _check_names(**_: object) -> list[str]:
+    """What `verify run <TAB>` offers: property ids and model names."""
+    return ["all", *sorted({p.id for p in all_properties(4096)}), *(m.name for m in MODELS)]
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="verify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"verify {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    run = commands.add_parser("run", help="check properties on models", description="Check properties on models.")
-    run.add_argument(
+    run = commands.add_parser(
+        "run",
+        help="check properties on models",
+        description="Check properties on models; one row per (property, model), then a summary.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pattern = run.add_argument(
         "pattern",
         nargs="?",
         default="all",
         help="'all', or a glob or substring of property ids and model names (default: all)",
     )
-    run.add_argument("--page-size", type=int, default=4096, help=f"PAGE_SIZE in bytes, one of {PAGE_SIZES}")
-    run.add_argument("--timeout", type=float, default=60.0, help="seconds per solver query; beyond it: UNKNOWN")
+    pattern.completer = _check_names  # type: ignore[attr-defined]  # read by argcomplete
+    # Defaults of None are filled from [tool.verify], then from config.Settings.
+    run.add_argument("--page-size", type=int, help=f"PAGE_SIZE in bytes, one of {PAGE_SIZES} (default 4096)")
+    run.add_argument("--timeout", type=float, help="seconds per solver query; beyond it: UNKNOWN (default 60)")
     run.add_argument(
         "--counterexamples",
         type=Path,
-        default=Path("counterexamples"),
         help="directory where counterexample traces are saved (default: counterexamples/)",
     )
-    run.add_argument(
-        "--bmc-depth", type=int, default=BMC_DEPTH, help=f"operations unrolled by BMC (default {BMC_DEPTH})"
-    )
-    run.add_argument(
-        "--jobs", type=int, default=default_jobs(), help="checks solved in parallel (default: the number of cores)"
-    )
-    run.add_argument(
-        "--cache-dir", type=Path, default=Path(".verify-cache"), help="where proofs are cached (default .verify-cache/)"
-    )
+    run.add_argument("--bmc-depth", type=int, help=f"operations unrolled by BMC (default {BMC_DEPTH})")
+    run.add_argument("--jobs", type=int, help="checks solved in parallel (default: the number of cores)")
+    run.add_argument("--cache-dir", type=Path, help="where proofs are cached (default .verify-cache/)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the proof cache")
     run.add_argument("--dump-smt", type=Path, metavar="DIR", help="also write every solver query as SMT-LIB2 into DIR")
-    run.add_argument(
+    fault = run.add_argument(
         "--fault",
         action="append",
-        default=[],
         metavar="NAME",
         help="seed a fault into shrink_to (see `verify list`); repeatable",
     )
+    fault.completer = lambda **_: sorted(FAULTS)  # type: ignore[attr-defined]
+    run.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="report format: text rows, JSON (schema verify-results/1), JUnit XML or SARIF 2.1.0 (default text)",
+    )
+    run.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the report to FILE, a new file (an existing one is never overwritten); rows still show",
+    )
+    run.add_argument(
+        "--config",
+        type=Path,
+        default=Path("pyproject.toml"),
+        help="the pyproject.toml whose [tool.verify] gives the defaults (default ./pyproject.toml)",
+    )
+    loudness = run.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-q", "--quiet", action="store_true", help="show only checks not as declared, and the summary"
+    )
+    loudness.add_argument("-v", "--verbose", action="store_true", help="also show each property's statement")
 
-    commands.add_parser("list", help="list models, properties and seedable faults")
+    commands.add_parser(
+        "list",
+        help="list models, properties and seedable faults",
+        description="List the models, the properties with their declared expectations, and the seedable faults.",
+    )
 
     show = commands.add_parser(
         "show", help="print a trace as a step table", description="Print a trace as a step table."
@@ -152,45 +197,102 @@ def command_list(out: list[str]) -> int:
     return EXIT_OK
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """[tool.verify] of --config, each value replaced by its flag when one is given."""
+    base = load_config(args.config)
+    return Settings(
+        page_size=base.page_size if args.page_size is None else args.page_size,
+        timeout=base.timeout if args.timeout is None else args.timeout,
+        bmc_depth=base.bmc_depth if args.bmc_depth is None else args.bmc_depth,
+        jobs=base.jobs if args.jobs is None else args.jobs,
+        models=base.models,
+        faults=base.faults if args.fault is None else tuple(args.fault),
+        counterexamples=base.counterexamples if args.counterexamples is None else str(args.counterexamples),
+        cache_dir=base.cache_dir if args.cache_dir is None else str(args.cache_dir),
+    )
+
+
 def command_run(args: argparse.Namespace) -> int:
-    if args.page_size not in PAGE_SIZES:
-        raise UsageError(f"--page-size must be one of {', '.join(map(str, PAGE_SIZES))}, not {args.page_size}")
-    if not args.timeout > 0:
-        raise UsageError(f"--timeout must be positive, not {args.timeout}")
-    if not 1 <= args.bmc_depth <= 64:
-        raise UsageError(f"--bmc-depth must be in 1..64, not {args.bmc_depth}")
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
-    unknown = sorted(set(args.fault) - FAULTS.keys())
+    settings = _settings(args)
+    jobs = default_jobs() if settings.jobs is None else settings.jobs
+    if settings.page_size not in PAGE_SIZES:
+        raise UsageError(f"--page-size must be one of {', '.join(map(str, PAGE_SIZES))}, not {settings.page_size}")
+    if not settings.timeout > 0:
+        raise UsageError(f"--timeout must be positive, not {settings.timeout}")
+    if not 1 <= settings.bmc_depth <= 64:
+        raise UsageError(f"--bmc-depth must be in 1..64, not {settings.bmc_depth}")
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    unknown = sorted(set(settings.faults) - FAULTS.keys())
     if unknown:
         raise UsageError(f"unknown fault {unknown[0]!r}; `verify list` shows the faults")
-    models = [m.with_faults(frozenset(args.fault)) for m in MODELS] if args.fault else list(MODELS)
-    pairs = selected(args.pattern, all_properties(args.page_size), models)
+    chosen = [m for m in MODELS if not settings.models or m.name in settings.models]
+    faults = frozenset(settings.faults)
+    models = [m.with_faults(faults) for m in chosen] if faults else chosen
+    pairs = selected(args.pattern, all_properties(settings.page_size), models)
     if not pairs:
         raise UsageError(f"no property or model matches {args.pattern!r}; `verify list` shows them")
+    if args.output is not None:
+        check_new(args.output)
 
     start = time.perf_counter()
-    results: list[Result] = []
+    checked: list[Checked] = []
     # A dump needs every query sent, so it bypasses the cache.
-    cache_dir = None if args.no_cache or args.dump_smt else args.cache_dir
+    cache_dir = None if args.no_cache or args.dump_smt else Path(settings.cache_dir)
     if args.dump_smt is not None:
         args.dump_smt.mkdir(parents=True, exist_ok=True)
         os.environ[DUMP_ENV] = str(args.dump_smt.resolve())  # read by the solver, in every worker
+    # A machine-readable report on standard output leaves the rows to standard error.
+    report_on_stdout = args.format != "text" and args.output is None
+    stream = sys.stderr if report_on_stdout else sys.stdout
+    verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
     try:
-        for result in run_checks(
-            pairs, args.page_size, int(args.timeout * 1000), args.jobs, args.bmc_depth, cache_dir
-        ):
-            saved = None
-            if result.counterexample is not None:
-                saved, _ = save(result.counterexample, args.counterexamples)
-            print(row(result, saved), flush=True)
-            results.append(result)
+        with Display(len(pairs), stream, verbosity, interactive(stream)) as display:
+            for result in run_checks(
+                pairs, settings.page_size, int(settings.timeout * 1000), jobs, settings.bmc_depth, cache_dir
+            ):
+                saved = None
+                if result.counterexample is not None:
+                    saved, _ = save(result.counterexample, Path(settings.counterexamples))
+                checked.append(Checked(result, saved))
+                display.add(checked[-1])
     finally:
         os.environ.pop(DUMP_ENV, None)
-    print(summary(results, time.perf_counter() - start))
-    if any(r.verdict is Verdict.UNKNOWN for r in results):
-        return EXIT_ERROR
-    return EXIT_OK if all(r.as_expected for r in results) else EXIT_UNEXPECTED
+    seconds = time.perf_counter() - start
+    text_summary = summary([c.result for c in checked], seconds)
+    display.summary(text_summary)
+    report = _report(args.format, checked, seconds, settings, args.pattern, text_summary)
+    if args.output is not None:
+        write_new(args.output, report)
+    elif report_on_stdout:
+        sys.stdout.write(report)
+    return exit_code([c.result for c in checked])
+
+
+def _report(
+    form: str, checked: list[Checked], seconds: float, settings: Settings, pattern: str, text_summary: str
+) -> str:
+    if form == "json":
+        from verify import report_json
+
+        parameters = {
+            "pattern": pattern,
+            "page_size": settings.page_size,
+            "timeout": settings.timeout,
+            "bmc_depth": settings.bmc_depth,
+            "models": list(settings.models),
+            "faults": list(settings.faults),
+        }
+        return report_json.render(checked, seconds, parameters)
+    if form == "junit":
+        from verify import report_junit
+
+        return report_junit.render(checked, seconds)
+    if form == "sarif":
+        from verify import report_sarif
+
+        return report_sarif.render(checked)
+    return "\n".join([*(row(c.result, c.trace) for c in checked), text_summary]) + "\n"
 
 
 def _new_file(path: Path) -> Path:
@@ -261,7 +363,12 @@ def command_graph(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if argv is None:
+            import argcomplete
+
+            argcomplete.autocomplete(parser)  # answers a shell's completion request, then exits
+        args = parser.parse_args(argv)
         if args.command == "list":
             lines: list[str] = []
             code = command_list(lines)
@@ -274,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "graph":
             return command_graph(args)
         return command_run(args)
-    except (UsageError, TraceError) as e:
+    except (UsageError, TraceError, ConfigError, OutputExists) as e:
         print(f"verify: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except ReplayError as e:

@@ -1,0 +1,82 @@
+"""[tool.verify] in pyproject.toml: defaults for `verify run`, flags over them, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from verify.cli import main
+from verify.config import ConfigError, Settings, load
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(body)
+    return path
+
+
+def test_missing_file_or_table_gives_the_defaults(tmp_path: Path) -> None:
+    assert load(tmp_path / "absent.toml") == Settings()
+    assert load(write(tmp_path, "[project]\nname = 'x'\n")) == Settings()
+
+
+def test_every_key_is_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[tool.verify]\npage-size = 16384\ntimeout = 5\nbmc-depth = 3\njobs = 1\n"
+        'models = ["kvvec-v6/u8"]\nfaults = ["always-noop"]\ncounterexamples = "cex"\ncache-dir = "cache"\n',
+    )
+    assert load(path) == Settings(16384, 5.0, 3, 1, ("kvvec-v6/u8",), ("always-noop",), "cex", "cache")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("pagesize = 4096", "unknown key 'pagesize'; known keys: page-size, timeout"),
+        ("page-size = 5000", "page-size = 5000 must be one of 4096, 16384, 65536"),
+        ('page-size = "4096"', "page-size = '4096' must be one of"),
+        ("timeout = 0", "timeout = 0 must be a positive number of seconds"),
+        ("timeout = true", "timeout = True must be a positive number"),
+        ("bmc-depth = 65", "bmc-depth = 65 must be an integer in 1..64"),
+        ("jobs = 0", "jobs = 0 must be an integer, at least 1"),
+        ('models = ["kvvec-v6/u7"]', "names unknown 'kvvec-v6/u7'"),
+        ('models = "kvvec-v6/u8"', "must be a list of strings"),
+        ('faults = ["nope"]', "names unknown 'nope'"),
+        ("page-size = [", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_line_and_exit_two(
+    body: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "[tool.verify]\n" + body + "\n")
+    with pytest.raises(ConfigError, match="."):
+        load(path)
+    code = main(["run", "shrink.zst-noop", "--config", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"verify: error: {path}") and message in err
+
+
+def test_config_selects_models_and_flags_override_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, '[tool.verify]\nmodels = ["kvvec-v6/u8"]\npage-size = 65536\nbmc-depth = 2\n')
+    assert main(["run", "shrink.never-grows", "--config", str(path), "--format", "json", "--page-size", "4096"]) == 0
+    out = capsys.readouterr().out
+    assert '"model": "kvvec-v6/u8"' in out and out.count('"model":') == 1
+    assert '"page_size": 4096' in out and '"bmc_depth": 2' in out
+
+
+def test_config_fault_makes_the_gate_fail_and_the_flag_replaces_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, '[tool.verify]\nmodels = ["kvvec-v6/u8"]\nfaults = ["copy-one-short"]\n')
+    argv = ["run", "shrink.elements-kept", "--config", str(path), "--counterexamples", str(tmp_path / "cex")]
+    assert main(argv) == 1
+    assert "kvvec-v6/u8!copy-one-short" in capsys.readouterr().out
+    assert main([*argv, "--fault", "always-noop"]) == 0
+    assert "kvvec-v6/u8!always-noop" in capsys.readouterr().out
+
+
+def test_the_projects_own_config_is_valid() -> None:
+    settings = load(Path(__file__).parent.parent / "pyproject.toml")
+    assert settings.page_size == 4096 and settings.timeout == 60.0

@@ -1,0 +1,56 @@
+"""The pytest plugin, run as a user would: `pytest --verify` in a project, in a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+U8_ONLY = '[tool.verify]\nmodels = ["kvvec-v6/u8"]\n'
+
+
+def pytest_in(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_a_check_as_declared_passes(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(U8_ONLY)
+    done = pytest_in(tmp_path, "--verify", "--verify-pattern", "shrink.never-grows", "-v")
+    assert done.returncode == 0, done.stdout
+    assert "verify::shrink::never-grows[kvvec-v6/u8] PASSED" in done.stdout and "1 passed" in done.stdout
+
+
+def test_an_unexpected_verdict_fails_with_the_trace_table(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(U8_ONLY)
+    args = ["--verify", "--verify-pattern", "shrink.elements-kept", "--verify-fault", "copy-one-short"]
+    done = pytest_in(tmp_path, *args)
+    assert done.returncode == 1, done.stdout
+    assert "collected 1 item" in done.stdout and "1 failed" in done.stdout
+    assert "VIOLATED  shrink.elements-kept" in done.stdout and "UNEXPECTED (declared PROVED)" in done.stdout
+    assert "step  action" in done.stdout and "fails at step 1: len and every element are preserved" in done.stdout
+    assert list((tmp_path / "counterexamples").glob("shrink.elements-kept--*.itf.json"))
+
+
+def test_nothing_is_collected_unless_asked(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(U8_ONLY)
+    done = pytest_in(tmp_path)
+    assert done.returncode == 5 and "no tests ran" in done.stdout  # pytest's "no tests collected"
+
+
+def test_the_ini_option_collects_without_the_flag(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(U8_ONLY + "\n[tool.pytest.ini_options]\nverify_proofs = true\n")
+    done = pytest_in(tmp_path, "--verify-pattern", "shrink.never-grows")
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout
+
+
+def test_a_bad_config_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.verify]\npage-size = 5000\n")
+    done = pytest_in(tmp_path, "--verify")
+    assert done.returncode == 4 and "page-size = 5000 must be one of 4096, 16384, 65536" in done.stderr

@@ -1,0 +1,101 @@
+"""`[tool.verify]` in pyproject.toml: the defaults of `verify run`, each overridable by its flag.
+
+Every key is checked before any proof starts: an unknown key or a value of the
+wrong type or range is a ConfigError, which the command line reports in one line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from models.catalogue import MODELS
+from models.faults import FAULTS
+from models.machine import PAGE_SIZES
+from properties.binder import BMC_DEPTH
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run uses when no flag says otherwise."""
+
+    page_size: int = 4096
+    timeout: float = 60.0  # seconds per solver query
+    bmc_depth: int = BMC_DEPTH
+    jobs: int | None = None  # None: the number of cores
+    models: tuple[str, ...] = ()  # model names to check; empty: every model
+    faults: tuple[str, ...] = ()
+    counterexamples: str = "counterexamples"
+    cache_dir: str = ".verify-cache"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _names(known: Any) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            return "must be a list of strings"
+        unknown = [x for x in v if x not in known]
+        return f"names unknown {unknown[0]!r}; `verify list` shows them" if unknown else None
+
+    return check
+
+
+# Each validator returns None for a good value, else what is wrong with it.
+VALIDATORS: dict[str, Callable[[Any], str | None]] = {
+    "page-size": lambda v: None
+    if _is_int(v) and v in PAGE_SIZES
+    else f"must be one of {', '.join(map(str, PAGE_SIZES))}",
+    "timeout": lambda v: None
+    if (_is_int(v) or isinstance(v, float)) and v > 0
+    else "must be a positive number of seconds",
+    "bmc-depth": lambda v: None if _is_int(v) and 1 <= v <= 64 else "must be an integer in 1..64",
+    "jobs": lambda v: None if _is_int(v) and v >= 1 else "must be an integer, at least 1",
+    "models": _names({m.name for m in MODELS}),
+    "faults": _names(FAULTS.keys()),
+    "counterexamples": lambda v: None if isinstance(v, str) and v else "must be a directory name",
+    "cache-dir": lambda v: None if isinstance(v, str) and v else "must be a directory name",
+}
+assert set(VALIDATORS) == {f.name.replace("_", "-") for f in fields(Settings)}
+
+
+def parse(table: dict[str, Any], origin: str) -> Settings:
+    """Settings from a `[tool.verify]` table; `origin` names it in errors."""
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in VALIDATORS:
+            raise ConfigError(f"{origin}: unknown key {key!r}; known keys: {', '.join(VALIDATORS)}")
+        problem = VALIDATORS[key](value)
+        if problem is not None:
+            raise ConfigError(f"{origin}: {key} = {value!r} {problem}")
+        values[key.replace("-", "_")] = tuple(value) if isinstance(value, list) else value
+    if "timeout" in values:
+        values["timeout"] = float(values["timeout"])
+    return Settings(**values)
+
+
+def load(path: Path) -> Settings:
+    """The settings of `path`'s [tool.verify]; the defaults when the file or the table is absent."""
+    if not path.is_file():
+        return Settings()
+    try:
+        document = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read: {e.strerror}") from None
+    table = document.get("tool", {}).get("verify")
+    if table is None:
+        return Settings()
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.verify] must be a table")
+    return parse(table, f"{path} [tool.verify]")

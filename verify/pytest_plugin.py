@@ -1,0 +1,136 @@
+"""A pytest plugin: every (property, model) check as a test item, so plain `pytest` gates on the proofs.
+
+It collects nothing unless asked, so a project's own test run stays as fast as
+it was: `pytest --verify` (or `verify_proofs = true` in the pytest ini
+options) adds the checks to whatever else is collected. `--verify-pattern`
+selects checks as `verify run PATTERN` does, and `--verify-fault` seeds a fault.
+Defaults come from [tool.verify] in the root directory's pyproject.toml.
+
+A check passes when its verdict is as declared (an expected violation too);
+an unexpected verdict or an UNKNOWN fails, with the row `verify run` prints and
+the counterexample's step table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from models.catalogue import ModelSpec
+    from properties.base import Property
+    from properties.binder import SequenceProperty
+    from verify.config import Settings
+    from verify.gate import Checked
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("verify", "proofs of the verify model checker")
+    group.addoption("--verify", action="store_true", help="collect every (property, model) check as a test")
+    group.addoption(
+        "--verify-pattern", default="all", metavar="PATTERN", help="only checks matching PATTERN, as `verify run`"
+    )
+    group.addoption(
+        "--verify-fault", action="append", default=[], metavar="NAME", help="seed a fault into shrink_to; repeatable"
+    )
+    parser.addini("verify_proofs", "collect the verify checks without --verify", type="bool", default=False)
+
+
+class ProofFailed(Exception):
+    def __init__(self, checked: Checked) -> None:
+        super().__init__(checked.result.prop.id)
+        self.checked = checked
+
+
+class ProofItem(pytest.Item):
+    def __init__(
+        self, *, prop: Property | SequenceProperty, model: ModelSpec, settings: Settings, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prop = prop
+        self.model = model
+        self.settings = settings
+
+    def runtest(self) -> None:
+        from verify.cache import ProofCache
+        from verify.engine import check
+        from verify.gate import Checked
+        from verify.trace import save
+
+        s = self.settings
+        result = check(
+            self.prop, self.model, s.page_size, int(s.timeout * 1000), s.bmc_depth, ProofCache(Path(s.cache_dir))
+        )
+        saved = None if result.counterexample is None else save(result.counterexample, Path(s.counterexamples))[0]
+        checked = Checked(result, saved)
+        self.user_properties.append(("verdict", result.verdict.value))
+        if checked.outcome != "expected":
+            raise ProofFailed(checked)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if not isinstance(excinfo.value, ProofFailed):
+            return str(super().repr_failure(excinfo, style))
+        from verify.replay import replay
+        from verify.report import row
+        from verify.show import render_table
+        from verify.trace import load
+
+        checked = excinfo.value.checked
+        text = row(checked.result, checked.trace)
+        if checked.trace is not None:
+            loaded = load(checked.trace)
+            text += "\n\n" + render_table(loaded, replay(loaded), color=False)
+        return text
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        from verify.report_sarif import SOURCE_ROOT, property_source
+
+        source = property_source(self.prop.id)
+        if source is None:
+            return self.path, None, self.name
+        return SOURCE_ROOT / source[0], source[1] - 1, self.name
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect items
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not (config.getoption("verify") or config.getini("verify_proofs")):
+        return
+    from models.catalogue import MODELS
+    from models.faults import FAULTS
+    from properties.registry import all_properties
+    from verify.cli import selected
+    from verify.config import ConfigError
+    from verify.config import load as load_config
+
+    try:
+        settings = load_config(config.rootpath / "pyproject.toml")
+    except ConfigError as e:
+        raise pytest.UsageError(str(e)) from None
+    faults = frozenset(settings.faults) | frozenset(config.getoption("verify_fault"))
+    unknown = sorted(faults - FAULTS.keys())
+    if unknown:
+        raise pytest.UsageError(f"unknown fault {unknown[0]!r}; `verify list` shows the faults")
+    models = [m for m in MODELS if not settings.models or m.name in settings.models]
+    if faults:
+        models = [m.with_faults(faults) for m in models]
+    pattern = config.getoption("verify_pattern")
+    pairs = selected(pattern, all_properties(settings.page_size), models)
+    if not pairs:
+        raise pytest.UsageError(f"no property or model matches {pattern!r}; `verify list` shows them")
+    proofs = ProofCollector.from_parent(session, name="verify", nodeid="verify", path=config.rootpath)
+    made = [
+        ProofItem.from_parent(proofs, name=f"{prop.id}[{model.name}]", prop=prop, model=model, settings=settings)
+        for prop, model in pairs
+    ]
+    # Reported as a finished collection, so "collected N items" counts the checks.
+    config.hook.pytest_collectreport(report=pytest.CollectReport("verify", "passed", None, list(made)))
+    items.extend(made)
+
+
+class ProofCollector(pytest.Collector):
+    """The parent of the proof items, so their ids read `verify::PROPERTY[MODEL]`."""
+
+    def collect(self) -> list[pytest.Item]:
+        return []  # the items are made in pytest_collection_modifyitems, with the settings
