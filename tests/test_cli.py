@@ -76,6 +76,35 @@ def test_usage_errors_are_one_line_and_exit_two(
     assert err.count("\n") == 1 and err.startswith("verify: error: ") and message in err
 
 
+TRACES = Path(__file__).resolve().parent.parent / "counterexamples"
+TRACE = str(TRACES / "binder.reclaim--binder_v6--0d606a8ac360.itf.json")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "zst", "--counterexamples", "{file}"], "counterexamples directory {file}: cannot use it"),
+        (["run", "zst", "--cache-dir", "{file}/sub"], "cache {file}/sub: cannot use it as a directory"),
+        (["run", "zst", "--dump-smt", "{file}"], "--dump-smt {file}: cannot use it as a directory"),
+        (["show", TRACE, "--plot", "{file}"], "{file} exists"),
+        (["show", TRACE, "--plot", "{tmp}/missing/plot.png"], "directory {tmp}/missing does not exist"),
+        (["graph", "--output", "{file}"], "{file} exists"),
+    ],
+)
+def test_unusable_paths_are_one_line_and_exit_two(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    saved = tmp_path / "saved.txt"
+    saved.write_text("a user's file")
+    values = {"file": str(saved), "tmp": str(tmp_path)}
+    code, out, err = run([a.format(**values) for a in argv], capsys)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("verify: error: ") and message.format(**values) in err
+    assert saved.read_text() == "a user's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved.txt"]
+
+
 def test_timeout_is_unknown_and_exit_two(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     argv = ["run", "shrink.elements-kept", "--timeout", "0.001", "--counterexamples", str(tmp_path)]
     code, out, _ = run(argv, capsys)

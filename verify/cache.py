@@ -9,6 +9,7 @@ and rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -55,10 +56,10 @@ class ProofCache:
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
-            path.unlink(missing_ok=True)  # corrupt: ignore it, the check runs again
+            _discard(path)  # corrupt: ignore it, the check runs again
             return None
         if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT or entry.get("key") != key:
-            path.unlink(missing_ok=True)
+            _discard(path)
             return None
         return entry
 
@@ -69,3 +70,9 @@ class ProofCache:
         with os.fdopen(fd, "w") as f:
             json.dump({"format": ENTRY_FORMAT, "key": key, **entry}, f)
         os.replace(tmp, path)  # the cache is the tool's own: replacing an entry is fine
+
+
+def _discard(path: Path) -> None:
+    """Remove a corrupt entry if it can be removed; one that cannot is simply not used."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)

@@ -32,7 +32,7 @@ from verify.display import NORMAL, QUIET, VERBOSE, Display, interactive
 from verify.engine import ReplayError
 from verify.explorer import Instance, explore
 from verify.gate import EXIT_ERROR, EXIT_OK, EXIT_UNEXPECTED, Checked, exit_code
-from verify.output import OutputExists, check_new, write_new
+from verify.output import OutputExists, check_new, usable_directory, write_new
 from verify.replay import replay
 from verify.report import row, summary
 from verify.runner import default_jobs, run_checks
@@ -235,13 +235,15 @@ def command_run(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_new(args.output)
 
+    # Every directory the run writes into is checked before the first proof.
+    traces_dir = usable_directory(Path(settings.counterexamples), "counterexamples directory")
+    # A dump needs every query sent, so it bypasses the cache.
+    cache_dir = None if args.no_cache or args.dump_smt else usable_directory(Path(settings.cache_dir), "cache")
+    if args.dump_smt is not None:
+        usable_directory(args.dump_smt, "--dump-smt")
+        os.environ[DUMP_ENV] = str(args.dump_smt.resolve())  # read by the solver, in every worker
     start = time.perf_counter()
     checked: list[Checked] = []
-    # A dump needs every query sent, so it bypasses the cache.
-    cache_dir = None if args.no_cache or args.dump_smt else Path(settings.cache_dir)
-    if args.dump_smt is not None:
-        args.dump_smt.mkdir(parents=True, exist_ok=True)
-        os.environ[DUMP_ENV] = str(args.dump_smt.resolve())  # read by the solver, in every worker
     # A machine-readable report on standard output leaves the rows to standard error.
     report_on_stdout = args.format != "text" and args.output is None
     stream = sys.stderr if report_on_stdout else sys.stdout
@@ -253,7 +255,7 @@ def command_run(args: argparse.Namespace) -> int:
             ):
                 saved = None
                 if result.counterexample is not None:
-                    saved, _ = save(result.counterexample, Path(settings.counterexamples))
+                    saved, _ = save(result.counterexample, traces_dir)
                 checked.append(Checked(result, saved))
                 display.add(checked[-1])
     finally:
@@ -295,14 +297,9 @@ def _report(
     return "\n".join([*(row(c.result, c.trace) for c in checked), text_summary]) + "\n"
 
 
-def _new_file(path: Path) -> Path:
-    """An output path that does not exist yet: a user's file is never overwritten."""
-    if path.exists():
-        raise UsageError(f"{path} exists; choose another name or remove it first")
-    return path
-
-
 def command_show(args: argparse.Namespace) -> int:
+    if args.plot is not None:
+        check_new(args.plot)  # before any output: a saved file is never overwritten
     loaded = load(args.trace)
     replayed = replay(loaded)
     if args.as_pytest:
@@ -319,7 +316,7 @@ def command_show(args: argparse.Namespace) -> int:
     if args.plot is not None:
         from verify.plot import plot
 
-        plot(replayed.trace, _new_file(args.plot))
+        write_new(args.plot, plot(replayed.trace))
         print(f"plot: {args.plot}", file=sys.stderr)
     return EXIT_OK
 
@@ -344,6 +341,8 @@ def command_graph(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     if not 1 <= args.max_capacity <= 4096:
         raise UsageError(f"--max-capacity must be in 1..4096, not {args.max_capacity}")
+    if args.output is not None:
+        check_new(args.output)
     path: list[BinderStep] = []
     if args.trace is not None:
         traced = replay(load(args.trace))
@@ -357,7 +356,7 @@ def command_graph(args: argparse.Namespace) -> int:
     if args.output is None:
         print(dot, end="")
     else:
-        _new_file(args.output).write_text(dot)
+        write_new(args.output, dot)
     return EXIT_OK
 
 

@@ -15,8 +15,8 @@ account as a caption.
 
 from __future__ import annotations
 
+import io
 import textwrap
-from pathlib import Path
 from typing import Any
 
 from models.binder import BinderAction, BinderStep, Deregister, Register
@@ -110,8 +110,8 @@ def _kind(v: VecState) -> str:
     return "none" if v.buf is None else v.buf.kind.value
 
 
-def plot(trace: Trace, path: Path) -> None:
-    """Draw `trace` and write it to `path` as a PNG."""
+def plot(trace: Trace) -> bytes:
+    """Draw `trace` as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,7 +247,9 @@ def plot(trace: Trace, path: Path) -> None:
         fig.tight_layout(rect=(0, 0.035 * (caption.count("\n") + 1), 1, 1))
     else:
         fig.tight_layout()
+    png = io.BytesIO()
     try:
-        fig.savefig(path, format="png", dpi=110)
+        fig.savefig(png, format="png", dpi=110)
     finally:
         plt.close(fig)
+    return png.getvalue()
