@@ -17,7 +17,7 @@ from models.allocator_z3 import fn_code, u64
 from models.catalogue import ModelSpec
 from models.machine import Platform, div_ceil
 from models.vec import ShrinkTo, Step, VecState
-from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep, SymVec
+from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep, SymVec, type_invariant
 from properties.base import StepProperty
 
 # --- shared helpers, Z3 then Python -------------------------------------------
@@ -291,6 +291,14 @@ def change_lowers_physical_py(plat: Platform, s: Step) -> bool:
     return not changed or s.post.physical() < s.pre.physical()
 
 
+def invariants_kept_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return type_invariant(sp, st.post)
+
+
+def invariants_kept_py(plat: Platform, s: Step) -> bool:
+    return not s.post.invariant_violations(plat)
+
+
 def sized(model: ModelSpec) -> bool:
     return model.may_be_sized()
 
@@ -359,6 +367,13 @@ PROPERTIES: tuple[StepProperty, ...] = (
         "no arithmetic in shrink_to wraps around, given the type invariants",
         no_overflow_z3,
         no_overflow_py,
+    ),
+    StepProperty(
+        "shrink.invariants-kept",
+        "after shrink_to, Ok or Err, the type invariants hold: len <= capacity, the layout fits,"
+        " dangling exactly when empty, and the allocation is one the allocators can produce",
+        invariants_kept_z3,
+        invariants_kept_py,
     ),
     StepProperty(
         "shrink.physical-never-grows",
