@@ -1,8 +1,9 @@
-"""The command line: `verify run`, `list`, `show`, `replay`, `graph`.
+"""The command line: `verify run`, `mutants`, `list`, `show`, `replay`, `graph`.
 
 Exit codes of `run`: 0 when every verdict matches its declared expectation; 1
 when any does not; 2 for UNKNOWN, a usage error or an internal error.
-`replay`: 0 when the trace's violation reproduces, 1 when it does not, 2 for a
+`mutants`: 0 when every seeded fault is killed, 1 when one survives, 2 for a
+usage error. `replay`: 0 when the trace's violation reproduces, 1 when it does not, 2 for a
 malformed trace.
 """
 
@@ -24,13 +25,16 @@ from properties.base import Property
 from properties.binder import BMC_DEPTH, SequenceProperty
 from properties.registry import all_properties, applicable
 from verify import __version__
+from verify.confirm import version as confirm_version
 from verify.engine import ReplayError, Result, Verdict
 from verify.explorer import Instance, explore
+from verify.mutants import ALL_FAULTS, killers, matrix, run_mutants, witnesses
+from verify.mutants import summary as mutants_summary
 from verify.replay import replay
 from verify.report import row, summary
 from verify.runner import default_jobs, run_checks
 from verify.show import render_table, to_dot
-from verify.solver import DUMP_ENV
+from verify.solver import CONFIRM_ENV, DUMP_ENV
 from verify.trace import TraceError, load, save
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_ERROR = 0, 1, 2
@@ -77,6 +81,11 @@ def build_parser() -> Parser:
         "--cache-dir", type=Path, default=Path(".verify-cache"), help="where proofs are cached (default .verify-cache/)"
     )
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the proof cache")
+    run.add_argument(
+        "--confirm",
+        action="store_true",
+        help="re-check every UNSAT with cvc5 on the same SMT-LIB2 query; disagreement or doubt is UNKNOWN (exit 2)",
+    )
     run.add_argument("--dump-smt", type=Path, metavar="DIR", help="also write every solver query as SMT-LIB2 into DIR")
     run.add_argument(
         "--fault",
@@ -84,6 +93,18 @@ def build_parser() -> Parser:
         default=[],
         metavar="NAME",
         help="seed a fault into shrink_to (see `verify list`); repeatable",
+    )
+
+    mutants = commands.add_parser(
+        "mutants",
+        help="run every property on every seeded fault and print the kill matrix",
+        description="Run every property on every seeded fault; exit 0 only if every mutant is killed.",
+    )
+    mutants.add_argument("--fault", action="append", default=[], metavar="NAME", help="only this fault; repeatable")
+    mutants.add_argument("--page-size", type=int, default=4096, help=f"PAGE_SIZE in bytes, one of {PAGE_SIZES}")
+    mutants.add_argument("--timeout", type=float, default=60.0, help="seconds per solver query; beyond it: UNKNOWN")
+    mutants.add_argument(
+        "--jobs", type=int, default=default_jobs(), help="checks solved in parallel (default: the number of cores)"
     )
 
     commands.add_parser("list", help="list models, properties and seedable faults")
@@ -166,6 +187,8 @@ def command_run(args: argparse.Namespace) -> int:
     if args.dump_smt is not None:
         args.dump_smt.mkdir(parents=True, exist_ok=True)
         os.environ[DUMP_ENV] = str(args.dump_smt.resolve())  # read by the solver, in every worker
+    if args.confirm:
+        os.environ[CONFIRM_ENV] = "cvc5"
     try:
         for result in run_checks(
             pairs, args.page_size, int(args.timeout * 1000), args.jobs, args.bmc_depth, cache_dir
@@ -177,10 +200,33 @@ def command_run(args: argparse.Namespace) -> int:
             results.append(result)
     finally:
         os.environ.pop(DUMP_ENV, None)
+        os.environ.pop(CONFIRM_ENV, None)
     print(summary(results, time.perf_counter() - start))
+    if args.confirm:
+        print(f"--confirm: every UNSAT answer was re-checked by {confirm_version()} on the same SMT-LIB2 query;"
+              " a disagreement or an undecided re-check is UNKNOWN")
     if any(r.verdict is Verdict.UNKNOWN for r in results):
         return EXIT_ERROR
     return EXIT_OK if all(r.as_expected for r in results) else EXIT_UNEXPECTED
+
+
+def command_mutants(args: argparse.Namespace) -> int:
+    if args.page_size not in PAGE_SIZES:
+        raise UsageError(f"--page-size must be one of {', '.join(map(str, PAGE_SIZES))}, not {args.page_size}")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout must be positive, not {args.timeout}")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
+    unknown = sorted(set(args.fault) - FAULTS.keys())
+    if unknown:
+        raise UsageError(f"unknown fault {unknown[0]!r}; `verify list` shows the faults")
+    faults = list(dict.fromkeys(args.fault)) or list(ALL_FAULTS)
+    start = time.perf_counter()
+    outcomes = list(run_mutants(faults, args.page_size, int(args.timeout * 1000), args.jobs))
+    print(matrix(outcomes, faults))
+    print(witnesses(outcomes, faults))
+    print(mutants_summary(outcomes, faults, time.perf_counter() - start))
+    return EXIT_OK if all(killers(outcomes, f) for f in faults) else EXIT_UNEXPECTED
 
 
 def _new_file(path: Path) -> Path:
@@ -263,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_replay(args)
         if args.command == "graph":
             return command_graph(args)
+        if args.command == "mutants":
+            return command_mutants(args)
         return command_run(args)
     except (UsageError, TraceError) as e:
         print(f"verify: error: {e}", file=sys.stderr)
