@@ -187,7 +187,7 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms
     query = [*size_constraints, type_invariant(sp, pre), *st.constraints, z3.Not(prop.z3(sp, st, action))]
     solved = solve(query, timeout_ms)
     if solved.answer is Answer.UNSAT:
-        return Result(prop, model, Verdict.PROVED, time.perf_counter() - start)
+        return _witnessed(prop, model, query[:-1], sp, st, action, timeout_ms, start)
     if solved.answer is Answer.UNKNOWN:
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     # Smallest buffer first, then the other inputs; kmalloc before vmalloc, and
@@ -203,6 +203,32 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms
     replayed = _replay(prop, model, plat, pre_py, action_py)
     cex = Trace(prop.id, model.name, plat.elem_size, page_size, pre_py, (replayed,), tuple(sorted(model.faults)))
     return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex)
+
+
+def _witnessed(
+    prop: StepProperty,
+    model: ModelSpec,
+    setting: list[Any],
+    sp: SymPlatform,
+    st: Any,
+    action: SymShrinkTo,
+    timeout_ms: int,
+    start: float,
+) -> Result:
+    """PROVED only if the property's premise is reachable (a witness exists); VACUOUS if it never happens.
+
+    `setting` is the proof's query without the negated property: the type
+    invariants and the transition, so the witness is a real pre-state and step.
+    """
+    if prop.premise is None:
+        return Result(prop, model, Verdict.PROVED, time.perf_counter() - start)
+    witness = solve([*setting, prop.premise(sp, st, action)], timeout_ms)
+    seconds = time.perf_counter() - start
+    if witness.answer is Answer.UNSAT:
+        return Result(prop, model, Verdict.VACUOUS, seconds, detail=f"premise never happens: {prop.premise_text}")
+    if witness.answer is Answer.UNKNOWN:
+        return Result(prop, model, Verdict.UNKNOWN, seconds, detail=f"premise not decided: {witness.reason}")
+    return Result(prop, model, Verdict.PROVED, seconds)
 
 
 def _replay(prop: StepProperty, model: ModelSpec, plat: Platform, pre: VecState, action: ShrinkTo) -> Step:
