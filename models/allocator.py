@@ -110,6 +110,7 @@ class Recorder:
     freed: Free | None = None
     copy_before_free: bool = False
     overflow: bool = False
+    faults: frozenset[str] = frozenset()  # seeded allocator faults (models/faults.py)
 
     def call(self, fn: Fn, new_bytes: int, old_bytes: int) -> None:
         assert len(self.calls) < MAX_CALLS, "model makes more allocator calls than Effects holds"
@@ -155,21 +156,27 @@ def vmalloc_physical(plat: Platform, nbytes: int) -> int:
 
 def kmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
     # Above KMALLOC_MAX_SIZE the page allocator has no order to serve it.
-    if nbytes > plat.kmalloc_max_size or not outcome.kmalloc_ok:
+    too_big = nbytes > plat.kmalloc_max_size and "kmalloc-max-ignored" not in rec.faults
+    if too_big or not outcome.kmalloc_ok:
         return None
-    return rec.new_allocation(Kind.KMALLOC, nbytes, kmalloc_physical(plat, nbytes))
+    physical = nbytes if "kmalloc-unrounded" in rec.faults else kmalloc_physical(plat, nbytes)
+    return rec.new_allocation(Kind.KMALLOC, nbytes, physical)
 
 
 def vmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
     if not outcome.vmalloc_ok:
         return None
-    return rec.new_allocation(Kind.VMALLOC, nbytes, vmalloc_physical(plat, nbytes))
+    physical = vmalloc_physical(plat, nbytes)
+    if "vmalloc-pages-floor" in rec.faults:
+        physical = nbytes // plat.page_size * plat.page_size
+    kind = Kind.KMALLOC if "vmalloc-recorded-as-kmalloc" in rec.faults else Kind.VMALLOC
+    return rec.new_allocation(kind, nbytes, physical)
 
 
 def kvmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
     """__kvmalloc_node: kmalloc first; vmalloc only above a page and up to INT_MAX."""
     obj = kmalloc(plat, nbytes, outcome, rec)
-    if obj is not None or nbytes <= plat.page_size:
+    if obj is not None or (nbytes <= plat.page_size and "kvmalloc-small-vmalloc" not in rec.faults):
         return obj
     if nbytes > INT_MAX:
         return None
@@ -242,8 +249,8 @@ def realloc(
     current = ptr if old_bytes != 0 else None
     if new_bytes == 0:
         # Size 0 frees the old allocation and returns a dangling pointer.
-        if current is not None:
-            rec.free(current, old_bytes)
+        if current is not None and "realloc-zero-keeps" not in rec.faults:
+            rec.free(current, 0 if "realloc-zero-free-size" in rec.faults else old_bytes)
         return True, None
     new = kvrealloc(plat, current, new_bytes, outcome, rec)
     if new is None:

@@ -111,8 +111,9 @@ class SymEffects:
 class SymRecorder:
     """Collects a step's effects under path guards; the counterpart of allocator.Recorder."""
 
-    def __init__(self, next_id: BV, prefix: str = "step") -> None:
+    def __init__(self, next_id: BV, prefix: str = "step", faults: frozenset[str] = frozenset()) -> None:
         self.next_id = next_id
+        self.faults = faults  # seeded allocator faults (models/faults.py)
         self.prefix = prefix
         self.fresh_count = 0
         self.ncalls: BV = z3.BitVecVal(0, 8)
@@ -230,20 +231,27 @@ def allocation_well_formed(plat: Platform, a: SymAlloc) -> Any:
 
 
 def kmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder) -> tuple[Any, SymAlloc]:
-    ok = z3.And(z3.ULE(nbytes, plat.kmalloc_max_size), outcome.kmalloc_ok)
-    alloc = rec.new_allocation(z3.And(g, ok), z3.BoolVal(False), nbytes, kmalloc_physical(plat, nbytes))
+    fits = z3.BoolVal(True) if "kmalloc-max-ignored" in rec.faults else z3.ULE(nbytes, plat.kmalloc_max_size)
+    ok = z3.And(fits, outcome.kmalloc_ok)
+    physical = nbytes if "kmalloc-unrounded" in rec.faults else kmalloc_physical(plat, nbytes)
+    alloc = rec.new_allocation(z3.And(g, ok), z3.BoolVal(False), nbytes, physical)
     return ok, alloc
 
 
 def vmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder) -> tuple[Any, SymAlloc]:
     ok = outcome.vmalloc_ok
-    alloc = rec.new_allocation(z3.And(g, ok), z3.BoolVal(True), nbytes, vmalloc_physical(plat, nbytes))
+    physical = vmalloc_physical(plat, nbytes)
+    if "vmalloc-pages-floor" in rec.faults:
+        physical = z3.UDiv(nbytes, u64(plat.page_size)) * u64(plat.page_size)
+    vmalloc = z3.BoolVal("vmalloc-recorded-as-kmalloc" not in rec.faults)
+    alloc = rec.new_allocation(z3.And(g, ok), vmalloc, nbytes, physical)
     return ok, alloc
 
 
 def kvmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder) -> tuple[Any, SymAlloc]:
     km_ok, km = kmalloc(plat, g, nbytes, outcome, rec)
-    try_vmalloc = z3.And(z3.Not(km_ok), z3.UGT(nbytes, plat.page_size), z3.ULE(nbytes, INT_MAX))
+    above_page = z3.BoolVal(True) if "kvmalloc-small-vmalloc" in rec.faults else z3.UGT(nbytes, plat.page_size)
+    try_vmalloc = z3.And(z3.Not(km_ok), above_page, z3.ULE(nbytes, INT_MAX))
     vm_ok, vm = vmalloc(plat, z3.And(g, try_vmalloc), nbytes, outcome, rec)
     return z3.Or(km_ok, z3.And(try_vmalloc, vm_ok)), ite(km_ok, km, vm)
 
@@ -312,7 +320,9 @@ def realloc(
     rec.call(g, fn, new_bytes, old_bytes)
     current = ite(old_bytes != 0, ptr, SymAlloc.none())
     freeing = new_bytes == 0
-    rec.free(z3.And(g, freeing, current.live), current, old_bytes)
+    if "realloc-zero-keeps" not in rec.faults:
+        free_bytes = u64(0) if "realloc-zero-free-size" in rec.faults else old_bytes
+        rec.free(z3.And(g, freeing, current.live), current, free_bytes)
     ok, new = kvrealloc(plat, z3.And(g, z3.Not(freeing)), current, new_bytes, outcome, rec)
     result_ok = z3.Or(freeing, ok)
     result = ite(freeing, SymAlloc.none(), ite(ok, new, ptr))

@@ -144,3 +144,21 @@ def binder_step(plat: Platform, policy: Policy, state: VecState, action: BinderA
     shrunk = vec.step(plat, after, ShrinkTo(target, action.outcome))
     # shrink_to's error is ignored: the list stays as retain left it.
     return BinderStep(state, action, shrunk.post, True, (removed, shrunk))
+
+
+def with_faults(policy: Policy, faults: frozenset[str]) -> Policy:
+    """The policy with the seeded binder faults (models/faults.py), in both its encodings at once."""
+    trigger, target, trigger_z3, target_z3 = policy.trigger, policy.target, policy.trigger_z3, policy.target_z3
+    if "binder-shrink-dropped" in faults:
+        trigger, trigger_z3 = (lambda n, cap: False), (lambda n, cap: z3.BoolVal(False))
+    if "binder-trigger-inverted" in faults:
+        trigger, trigger_z3 = (lambda n, cap: n >= cap // 4), (lambda n, cap: z3.UGE(n, z3.UDiv(cap, 4)))
+    if "binder-trigger-cap-8" in faults:
+        trigger, trigger_z3 = (lambda n, cap: n < cap // 8), (lambda n, cap: z3.ULT(n, z3.UDiv(cap, 8)))
+    if "binder-target-cap-half" in faults:
+        target, target_z3 = (lambda n, cap: cap // 2), (lambda n, cap: z3.UDiv(cap, 2))
+    if "binder-target-len-8" in faults:
+        target, target_z3 = (lambda n, cap: n * 8), (lambda n, cap: n * 8)
+    if (trigger, target) == (policy.trigger, policy.target):
+        return policy
+    return Policy(policy.name, policy.rule, trigger, target, trigger_z3, target_z3)

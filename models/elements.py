@@ -27,6 +27,11 @@ class Elements:
         return Elements(((GARBAGE, count),) if count else ())
 
     def __len__(self) -> int:
+        return self.count
+
+    @property
+    def count(self) -> int:
+        """The number of elements; unlike len(), any usize (len() stops at 2^63 - 1)."""
         return sum(count for _, count in self.runs)
 
     def concat(self, other: Elements) -> Elements:

@@ -1,20 +1,26 @@
-"""Deliberately broken variants of shrink_to, to show that the properties catch them.
+"""Deliberately broken variants of the models, to show that the properties catch them.
 
 A fault is injected identically into the Python reference model and into the
 Z3 encoding, so the counterexample a proof attempt finds replays on the Python
 model. The kernel code has none of these faults; the unmutated model is the
-one `verify run` checks.
+one `verify run` checks. Faults come in three layers: shrink_to itself
+(models/vec.py, vec_z3.py), the allocators beneath it (allocator.py,
+allocator_z3.py) and binder's shrink policy (binder.py, both encodings of a
+policy at once).
 """
 
 from __future__ import annotations
 
-FAULTS: dict[str, str] = {
+SHRINK_FAULTS: dict[str, str] = {
     "target-ignores-len": "target = min_capacity instead of max(len, min_capacity)",
     "target-ignores-min-capacity": "target = len instead of max(len, min_capacity)",
+    "target-min": "target = min(len, min_capacity) instead of max",
     "noop-check-dropped": "no early return when capacity <= target: may grow the buffer",
     "copy-one-short": "the vmalloc path copies len - 1 elements",
     "layout-updated-on-err": "the vmalloc path adopts the target layout when alloc fails",
     "page-rule-off-by-one": "the vmalloc path replaces the buffer when current_pages == target_pages",
+    "pages-floor": "the page rule counts pages with floor instead of div_ceil",
+    "vmalloc-test-inverted": "is_vmalloc_addr's answer is inverted: kmalloc buffers take the page-rule path",
     "kmalloc-deep-copy": "kmalloc buffers also take the alloc + copy + free path (as in v4)",
     "zst-check-dropped": "no early return for a zero-sized T",
     "target-zero-skipped": "the target == 0 branch returns Ok without freeing",
@@ -24,6 +30,26 @@ FAULTS: dict[str, str] = {
     "target-doubled-unchecked": "target = 2 * max(len, min_capacity) with an unchecked multiply",
     "always-noop": "shrink_to returns Ok without doing anything",
 }
+
+ALLOCATOR_FAULTS: dict[str, str] = {
+    "kmalloc-unrounded": "kmalloc's object holds exactly the request, not its size class (ksize)",
+    "kmalloc-max-ignored": "kmalloc serves requests above KMALLOC_MAX_SIZE",
+    "vmalloc-pages-floor": "a vmalloc area maps floor(n / PAGE_SIZE) pages, not ceil",
+    "kvmalloc-small-vmalloc": "kvmalloc falls back to vmalloc for requests of a page or less",
+    "vmalloc-recorded-as-kmalloc": "is_vmalloc_addr does not recognise a fresh vmalloc area",
+    "realloc-zero-keeps": "realloc to size 0 returns a dangling pointer without freeing",
+    "realloc-zero-free-size": "realloc to size 0 frees with the new layout (0 bytes), not the old one",
+}
+
+BINDER_FAULTS: dict[str, str] = {
+    "binder-shrink-dropped": "the policy never calls shrink_to",
+    "binder-trigger-inverted": "the policy shrinks when len >= cap/4 instead of len < cap/4",
+    "binder-trigger-cap-8": "the policy shrinks only when len < cap/8",
+    "binder-target-cap-half": "the policy shrinks to cap/2 (v4's target) instead of len*2",
+    "binder-target-len-8": "the policy shrinks to len*8 instead of len*2",
+}
+
+FAULTS: dict[str, str] = {**SHRINK_FAULTS, **ALLOCATOR_FAULTS, **BINDER_FAULTS}
 
 
 def check_faults(faults: frozenset[str]) -> None:

@@ -52,7 +52,7 @@ class VecState:
             broken.append("dangling exactly when the layout is empty")
         if self.buf is not None and self.buf.requested != self.layout_bytes(plat):
             broken.append("allocation size equals layout size")
-        if len(self.elems) != self.len:
+        if self.elems.count != self.len:
             broken.append("one identity per element")
         if self.buf is not None:
             broken += kv.allocation_violations(plat, self.buf)
@@ -116,7 +116,7 @@ class Step:
 
 def step(plat: Platform, state: VecState, action: Action, faults: frozenset[str] = frozenset()) -> Step:
     """Apply one operation; the only function of this module with outside callers besides `with_capacity`."""
-    rec = Recorder(state.next_id)
+    rec = Recorder(state.next_id, faults=faults)
     if isinstance(action, ShrinkTo):
         ok, post = shrink_to(plat, state, action.min_capacity, action.outcome, rec, faults)
     elif isinstance(action, Reserve):
@@ -133,7 +133,7 @@ def step(plat: Platform, state: VecState, action: Action, faults: frozenset[str]
         ok, post = True, _truncated(state, 0)
     elif isinstance(action, Retain):
         elems = state.elems.without(action.drop)
-        ok, post = True, replace(state, len=len(elems), elems=elems)
+        ok, post = True, replace(state, len=elems.count, elems=elems)
     else:
         raise TypeError(f"not an action: {action!r}")
     return Step(state, action, replace(post, next_id=rec.next_id), ok, rec.effects(), rec.overflow)
@@ -204,6 +204,8 @@ def shrink_to(
         target = min_capacity
     if "target-ignores-min-capacity" in faults:
         target = v.len
+    if "target-min" in faults:
+        target = min(v.len, min_capacity)
     if "target-doubled-unchecked" in faults:
         target = _mul(rec, target, 2)
 
@@ -219,7 +221,8 @@ def shrink_to(
 
     # !is_vmalloc_addr(ptr): a kmalloc buffer (or, with the faults above, a
     # dangling pointer) delegates to KVmalloc::realloc and lets krealloc decide.
-    if (v.buf is None or v.buf.kind is Kind.KMALLOC) and "kmalloc-deep-copy" not in faults:
+    on_kmalloc = v.buf is None or (v.buf.kind is Kind.KMALLOC) != ("vmalloc-test-inverted" in faults)
+    if on_kmalloc and "kmalloc-deep-copy" not in faults:
         ok, buf = kv.realloc(plat, Fn.REALLOC, v.buf, new_bytes, old_bytes, outcome, rec)
         if not ok:
             return False, v
@@ -228,8 +231,9 @@ def shrink_to(
 
     # vmalloc buffer: replace it only if at least one page is freed, since
     # vrealloc cannot yet shrink in place (the TODO in kvec.rs).
-    current_pages = div_ceil(_mul(rec, v.capacity(plat), size), plat.page_size)
-    target_pages = div_ceil(new_bytes, plat.page_size)
+    pages = (lambda n, d: n // d) if "pages-floor" in faults else div_ceil
+    current_pages = pages(_mul(rec, v.capacity(plat), size), plat.page_size)
+    target_pages = pages(new_bytes, plat.page_size)
     no_page_freed = current_pages < target_pages if "page-rule-off-by-one" in faults else current_pages <= target_pages
     if no_page_freed:
         return True, v

@@ -195,7 +195,7 @@ def step(
     sp: SymPlatform, pre: SymVec, action: SymAction, faults: frozenset[str] = frozenset(), prefix: str = "step"
 ) -> SymStep:
     """Encode one operation: the counterpart of vec.step. `prefix` names the step's fresh variables."""
-    rec = SymRecorder(pre.next_id, prefix)
+    rec = SymRecorder(pre.next_id, prefix, faults)
     constraints: tuple[Any, ...] = ()
     if isinstance(action, SymShrinkTo):
         ok, post = shrink_to(sp, pre, action.min_capacity, action.outcome, rec, faults)
@@ -281,6 +281,8 @@ def shrink_to(
         target = min_capacity
     if "target-ignores-min-capacity" in faults:
         target = v.len
+    if "target-min" in faults:
+        target = z3.If(z3.ULE(v.len, min_capacity), v.len, min_capacity)
     if "target-doubled-unchecked" in faults:
         target = rec.mul(g, target, u64(2))
 
@@ -298,7 +300,8 @@ def shrink_to(
     old_bytes = sp.layout_bytes(v)
 
     # !is_vmalloc_addr(ptr): delegate to KVmalloc::realloc.
-    kmalloc_path = z3.Or(z3.Not(v.buf.live), z3.Not(v.buf.vmalloc))
+    is_kmalloc = z3.Not(v.buf.vmalloc) if "vmalloc-test-inverted" not in faults else v.buf.vmalloc
+    kmalloc_path = z3.Or(z3.Not(v.buf.live), is_kmalloc)
     if "kmalloc-deep-copy" in faults:
         kmalloc_path = z3.BoolVal(False)
     gk = z3.And(g, kmalloc_path)
@@ -309,8 +312,9 @@ def shrink_to(
     g = z3.And(g, z3.Not(kmalloc_path))
 
     # vmalloc buffer: replace it only if at least one page is freed.
-    current_pages = kv.div_ceil(_times_size(sp, rec, g, sp.capacity(v)), page)
-    target_pages = kv.div_ceil(new_bytes, page)
+    pages = (lambda n, d: z3.UDiv(n, u64(d))) if "pages-floor" in faults else kv.div_ceil
+    current_pages = pages(_times_size(sp, rec, g, sp.capacity(v)), page)
+    target_pages = pages(new_bytes, page)
     if "page-rule-off-by-one" in faults:
         no_page_freed = z3.ULT(current_pages, target_pages)
     else:
@@ -354,7 +358,7 @@ def lift_elems(elems: Elements, name: str = "lifted") -> Any:
     """The array holding these identities at indices 0..len-1 (garbage slots stay free)."""
     i = z3.BitVec("i", BITS)
     body: Any = _garbage(f"{name}.garbage")[i]
-    offset = len(elems)
+    offset = elems.count
     for first, count in reversed(elems.runs):
         offset -= count
         if first != GARBAGE:

@@ -17,6 +17,7 @@ class Verdict(enum.Enum):
     PROVED = "PROVED"
     VIOLATED = "VIOLATED"
     UNKNOWN = "UNKNOWN"
+    VACUOUS = "VACUOUS"  # proved, but its premise never happens: it says nothing
 
 
 # The Z3 side of a single-call property: a formula over one encoded shrink_to
@@ -46,6 +47,10 @@ class StepProperty:
     applies: Callable[[ModelSpec], bool] = always
     expect_violated: Callable[[ModelSpec], bool] = never
     explanation: str = ""  # why a violation is expected, and what it means
+    # The situation the property is about (an Err, a vmalloc buffer, a free, ...):
+    # a proof counts only if some pre-state and allocator outcome reach it.
+    premise: Z3Predicate | None = None
+    premise_text: str = ""
 
     method = "z3: all 64-bit values"
 

@@ -17,7 +17,7 @@ from models.allocator_z3 import fn_code, u64
 from models.catalogue import ModelSpec
 from models.machine import Platform, div_ceil
 from models.vec import ShrinkTo, Step, VecState
-from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep, SymVec
+from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep, SymVec, type_invariant
 from properties.base import StepProperty
 
 # --- shared helpers, Z3 then Python -------------------------------------------
@@ -291,6 +291,48 @@ def change_lowers_physical_py(plat: Platform, s: Step) -> bool:
     return not changed or s.post.physical() < s.pre.physical()
 
 
+def invariants_kept_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return type_invariant(sp, st.post)
+
+
+def invariants_kept_py(plat: Platform, s: Step) -> bool:
+    return not s.post.invariant_violations(plat)
+
+
+# --- premises: what must be reachable for a proof to say something ------------
+
+
+def has_work_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.ULT(target_z3(st, a), sp.capacity(st.pre))
+
+
+def moves_elements_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.And(z3.UGT(st.pre.len, 0), has_work_z3(sp, st, a))
+
+
+def fails_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.Not(st.ok)
+
+
+def vmalloc_path_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.And(st.pre.buf.live, st.pre.buf.vmalloc, has_work_z3(sp, st, a))
+
+
+def kmalloc_path_premise_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.And(st.pre.buf.live, z3.Not(st.pre.buf.vmalloc), has_work_z3(sp, st, a))
+
+
+def target_zero_premise_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.And(target_z3(st, a) == 0, st.pre.buf.live)
+
+
+def frees_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return st.effects.free_made
+
+
+HAS_WORK = "capacity above the target"
+
+
 def sized(model: ModelSpec) -> bool:
     return model.may_be_sized()
 
@@ -305,19 +347,34 @@ PROPERTIES: tuple[StepProperty, ...] = (
         "after Ok, capacity >= max(len, min_capacity) if it was above that before, else unchanged",
         capacity_floor_z3,
         capacity_floor_py,
+        premise=has_work_z3,
+        premise_text=HAS_WORK,
     ),
-    StepProperty("shrink.never-grows", "capacity never grows", never_grows_z3, never_grows_py),
+    StepProperty(
+        "shrink.never-grows",
+        "capacity never grows",
+        never_grows_z3,
+        never_grows_py,
+        premise=has_work_z3,
+        premise_text=HAS_WORK,
+    ),
     StepProperty(
         "shrink.elements-kept",
         "len and every element are preserved, in order",
         elements_kept_z3,
         elements_kept_py,
+        premise=moves_elements_z3,
+        premise_text="elements present and capacity above the target",
     ),
     StepProperty(
         "shrink.err-unchanged",
         "an Err leaves the vector exactly as it was, with nothing freed or leaked",
         err_unchanged_z3,
         err_unchanged_py,
+        # A zero-sized T never fails and never frees: the premise is unreachable there.
+        applies=sized,
+        premise=fails_z3,
+        premise_text="shrink_to returns Err",
     ),
     StepProperty(
         "shrink.vmalloc-page-rule",
@@ -325,6 +382,8 @@ PROPERTIES: tuple[StepProperty, ...] = (
         page_rule_z3,
         page_rule_py,
         applies=sized,
+        premise=vmalloc_path_z3,
+        premise_text="a vmalloc buffer with capacity above the target",
     ),
     StepProperty(
         "shrink.kmalloc-one-realloc",
@@ -332,6 +391,8 @@ PROPERTIES: tuple[StepProperty, ...] = (
         kmalloc_path_z3,
         kmalloc_path_py,
         applies=sized,
+        premise=kmalloc_path_premise_z3,
+        premise_text="a kmalloc buffer with capacity above the target",
     ),
     StepProperty(
         "shrink.zst-noop",
@@ -339,6 +400,8 @@ PROPERTIES: tuple[StepProperty, ...] = (
         zst_noop_z3,
         zst_noop_py,
         applies=zero_sized,
+        premise=has_work_z3,
+        premise_text=HAS_WORK,
     ),
     StepProperty(
         "shrink.target-zero-frees",
@@ -346,6 +409,8 @@ PROPERTIES: tuple[StepProperty, ...] = (
         target_zero_z3,
         target_zero_py,
         applies=sized,
+        premise=target_zero_premise_z3,
+        premise_text="target 0 with a live buffer",
     ),
     StepProperty(
         "shrink.allocator-contract",
@@ -353,12 +418,27 @@ PROPERTIES: tuple[StepProperty, ...] = (
         " buffer is live; a replaced buffer is freed after the copy",
         contract_z3,
         contract_py,
+        # A zero-sized T never fails and never frees: the premise is unreachable there.
+        applies=sized,
+        premise=frees_z3,
+        premise_text="shrink_to frees a buffer",
     ),
     StepProperty(
         "shrink.no-overflow",
         "no arithmetic in shrink_to wraps around, given the type invariants",
         no_overflow_z3,
         no_overflow_py,
+        premise=has_work_z3,
+        premise_text=HAS_WORK,
+    ),
+    StepProperty(
+        "shrink.invariants-kept",
+        "after shrink_to, Ok or Err, the type invariants hold: len <= capacity, the layout fits,"
+        " dangling exactly when empty, and the allocation is one the allocators can produce",
+        invariants_kept_z3,
+        invariants_kept_py,
+        premise=has_work_z3,
+        premise_text=HAS_WORK,
     ),
     StepProperty(
         "shrink.physical-never-grows",

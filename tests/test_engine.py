@@ -97,6 +97,12 @@ CAUGHT: list[tuple[str, str, str, Callable[[Step], bool]]] = [
     ("shrink.allocator-contract", "old-buffer-leaked", "kvvec-v6/u8", lambda s: s.effects.freed is None),
     ("shrink.allocator-contract", "free-with-new-layout", "kvvec-v6/pow2", lambda s: s.effects.freed is not None),
     ("shrink.no-overflow", "target-doubled-unchecked", "kvvec-v6/u8", lambda s: s.overflow),
+    (
+        "shrink.invariants-kept",
+        "kmalloc-unrounded",
+        "kvvec-v6/u8",
+        lambda s: s.post.buf is not None and s.post.buf.physical == s.post.buf.requested < 8,
+    ),
     ("shrink.physical-never-grows", "noop-check-dropped", "kvvec-v6/u8", lambda s: s.ok),
     ("kunit.vmalloc-shrink-frees-pages", "always-noop", "kvvec-v6/u8", lambda s: s.ok),
     ("kunit.empty-to-zero", "always-noop", "kvvec-v6/u8", lambda s: s.post.layout_len == 100),

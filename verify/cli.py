@@ -1,10 +1,11 @@
 # PYTHON_ARGCOMPLETE_OK
-"""The command line: `verify run`, `list`, `show`, `replay`, `graph`.
+"""The command line: `verify run`, `mutants`, `list`, `show`, `replay`, `graph`.
 
 Exit codes of `run`: 0 when every verdict matches its declared expectation; 1
 when any does not (a new violation, or a declared violation that now proves);
 2 for UNKNOWN, a timeout, a usage error or an internal error.
-`replay`: 0 when the trace's violation reproduces, 1 when it does not, 2 for a
+`mutants`: 0 when every seeded fault is killed, 1 when one survives, 2 for a
+usage error. `replay`: 0 when the trace's violation reproduces, 1 when it does not, 2 for a
 malformed trace.
 """
 
@@ -28,16 +29,19 @@ from properties.registry import all_properties, applicable
 from verify import __version__
 from verify.config import ConfigError, Settings
 from verify.config import load as load_config
+from verify.confirm import version as confirm_version
 from verify.display import NORMAL, QUIET, VERBOSE, Display, interactive
 from verify.engine import ReplayError
 from verify.explorer import Instance, explore
 from verify.gate import EXIT_ERROR, EXIT_OK, EXIT_UNEXPECTED, Checked, exit_code
+from verify.mutants import ALL_FAULTS, killers, matrix, run_mutants, witnesses
+from verify.mutants import summary as mutants_summary
 from verify.output import OutputExists, check_new, usable_directory, write_new
 from verify.replay import replay
 from verify.report import row, summary
 from verify.runner import default_jobs, run_checks
 from verify.show import render_table, to_dot
-from verify.solver import DUMP_ENV
+from verify.solver import CONFIRM_ENV, DUMP_ENV
 from verify.trace import TraceError, load, save
 
 FORMATS = ("text", "json", "junit", "sarif")
@@ -95,6 +99,11 @@ def build_parser() -> Parser:
     run.add_argument("--jobs", type=int, help="checks solved in parallel (default: the number of cores)")
     run.add_argument("--cache-dir", type=Path, help="where proofs are cached (default .verify-cache/)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the proof cache")
+    run.add_argument(
+        "--confirm",
+        action="store_true",
+        help="re-check every UNSAT with cvc5 on the same SMT-LIB2 query; disagreement or doubt is UNKNOWN (exit 2)",
+    )
     run.add_argument("--dump-smt", type=Path, metavar="DIR", help="also write every solver query as SMT-LIB2 into DIR")
     fault = run.add_argument(
         "--fault",
@@ -126,6 +135,21 @@ def build_parser() -> Parser:
         "-q", "--quiet", action="store_true", help="show only checks not as declared, and the summary"
     )
     loudness.add_argument("-v", "--verbose", action="store_true", help="also show each property's statement")
+
+    mutants = commands.add_parser(
+        "mutants",
+        help="run every property on every seeded fault and print the kill matrix",
+        description="Run every property on every seeded fault; exit 0 only if every mutant is killed.",
+    )
+    mutants_fault = mutants.add_argument(
+        "--fault", action="append", default=[], metavar="NAME", help="only this fault; repeatable"
+    )
+    mutants_fault.completer = lambda **_: sorted(FAULTS)  # type: ignore[attr-defined]
+    mutants.add_argument("--page-size", type=int, default=4096, help=f"PAGE_SIZE in bytes, one of {PAGE_SIZES}")
+    mutants.add_argument("--timeout", type=float, default=60.0, help="seconds per solver query; beyond it: UNKNOWN")
+    mutants.add_argument(
+        "--jobs", type=int, default=default_jobs(), help="checks solved in parallel (default: the number of cores)"
+    )
 
     commands.add_parser(
         "list",
@@ -242,6 +266,8 @@ def command_run(args: argparse.Namespace) -> int:
     if args.dump_smt is not None:
         usable_directory(args.dump_smt, "--dump-smt")
         os.environ[DUMP_ENV] = str(args.dump_smt.resolve())  # read by the solver, in every worker
+    if args.confirm:
+        os.environ[CONFIRM_ENV] = "cvc5"
     start = time.perf_counter()
     checked: list[Checked] = []
     # A machine-readable report on standard output leaves the rows to standard error.
@@ -260,15 +286,41 @@ def command_run(args: argparse.Namespace) -> int:
                 display.add(checked[-1])
     finally:
         os.environ.pop(DUMP_ENV, None)
+        os.environ.pop(CONFIRM_ENV, None)
     seconds = time.perf_counter() - start
     text_summary = summary([c.result for c in checked], seconds)
     display.summary(text_summary)
+    if args.confirm:
+        print(
+            f"--confirm: every UNSAT answer was re-checked by {confirm_version()} on the same SMT-LIB2 query;"
+            " a disagreement or an undecided re-check is UNKNOWN",
+            file=stream,
+        )
     report = _report(args.format, checked, seconds, settings, args.pattern, text_summary)
     if args.output is not None:
         write_new(args.output, report)
     elif report_on_stdout:
         sys.stdout.write(report)
     return exit_code([c.result for c in checked])
+
+
+def command_mutants(args: argparse.Namespace) -> int:
+    if args.page_size not in PAGE_SIZES:
+        raise UsageError(f"--page-size must be one of {', '.join(map(str, PAGE_SIZES))}, not {args.page_size}")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout must be positive, not {args.timeout}")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
+    unknown = sorted(set(args.fault) - FAULTS.keys())
+    if unknown:
+        raise UsageError(f"unknown fault {unknown[0]!r}; `verify list` shows the faults")
+    faults = list(dict.fromkeys(args.fault)) or list(ALL_FAULTS)
+    start = time.perf_counter()
+    outcomes = list(run_mutants(faults, args.page_size, int(args.timeout * 1000), args.jobs))
+    print(matrix(outcomes, faults))
+    print(witnesses(outcomes, faults))
+    print(mutants_summary(outcomes, faults, time.perf_counter() - start))
+    return EXIT_OK if all(killers(outcomes, f) for f in faults) else EXIT_UNEXPECTED
 
 
 def _report(
@@ -379,6 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_replay(args)
         if args.command == "graph":
             return command_graph(args)
+        if args.command == "mutants":
+            return command_mutants(args)
         return command_run(args)
     except (UsageError, TraceError, ConfigError, OutputExists) as e:
         print(f"verify: error: {e}", file=sys.stderr)

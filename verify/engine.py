@@ -18,7 +18,7 @@ import z3
 from models import vec_z3
 from models.allocator import Allocation, Kind, Outcome
 from models.allocator_z3 import SymOutcome
-from models.binder import policy_named
+from models.binder import policy_named, with_faults
 from models.catalogue import ModelSpec
 from models.elements import Elements
 from models.machine import BITS, Platform
@@ -89,14 +89,18 @@ def check(
     timeout_ms: int,
     bmc_depth: int = BMC_DEPTH,
     proof_cache: ProofCache | None = None,
+    minimise: bool = True,
 ) -> Result:
     """One verdict; with a cache, a stored verdict for the same source, solver and parameters is reused.
 
     The query a check sends is a function of the source and the parameters, so
-    the key (verify.cache) determines it exactly.
+    the key (verify.cache) determines it exactly. `minimise` False reports the
+    solver's first counterexample (still replayed) instead of the smallest:
+    mutation testing needs a kill, not a readable trace, and minimising is most
+    of a violation's cost.
     """
-    if proof_cache is None:
-        return _check(prop, model, page_size, timeout_ms, bmc_depth)
+    if proof_cache is None or not minimise:
+        return _check(prop, model, page_size, timeout_ms, bmc_depth, minimise)
     faults = ",".join(sorted(model.faults))
     key = make_key(solver_version(), prop.id, model.name, faults, str(page_size), str(timeout_ms), str(bmc_depth))
     entry = proof_cache.get(key)
@@ -136,14 +140,19 @@ def _from_entry(prop: Property | SequenceProperty, model: ModelSpec, entry: dict
 
 
 def _check(
-    prop: Property | SequenceProperty, model: ModelSpec, page_size: int, timeout_ms: int, bmc_depth: int
+    prop: Property | SequenceProperty,
+    model: ModelSpec,
+    page_size: int,
+    timeout_ms: int,
+    bmc_depth: int,
+    minimise: bool = True,
 ) -> Result:
     fresh_context()
     if isinstance(prop, StepProperty):
-        return _check_step(prop, model, page_size, timeout_ms)
+        return _check_step(prop, model, page_size, timeout_ms, minimise)
     if isinstance(prop, SequenceProperty):
         return _check_sequence(prop, model, page_size, timeout_ms, bmc_depth)
-    return _check_scenario(prop, model, page_size, timeout_ms)
+    return _check_scenario(prop, model, page_size, timeout_ms, minimise)
 
 
 def _check_sequence(
@@ -151,7 +160,7 @@ def _check_sequence(
 ) -> Result:
     start = time.perf_counter()
     assert model.policy is not None
-    policy = policy_named(model.policy)
+    policy = with_faults(policy_named(model.policy), model.faults)
     found = prop.check(policy, page_size, timeout_ms, bmc_depth)
     seconds = time.perf_counter() - start
     if found.verdict is not Verdict.VIOLATED:
@@ -169,7 +178,7 @@ def _check_sequence(
     return Result(prop, model, Verdict.VIOLATED, seconds, cex, found.detail, found.scope)
 
 
-def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms: int) -> Result:
+def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms: int, minimise: bool) -> Result:
     start = time.perf_counter()
     sp, size_constraints = symbolic_platform(model, page_size)
     pre = canonical_pre("pre")
@@ -178,7 +187,7 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms
     query = [*size_constraints, type_invariant(sp, pre), *st.constraints, z3.Not(prop.z3(sp, st, action))]
     solved = solve(query, timeout_ms)
     if solved.answer is Answer.UNSAT:
-        return Result(prop, model, Verdict.PROVED, time.perf_counter() - start)
+        return _witnessed(prop, model, query[:-1], sp, st, action, timeout_ms, start)
     if solved.answer is Answer.UNKNOWN:
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     # Smallest buffer first, then the other inputs; kmalloc before vmalloc, and
@@ -187,13 +196,39 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms
     objectives += [] if sp.log2 is None else [sp.log2]
     objectives += [pre.buf.physical, pre.buf.vmalloc]
     objectives += [z3.Not(action.outcome.kmalloc_ok), z3.Not(action.outcome.vmalloc_ok)]
-    m = minimal_model(query, objectives, timeout_ms) or solved.model
+    m = (minimal_model(query, objectives, timeout_ms) if minimise else None) or solved.model
     plat = Platform(elem_size=_value(m, sp.elem_size), page_size=page_size)
     pre_py = _state_from_model(m, pre)
     action_py = ShrinkTo(_value(m, action.min_capacity), _outcome_from_model(m, action.outcome))
     replayed = _replay(prop, model, plat, pre_py, action_py)
     cex = Trace(prop.id, model.name, plat.elem_size, page_size, pre_py, (replayed,), tuple(sorted(model.faults)))
     return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex)
+
+
+def _witnessed(
+    prop: StepProperty,
+    model: ModelSpec,
+    setting: list[Any],
+    sp: SymPlatform,
+    st: Any,
+    action: SymShrinkTo,
+    timeout_ms: int,
+    start: float,
+) -> Result:
+    """PROVED only if the property's premise is reachable (a witness exists); VACUOUS if it never happens.
+
+    `setting` is the proof's query without the negated property: the type
+    invariants and the transition, so the witness is a real pre-state and step.
+    """
+    if prop.premise is None:
+        return Result(prop, model, Verdict.PROVED, time.perf_counter() - start)
+    witness = solve([*setting, prop.premise(sp, st, action)], timeout_ms)
+    seconds = time.perf_counter() - start
+    if witness.answer is Answer.UNSAT:
+        return Result(prop, model, Verdict.VACUOUS, seconds, detail=f"premise never happens: {prop.premise_text}")
+    if witness.answer is Answer.UNKNOWN:
+        return Result(prop, model, Verdict.UNKNOWN, seconds, detail=f"premise not decided: {witness.reason}")
+    return Result(prop, model, Verdict.PROVED, seconds)
 
 
 def _replay(prop: StepProperty, model: ModelSpec, plat: Platform, pre: VecState, action: ShrinkTo) -> Step:
@@ -206,7 +241,7 @@ def _replay(prop: StepProperty, model: ModelSpec, plat: Platform, pre: VecState,
     return replayed
 
 
-def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, timeout_ms: int) -> Result:
+def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, timeout_ms: int, minimise: bool) -> Result:
     start = time.perf_counter()
     plat = Platform(elem_size=model.size_min, page_size=page_size)
     state = VecState()
@@ -225,7 +260,8 @@ def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, timeout_ms
     if solved.answer is Answer.UNKNOWN:
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     query = [*st.constraints, z3.Not(prop.z3(sp, st))]
-    m = minimal_model(query, [z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok)], timeout_ms) or solved.model
+    objectives = [z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok)]
+    m = (minimal_model(query, objectives, timeout_ms) if minimise else None) or solved.model
     action = ShrinkTo(prop.min_capacity, _outcome_from_model(m, outcome))
     replayed = step(plat, state, action, model.faults)
     if prop.py(plat, replayed):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.binder import BinderStep, Deregister, Register, binder_step, policy_named
+from models.binder import BinderStep, Deregister, Register, binder_step, policy_named, with_faults
 from models.machine import Platform
 from models.vec import Action, Step, VecState, step
 from properties.base import Property
@@ -52,7 +52,7 @@ def _replay_binder(loaded: LoadedTrace, prop: SequenceProperty) -> list[BinderSt
     if loaded.policy is None:
         raise TraceError(f"{prop.id} is a binder property, but the trace names no policy")
     try:
-        policy = policy_named(loaded.policy)
+        policy = with_faults(policy_named(loaded.policy), loaded.faults)
     except KeyError:
         raise TraceError(f"the trace names an unknown policy {loaded.policy!r}") from None
     state, steps = VecState(), []

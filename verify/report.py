@@ -16,7 +16,7 @@ def row(result: Result, saved: Path | None = None) -> str:
         f"{result.method:<46} {'cached' if result.cached else f'{result.seconds:6.2f}s':>7}  {mark}"
     )
     if result.verdict is Verdict.UNKNOWN and result.detail:
-        line += f"\n          solver gave up: {result.detail}"
+        line += f"\n          undecided: {result.detail}"
     elif result.detail:
         line += f"\n          {result.detail}"
     if result.counterexample is not None:

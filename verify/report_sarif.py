@@ -53,6 +53,8 @@ def _result(c: Checked, rule_index: int) -> dict[str, Any]:
         text += f". Counterexample: {r.counterexample.one_line()}"
     if r.verdict is Verdict.VIOLATED:
         kind, level = "fail", ("note" if c.outcome == "expected" else "error")
+    elif r.verdict is Verdict.VACUOUS:
+        kind, level = "fail", "error"  # a proof whose premise never happens proves nothing
     else:
         kind, level = ("pass" if r.verdict is Verdict.PROVED else "open"), "none"
     result: dict[str, Any] = {

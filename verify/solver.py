@@ -39,7 +39,20 @@ def fresh_context() -> None:
     z3.z3._main_ctx = None
 
 
+# `verify run --confirm` sets this: every UNSAT is re-checked by a second solver.
+CONFIRM_ENV = "VERIFY_CONFIRM"
+
+
+def confirming() -> bool:
+    return bool(os.environ.get(CONFIRM_ENV))
+
+
 def solver_version() -> str:
+    """The solvers a verdict depends on: part of the proof cache's key."""
+    if confirming():
+        from verify.confirm import version
+
+        return f"z3 {z3.get_version_string()} + {version()}"
     return f"z3 {z3.get_version_string()}"
 
 
@@ -57,6 +70,11 @@ def _dump(text: str) -> None:
             path.write_text(text)
 
 
+def export_smt2(solver: Any) -> str:
+    """The solver's assertions as an SMT-LIB2 script: what --dump-smt writes and --confirm re-checks."""
+    return str(solver.to_smt2())
+
+
 def solve(assertions: list[Any], timeout_ms: int) -> Solved:
     """Check the conjunction of `assertions`; UNSAT of a negated property is its proof."""
     solver = z3.Solver()
@@ -64,15 +82,39 @@ def solve(assertions: list[Any], timeout_ms: int) -> Solved:
     # Fixed seeds make answers (and counterexamples) repeatable run to run.
     solver.set("random_seed", 0)
     solver.add(*assertions)
-    _dump(solver.to_smt2())
+    query = export_smt2(solver)
+    _dump(query)
     start = time.perf_counter()
     result = solver.check()
     seconds = time.perf_counter() - start
     if result == z3.unsat:
+        if confirming():
+            return _confirmed(query, timeout_ms, seconds)
         return Solved(Answer.UNSAT, None, seconds)
     if result == z3.sat:
         return Solved(Answer.SAT, solver.model(), seconds)
     return Solved(Answer.UNKNOWN, None, seconds, solver.reason_unknown())
+
+
+def _confirmed(query: str, timeout_ms: int, seconds: float) -> Solved:
+    """Z3's UNSAT if the second solver agrees on the same SMT-LIB2 query; otherwise UNKNOWN, saying why.
+
+    A proof the two solvers disagree on, or that the second could not decide,
+    is not a proof: UNKNOWN makes the run end with exit code 2.
+    """
+    from verify.confirm import ConfirmError, check_smt2, version
+
+    start = time.perf_counter()
+    try:
+        second = check_smt2(query, timeout_ms)
+    except ConfirmError as e:
+        return Solved(Answer.UNKNOWN, None, seconds, f"z3 says unsat; {version()} could not read the query: {e}")
+    seconds += time.perf_counter() - start
+    if second is Answer.UNSAT:
+        return Solved(Answer.UNSAT, None, seconds)
+    if second is Answer.SAT:
+        return Solved(Answer.UNKNOWN, None, seconds, f"solvers disagree: z3 says unsat, {version()} says sat")
+    return Solved(Answer.UNKNOWN, None, seconds, f"z3 says unsat; {version()} could not decide it (unknown or timeout)")
 
 
 def minimal_model(assertions: list[Any], objectives: list[Any], timeout_ms: int) -> Any | None:

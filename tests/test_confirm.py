@@ -1,0 +1,73 @@
+"""--confirm: a second solver (cvc5) re-checks every proof on the query Z3 answered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import z3
+
+from models.catalogue import model_named
+from properties.base import Verdict
+from properties.registry import all_properties
+from verify import confirm, solver
+from verify.cli import main
+from verify.engine import check
+from verify.solver import CONFIRM_ENV, Answer
+
+PAGE, TIMEOUT_MS = 4096, 60_000
+PROPS = {p.id: p for p in all_properties(PAGE)}
+
+
+def without_last_assertion(solver: z3.Solver) -> str:
+    """A deliberately wrong export: the query without its last assertion, the negated property."""
+    wrong = z3.Solver()
+    wrong.add(*list(solver.assertions())[:-1])
+    return str(wrong.to_smt2())
+
+
+def test_cvc5_answers_sat_and_unsat() -> None:
+    x = "(declare-fun x () (_ BitVec 64))"
+    assert confirm.check_smt2(f"{x}(assert (bvult x x))(check-sat)", TIMEOUT_MS) is Answer.UNSAT
+    assert confirm.check_smt2(f"{x}(assert (bvult x (_ bv1 64)))(check-sat)", TIMEOUT_MS) is Answer.SAT
+
+
+def test_an_unreadable_query_raises_one_line() -> None:
+    with pytest.raises(confirm.ConfirmError, match="not declared"):
+        confirm.check_smt2("(assert undeclared)(check-sat)", TIMEOUT_MS)
+
+
+def test_confirmed_proofs_stay_proved(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = ["run", "shrink.no-overflow", "--confirm", "--no-cache", "--jobs", "1", "--counterexamples", str(tmp_path)]
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.count("PROVED    shrink.no-overflow") == 5
+    assert f"re-checked by {confirm.version()}" in out
+
+
+def test_a_disagreement_between_solvers_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CONFIRM_ENV, "cvc5")
+    monkeypatch.setattr(solver, "export_smt2", without_last_assertion)
+    result = check(PROPS["shrink.no-overflow"], model_named("kvvec-v6/u64"), PAGE, TIMEOUT_MS)
+    assert result.verdict is Verdict.UNKNOWN
+    assert result.detail == f"solvers disagree: z3 says unsat, {confirm.version()} says sat"
+
+
+def test_a_disagreement_ends_the_run_with_exit_two(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(solver, "export_smt2", without_last_assertion)
+    argv = ["run", "shrink.no-overflow", "--confirm", "--no-cache", "--jobs", "1", "--counterexamples", str(tmp_path)]
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "UNKNOWN   shrink.no-overflow                 kvvec-v6/u64" in out
+    assert "undecided: solvers disagree: z3 says unsat" in out
+
+
+def test_without_confirm_the_wrong_export_is_never_consulted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CONFIRM_ENV, raising=False)
+    monkeypatch.setattr(solver, "export_smt2", without_last_assertion)
+    result = check(PROPS["shrink.no-overflow"], model_named("kvvec-v6/u64"), PAGE, TIMEOUT_MS)
+    assert result.verdict is Verdict.PROVED

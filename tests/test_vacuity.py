@@ -1,0 +1,80 @@
+"""Vacuity: a proof whose premise never happens is reported VACUOUS and fails the run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from models.catalogue import model_named
+from properties import shrink
+from properties.base import StepProperty, Verdict
+from verify.cli import main
+from verify.engine import check
+
+PAGE, TIMEOUT_MS = 4096, 60_000
+PROPS = {p.id: p for p in shrink.PROPERTIES}
+
+
+def _on_every_model(prop: StepProperty) -> StepProperty:
+    return dataclasses.replace(prop, id=f"{prop.id}.everywhere", applies=lambda m: m.policy is None)
+
+
+def test_err_unchanged_is_vacuous_for_a_zero_sized_t() -> None:
+    # shrink_to on a zero-sized T never returns Err, so "an Err leaves the vector unchanged" says nothing.
+    result = check(_on_every_model(PROPS["shrink.err-unchanged"]), model_named("kvvec-v6/zst"), PAGE, TIMEOUT_MS)
+    assert result.verdict is Verdict.VACUOUS
+    assert result.detail == "premise never happens: shrink_to returns Err"
+    assert not result.as_expected
+
+
+def test_the_same_property_has_a_witness_where_allocations_fail() -> None:
+    result = check(PROPS["shrink.err-unchanged"], model_named("kvvec-v6/u8"), PAGE, TIMEOUT_MS)
+    assert result.verdict is Verdict.PROVED
+
+
+def test_an_unreachable_premise_fails_the_run_with_exit_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    vacuous = _on_every_model(PROPS["shrink.allocator-contract"])
+    monkeypatch.setattr(shrink, "PROPERTIES", (*shrink.PROPERTIES, vacuous))
+    argv = ["run", vacuous.id, "--no-cache", "--jobs", "1", "--counterexamples", str(tmp_path)]
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.startswith("VACUOUS   shrink.allocator-contract.everywhere kvvec-v6/zst")
+    assert "premise never happens: shrink_to frees a buffer" in out
+    assert "1 VACUOUS" in out and "unexpected: shrink.allocator-contract.everywhere on kvvec-v6/zst" in out
+
+
+@pytest.mark.parametrize("prop", [p for p in shrink.PROPERTIES if p.premise is not None], ids=lambda p: p.id)
+def test_every_premise_is_reachable_on_a_sized_model(prop: StepProperty) -> None:
+    result = check(prop, model_named("kvvec-v6/u64"), PAGE, TIMEOUT_MS)
+    assert result.verdict is not Verdict.VACUOUS
+
+
+def test_a_vacuous_proof_is_a_failure_in_the_json_and_sarif_reports(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import json
+
+    import jsonschema
+
+    root = Path(__file__).resolve().parent.parent
+    vacuous = _on_every_model(PROPS["shrink.err-unchanged"])
+    monkeypatch.setattr(shrink, "PROPERTIES", (*shrink.PROPERTIES, vacuous))
+    base = ["run", f"{vacuous.id}", "--no-cache", "--jobs", "1", "--counterexamples", str(tmp_path / "traces")]
+
+    assert main([*base, "--format", "json", "--output", str(tmp_path / "r.json")]) == 1
+    document = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.Draft202012Validator(json.loads((root / "docs" / "results.schema.json").read_text())).validate(document)
+    vacuous_checks = [c for c in document["checks"] if c["verdict"] == "VACUOUS"]
+    assert [(c["model"], c["outcome"]) for c in vacuous_checks] == [("kvvec-v6/zst", "unexpected")]
+    assert document["summary"]["verdicts"]["VACUOUS"] == 1
+
+    assert main([*base, "--format", "sarif", "--output", str(tmp_path / "r.sarif")]) == 1
+    results = json.loads((tmp_path / "r.sarif").read_text())["runs"][0]["results"]
+    flagged = [r for r in results if r["properties"]["verdict"] == "VACUOUS"]
+    assert [(r["kind"], r["level"]) for r in flagged] == [("fail", "error")]
+    capsys.readouterr()
