@@ -72,6 +72,9 @@ class Scenario:
     applies: Callable[[ModelSpec], bool] = always
     expect_violated: Callable[[ModelSpec], bool] = never
     explanation: str = ""
+    # For a claim "on Ok, ...": some allocator outcome of the final call must give Ok.
+    premise: Callable[[SymPlatform, SymStep], Any] | None = None
+    premise_text: str = ""
 
     method = "z3: concrete scenario, all allocator outcomes"
 

@@ -30,10 +30,12 @@ from models.vec_z3 import SymPlatform, SymVec, type_invariant
 from properties.base import Verdict
 from properties.shrink import state_equal_py, state_equal_z3
 from verify.explorer import Exploration, Instance, canonical, explore, realloc_cycle, worst_reallocations
-from verify.sequences import Unrolling, actions_from_model, bmc, induction_step
+from verify.sequences import Unrolling, actions_from_model, bmc, induction_step, unroll
 from verify.solver import Answer, solve
 
 INSTANCE = Instance(page_size=64, max_capacity=40)
+# `never` never shrinks: properties about what follows a shrink say nothing about it.
+SHRANK_THEN_REGISTERS = "a deregistration that shrank the list, then a registration"
 BMC_DEPTH = 8  # the default; `verify run --bmc-depth K` sets another
 INDUCTION_DEPTH = 2  # the largest k tried for k-induction once BMC finds no violation
 WORST_CASE_K = 16
@@ -61,9 +63,16 @@ class SequenceProperty:
     expect_violated_on: frozenset[str] = frozenset()
     explanation: str = ""
     metrics: Callable[[Policy], str] | None = field(default=None)
+    # The situation the property is about, checked by the same method once the
+    # property holds: SAT (it happens), UNSAT (it never does: the proof is
+    # vacuous) or UNKNOWN. None where every state has it (any deregistration).
+    premise: Callable[[Policy, int, int, int], Answer] | None = None
+    premise_text: str = ""
+    # Policies the property says nothing about (its premise never happens there).
+    not_for: frozenset[str] = frozenset()
 
     def applies(self, model: ModelSpec) -> bool:
-        return model.policy is not None
+        return model.policy is not None and model.policy not in self.not_for
 
     def expect_violated(self, model: ModelSpec) -> bool:
         return model.policy in self.expect_violated_on
@@ -104,6 +113,14 @@ def shrink_refused(s: BinderStep) -> bool:
 
 def shrink_failed(s: BinderStep) -> bool:
     return s.shrink_attempted and not s.steps[-1].ok
+
+
+def shrank_then_registers(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
+    """regrow's premise: a deregistration that shrank the list, followed by a registration."""
+    if len(steps) < 2:
+        return False
+    d, r = steps[-2], steps[-1]
+    return isinstance(d.action, Deregister) and d.shrank and isinstance(r.action, Register)
 
 
 def regrow(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
@@ -187,6 +204,11 @@ def _explored(policy: Policy, judge: Callable[[Platform, list[BinderStep], int],
     return Finding(Verdict.VIOLATED, _scope(ex), actions, INSTANCE.page_size)
 
 
+def _explored_happens(policy: Policy, judge: Callable[[Platform, list[BinderStep], int], bool], pairs: bool) -> Answer:
+    """Whether some explored operation (or pair) satisfies `judge`: a premise's witness."""
+    return Answer.SAT if _explored(policy, judge, pairs).verdict is Verdict.VIOLATED else Answer.UNSAT
+
+
 def _explored_waste(policy: Policy) -> Finding:
     """The waste bound, and how much memory the page rule's refusals leave held beyond need."""
     found = _explored(policy, waste, pairs=False)
@@ -263,6 +285,20 @@ def _by_induction(
     return Finding(Verdict.PROVED, bmc_scope, page_size=page, detail=f"not k-inductive for k <= {tried}")
 
 
+def _bmc_happens(policy: Policy, page: int, timeout: int, depth: int, at: Callable[..., Any]) -> Answer:
+    """Whether `at` holds at some operation of some sequence of `depth` operations from new()."""
+    sp = _sym(page)
+    u = unroll(sp, policy, depth)
+    return solve([*u.constraints, z3.Or([at(sp, u, i) for i in range(depth)])], timeout).answer
+
+
+def shrank_then_registers_at(sp: SymPlatform, u: Unrolling, i: int) -> Any:
+    if i == 0:
+        return z3.BoolVal(False)
+    d = u.steps[i - 1]
+    return z3.And(z3.Not(u.is_register[i - 1]), z3.ULT(d.post.layout_len, d.pre.layout_len), u.is_register[i])
+
+
 def regrow_bad(sp: SymPlatform, u: Unrolling, i: int) -> Any:
     if i == 0:
         return z3.BoolVal(False)
@@ -286,6 +322,14 @@ def _fresh_pre(page: int, ghost: bool = True) -> tuple[SymPlatform, SymVec, list
     i = z3.BitVec("i", 64)
     pre = SymVec(fresh.len, fresh.layout_len, fresh.buf, z3.Lambda([i], i), fresh.next_id)
     return sp, pre, [type_invariant(sp, pre, ghost)]
+
+
+def _single_step_happens(
+    policy: Policy, page: int, timeout: int, premise: Callable[[SymPlatform, SymVec], list[Any]]
+) -> Answer:
+    """Whether one operation from some state satisfying the type invariants reaches `premise`."""
+    sp, pre, assumptions = _fresh_pre(page)
+    return solve([*assumptions, *premise(sp, pre)], timeout).answer
 
 
 def _single_step(
@@ -327,6 +371,21 @@ def check_failed_register(policy: Policy, page: int, timeout: int, _depth: int) 
         return [[*st.constraints, z3.Not(z3.Implies(z3.Not(st.ok), state_equal_z3(pre, st.post)))]]
 
     return _single_step(policy, page, timeout, negated)
+
+
+def _vmalloc_shrink_asked(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]]:
+    """page-rule-never-refuses' premise: the policy asks a vmalloc buffer to shrink."""
+
+    def premise(sp: SymPlatform, pre: SymVec) -> list[Any]:
+        st = binder_z3.deregister(sp, policy, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "dereg")
+        return [*st.constraints, st.shrink_attempted, pre.buf.live, pre.buf.vmalloc]
+
+    return premise
+
+
+def _register_fails(sp: SymPlatform, pre: SymVec) -> list[Any]:
+    st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg")
+    return [*st.constraints, z3.Not(st.ok)]
 
 
 def check_never_refused(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
@@ -376,6 +435,9 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         frozenset({"v6", "naive"}),
         "v6 shrinks to len*2, which is 0 when the last process leaves: the buffer is freed and the next"
         " registration allocates again; naive shrinks to exactly len, so the next registration must grow",
+        premise=lambda p, _page, _t, _d: _explored_happens(p, shrank_then_registers, pairs=True),
+        premise_text=SHRANK_THEN_REGISTERS,
+        not_for=frozenset({"never"}),
     ),
     SequenceProperty(
         "binder.no-immediate-regrow.bmc",
@@ -385,6 +447,9 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         regrow,
         frozenset({"v6", "naive"}),
         "as above: v6 after its last process leaves (9 operations), naive after any shrink",
+        premise=lambda p, page, t, d: _bmc_happens(p, page, t, d, shrank_then_registers_at),
+        premise_text=SHRANK_THEN_REGISTERS,
+        not_for=frozenset({"never"}),
     ),
     SequenceProperty(
         "binder.keeps-others",
@@ -399,6 +464,8 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "z3: every state",
         check_failed_register,
         failed_register,
+        premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _register_fails),
+        premise_text="a registration fails",
     ),
     SequenceProperty(
         "binder.invariant-forever",
@@ -434,6 +501,9 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "z3: every state",
         check_never_refused,
         refused,
+        premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _vmalloc_shrink_asked(p)),
+        premise_text="the policy asks a vmalloc buffer to shrink",
+        not_for=frozenset({"never"}),
     ),
     SequenceProperty(
         "binder.no-thrash",

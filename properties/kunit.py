@@ -31,6 +31,13 @@ def pushes(count: int) -> tuple[Push, ...]:
     return tuple(Push(i) for i in range(count))
 
 
+RETURNS_OK = "the final shrink_to returns Ok"
+
+
+def returns_ok(sp: SymPlatform, st: SymStep) -> Any:
+    return st.ok
+
+
 def scenarios(page: int) -> tuple[Scenario, ...]:
     def frees_pages_z3(sp: SymPlatform, st: SymStep) -> Any:
         cap = sp.capacity(st.post)
@@ -71,6 +78,8 @@ def scenarios(page: int) -> tuple[Scenario, ...]:
             frees_pages_z3,
             frees_pages_py,
             applies=_u8,
+            premise=returns_ok,
+            premise_text=RETURNS_OK,
         ),
         Scenario(
             "kunit.empty-to-zero",
@@ -99,5 +108,7 @@ def scenarios(page: int) -> tuple[Scenario, ...]:
             min_cap_z3,
             min_cap_py,
             applies=_u8,
+            premise=returns_ok,
+            premise_text=RETURNS_OK,
         ),
     )

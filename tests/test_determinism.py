@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Single-call findings (minimised), a binder BMC finding and explorer findings, proofs among them.
 PATTERN = "shrink.change-lowers-physical"
 BINDER = "binder.no-immediate-regrow*"
-SECONDS = re.compile(r"\b\d+\.\d+s\b")
+# A time and the padding before it (a right-aligned column widens with the number).
+SECONDS = re.compile(r"\s+\d+\.\d+s\b")
 
 
 def run(tmp: Path, name: str, pattern: str, jobs: str) -> tuple[str, dict[str, bytes]]:
@@ -31,7 +32,7 @@ def run(tmp: Path, name: str, pattern: str, jobs: str) -> tuple[str, dict[str, b
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    report = SECONDS.sub("<t>", done.stdout.replace(str(traces), "<traces>"))
+    report = SECONDS.sub(" <t>", done.stdout.replace(str(traces), "<traces>"))
     return report, {p.name: p.read_bytes() for p in sorted(traces.iterdir())}
 
 

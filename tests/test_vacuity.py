@@ -6,10 +6,12 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import z3
 
 from models.catalogue import model_named
-from properties import shrink
+from properties import binder, kunit, shrink
 from properties.base import StepProperty, Verdict
+from properties.binder import SequenceProperty
 from verify.cli import main
 from verify.engine import check
 
@@ -78,3 +80,36 @@ def test_a_vacuous_proof_is_a_failure_in_the_json_and_sarif_reports(
     flagged = [r for r in results if r["properties"]["verdict"] == "VACUOUS"]
     assert [(r["kind"], r["level"]) for r in flagged] == [("fail", "error")]
     capsys.readouterr()
+
+
+def _on_every_policy(prop_id: str) -> SequenceProperty:
+    prop = next(p for p in binder.PROPERTIES if p.id == prop_id)
+    return dataclasses.replace(prop, not_for=frozenset())
+
+
+@pytest.mark.parametrize(
+    "prop_id", ["binder.no-immediate-regrow", "binder.no-immediate-regrow.bmc", "binder.page-rule-never-refuses"]
+)
+def test_a_policy_that_never_shrinks_makes_shrink_properties_vacuous(prop_id: str) -> None:
+    # never does not call shrink_to: nothing follows a shrink, and the page rule is never asked.
+    result = check(_on_every_policy(prop_id), model_named("binder/never"), PAGE, TIMEOUT_MS)
+    assert result.verdict is Verdict.VACUOUS
+    assert result.detail.startswith("premise never happens: ")
+    # The same property, and premise, on a policy that shrinks.
+    assert check(_on_every_policy(prop_id), model_named("binder/v4"), PAGE, TIMEOUT_MS).verdict is Verdict.PROVED
+
+
+def test_binder_properties_skip_never_only_where_their_premise_is_unreachable() -> None:
+    never = model_named("binder/never")
+    skipped = sorted(p.id for p in binder.PROPERTIES if not p.applies(never))
+    assert skipped == ["binder.no-immediate-regrow", "binder.no-immediate-regrow.bmc", "binder.page-rule-never-refuses"]
+
+
+def test_a_scenario_whose_premise_cannot_happen_is_vacuous() -> None:
+    noop = next(s for s in kunit.scenarios(PAGE) if s.id == "kunit.no-page-freed-noop")
+    # That shrink_to frees no page, so it calls no allocator and cannot return Err.
+    on_err = dataclasses.replace(noop, premise=lambda sp, st: z3.Not(st.ok), premise_text="shrink_to returns Err")
+    result = check(on_err, model_named("kvvec-v6/u8"), PAGE, TIMEOUT_MS)
+    assert result.verdict is Verdict.VACUOUS and result.detail == "premise never happens: shrink_to returns Err"
+    frees = next(s for s in kunit.scenarios(PAGE) if s.id == "kunit.vmalloc-shrink-frees-pages")
+    assert check(frees, model_named("kvvec-v6/u8"), PAGE, TIMEOUT_MS).verdict is Verdict.PROVED

@@ -162,6 +162,14 @@ def _check_sequence(
     assert model.policy is not None
     policy = with_faults(policy_named(model.policy), model.faults)
     found = prop.check(policy, page_size, timeout_ms, bmc_depth)
+    if found.verdict is Verdict.PROVED and prop.premise is not None:
+        # The premise is looked for by the property's own method, on the same instance or depth.
+        happens = prop.premise(policy, page_size, timeout_ms, bmc_depth)
+        if happens is not Answer.SAT:
+            verdict = Verdict.VACUOUS if happens is Answer.UNSAT else Verdict.UNKNOWN
+            word = "never happens" if happens is Answer.UNSAT else "not decided"
+            detail = f"premise {word}: {prop.premise_text}"
+            return Result(prop, model, verdict, time.perf_counter() - start, detail=detail, scope=found.scope)
     seconds = time.perf_counter() - start
     if found.verdict is not Verdict.VIOLATED:
         return Result(prop, model, found.verdict, seconds, detail=found.detail, scope=found.scope)
@@ -187,7 +195,8 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms
     query = [*size_constraints, type_invariant(sp, pre), *st.constraints, z3.Not(prop.z3(sp, st, action))]
     solved = solve(query, timeout_ms)
     if solved.answer is Answer.UNSAT:
-        return _witnessed(prop, model, query[:-1], sp, st, action, timeout_ms, start)
+        premise = None if prop.premise is None else prop.premise(sp, st, action)
+        return _witnessed(prop, model, query[:-1], premise, timeout_ms, start)
     if solved.answer is Answer.UNKNOWN:
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     # Smallest buffer first, then the other inputs; kmalloc before vmalloc, and
@@ -206,23 +215,17 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms
 
 
 def _witnessed(
-    prop: StepProperty,
-    model: ModelSpec,
-    setting: list[Any],
-    sp: SymPlatform,
-    st: Any,
-    action: SymShrinkTo,
-    timeout_ms: int,
-    start: float,
+    prop: Property, model: ModelSpec, setting: list[Any], premise: Any, timeout_ms: int, start: float
 ) -> Result:
     """PROVED only if the property's premise is reachable (a witness exists); VACUOUS if it never happens.
 
     `setting` is the proof's query without the negated property: the type
-    invariants and the transition, so the witness is a real pre-state and step.
+    invariants (or the concrete setup) and the transition, so the witness is a
+    real pre-state and step. `premise` None: the property is about every step.
     """
-    if prop.premise is None:
+    if premise is None:
         return Result(prop, model, Verdict.PROVED, time.perf_counter() - start)
-    witness = solve([*setting, prop.premise(sp, st, action)], timeout_ms)
+    witness = solve([*setting, premise], timeout_ms)
     seconds = time.perf_counter() - start
     if witness.answer is Answer.UNSAT:
         return Result(prop, model, Verdict.VACUOUS, seconds, detail=f"premise never happens: {prop.premise_text}")
@@ -256,7 +259,8 @@ def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, timeout_ms
     st = vec_z3.step(sp, pre, SymShrinkTo(vec_z3.u64(prop.min_capacity), outcome), model.faults)
     solved = solve([*st.constraints, z3.Not(prop.z3(sp, st))], timeout_ms)
     if solved.answer is Answer.UNSAT:
-        return Result(prop, model, Verdict.PROVED, time.perf_counter() - start)
+        premise = None if prop.premise is None else prop.premise(sp, st)
+        return _witnessed(prop, model, list(st.constraints), premise, timeout_ms, start)
     if solved.answer is Answer.UNKNOWN:
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     query = [*st.constraints, z3.Not(prop.z3(sp, st))]
