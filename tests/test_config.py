@@ -25,9 +25,10 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "[tool.verify]\npage-size = 16384\ntimeout = 5\nbmc-depth = 3\njobs = 1\n"
-        'models = ["kvvec-v6/u8"]\nfaults = ["always-noop"]\ncounterexamples = "cex"\ncache-dir = "cache"\n',
+        'models = ["kvvec-v6/u8"]\nfaults = ["always-noop"]\ncounterexamples = "cex"\ncache-dir = "cache"\n'
+        "confirm = true\n",
     )
-    assert load(path) == Settings(16384, 5.0, 3, 1, ("kvvec-v6/u8",), ("always-noop",), "cex", "cache")
+    assert load(path) == Settings(16384, 5.0, 3, 1, ("kvvec-v6/u8",), ("always-noop",), "cex", "cache", True)
 
 
 @pytest.mark.parametrize(
@@ -44,6 +45,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
         ('models = "kvvec-v6/u8"', "must be a list of strings"),
         ('faults = ["nope"]', "names unknown 'nope'"),
         ("page-size = [", "not valid TOML"),
+        ('confirm = "yes"', "confirm = 'yes' must be true or false"),
     ],
 )
 def test_bad_config_is_one_line_and_exit_two(
@@ -75,6 +77,17 @@ def test_config_fault_makes_the_gate_fail_and_the_flag_replaces_it(
     assert "kvvec-v6/u8!copy-one-short" in capsys.readouterr().out
     assert main([*argv, "--fault", "always-noop"]) == 0
     assert "kvvec-v6/u8!always-noop" in capsys.readouterr().out
+
+
+def test_config_turns_on_the_second_solver_and_the_flag_turns_it_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, '[tool.verify]\nmodels = ["kvvec-v6/u8"]\nconfirm = true\n')
+    argv = ["run", "shrink.never-grows", "--config", str(path), "--no-cache", "--counterexamples", str(tmp_path)]
+    assert main(argv) == 0
+    assert "--confirm: every UNSAT answer was re-checked by cvc5" in capsys.readouterr().out
+    assert main([*argv, "--no-confirm"]) == 0
+    assert "re-checked" not in capsys.readouterr().out
 
 
 def test_the_projects_own_config_is_valid() -> None:

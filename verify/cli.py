@@ -101,7 +101,7 @@ def build_parser() -> Parser:
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the proof cache")
     run.add_argument(
         "--confirm",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         help="re-check every UNSAT with cvc5 on the same SMT-LIB2 query; disagreement or doubt is UNKNOWN (exit 2)",
     )
     run.add_argument("--dump-smt", type=Path, metavar="DIR", help="also write every solver query as SMT-LIB2 into DIR")
@@ -233,6 +233,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         faults=base.faults if args.fault is None else tuple(args.fault),
         counterexamples=base.counterexamples if args.counterexamples is None else str(args.counterexamples),
         cache_dir=base.cache_dir if args.cache_dir is None else str(args.cache_dir),
+        confirm=base.confirm if args.confirm is None else args.confirm,
     )
 
 
@@ -266,7 +267,7 @@ def command_run(args: argparse.Namespace) -> int:
     if args.dump_smt is not None:
         usable_directory(args.dump_smt, "--dump-smt")
         os.environ[DUMP_ENV] = str(args.dump_smt.resolve())  # read by the solver, in every worker
-    if args.confirm:
+    if settings.confirm:
         os.environ[CONFIRM_ENV] = "cvc5"
     start = time.perf_counter()
     checked: list[Checked] = []
@@ -290,7 +291,7 @@ def command_run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     text_summary = summary([c.result for c in checked], seconds)
     display.summary(text_summary)
-    if args.confirm:
+    if settings.confirm:
         print(
             f"--confirm: every UNSAT answer was re-checked by {confirm_version()} on the same SMT-LIB2 query;"
             " a disagreement or an undecided re-check is UNKNOWN",

@@ -34,6 +34,7 @@ class Settings:
     faults: tuple[str, ...] = ()
     counterexamples: str = "counterexamples"
     cache_dir: str = ".verify-cache"
+    confirm: bool = False  # the solvers: Z3 alone, or every Z3 proof re-checked by cvc5
 
 
 def _is_int(v: Any) -> bool:
@@ -64,6 +65,7 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "faults": _names(FAULTS.keys()),
     "counterexamples": lambda v: None if isinstance(v, str) and v else "must be a directory name",
     "cache-dir": lambda v: None if isinstance(v, str) and v else "must be a directory name",
+    "confirm": lambda v: None if isinstance(v, bool) else "must be true or false",
 }
 assert set(VALIDATORS) == {f.name.replace("_", "-") for f in fields(Settings)}
 
