@@ -71,3 +71,28 @@ def test_without_confirm_the_wrong_export_is_never_consulted(monkeypatch: pytest
     monkeypatch.setattr(solver, "export_smt2", without_last_assertion)
     result = check(PROPS["shrink.no-overflow"], model_named("kvvec-v6/u64"), PAGE, TIMEOUT_MS)
     assert result.verdict is Verdict.PROVED
+
+
+@pytest.mark.parametrize("model", ["kvvec-v6/u8", "kvvec-v6/t24"])
+def test_proofs_over_element_arrays_are_confirmed(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The element arrays are lambda terms; cvc5 gets the query with them beta-reduced by Z3's simplifier.
+    monkeypatch.setenv(CONFIRM_ENV, "cvc5")
+    exported: list[str] = []
+    original = solver.lambda_free
+
+    def spy(query: str, assertions: list[object]) -> str:
+        exported.append(original(query, assertions))
+        return exported[-1]
+
+    monkeypatch.setattr(solver, "lambda_free", spy)
+    result = check(PROPS["shrink.elements-kept"], model_named(model), PAGE, TIMEOUT_MS)
+    assert result.verdict is Verdict.PROVED, result.detail
+    assert exported and all("(lambda" not in text for text in exported)
+
+
+def test_lambda_free_keeps_a_query_without_lambda_as_it_is() -> None:
+    x = z3.BitVec("x", 64)
+    s = z3.Solver()
+    s.add(z3.ULT(x, x))
+    text = solver.export_smt2(s)
+    assert solver.lambda_free(text, [z3.ULT(x, x)]) == text

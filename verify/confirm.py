@@ -15,7 +15,13 @@ from verify.solver import Answer
 # Z3 writes unsigned multiplication without overflow as its own function
 # `bvumul_noovfl`; in standard SMT-LIB (2.7, which cvc5 reads) it is the
 # negation of `bvumulo`. The models multiply 64-bit values only.
-PRELUDE = "(define-fun bvumul_noovfl ((a (_ BitVec 64)) (b (_ BitVec 64))) Bool (not (bvumulo a b)))\n"
+# Z3's simplifier writes a division by a known nonzero divisor as `bvudiv_i`
+# (its division without the divide-by-zero case); with a nonzero divisor that
+# is `bvudiv`. The element sizes make such divisions in 64 bits.
+PRELUDE = (
+    "(define-fun bvumul_noovfl ((a (_ BitVec 64)) (b (_ BitVec 64))) Bool (not (bvumulo a b)))\n"
+    "(define-fun bvudiv_i ((a (_ BitVec 64)) (b (_ BitVec 64))) (_ BitVec 64) (bvudiv a b))\n"
+)
 
 
 class ConfirmError(Exception):

@@ -89,11 +89,31 @@ def solve(assertions: list[Any], timeout_ms: int) -> Solved:
     seconds = time.perf_counter() - start
     if result == z3.unsat:
         if confirming():
-            return _confirmed(query, timeout_ms, seconds)
+            return _confirmed(lambda_free(query, assertions), timeout_ms, seconds)
         return Solved(Answer.UNSAT, None, seconds)
     if result == z3.sat:
         return Solved(Answer.SAT, solver.model(), seconds)
     return Solved(Answer.UNKNOWN, None, seconds, solver.reason_unknown())
+
+
+def lambda_free(query: str, assertions: list[Any]) -> str:
+    """The query as the second solver can read it: without `lambda` terms.
+
+    The element arrays are `lambda` terms, which cvc5 reads only in its
+    higher-order logic, where `select` on them is rejected. Every one of them
+    is only ever read through `select`, so Z3's simplifier, told to push
+    `select` through `ite` and `store` (expand_select_ite, expand_select_store),
+    beta-reduces them all; the result is equivalent, but that one rewriting
+    step is Z3's, not the second solver's. A query without `lambda` goes as it is.
+    """
+    if "(lambda" not in query:
+        return query
+    goal = z3.Goal()
+    goal.add(*assertions)
+    reduced = z3.Solver()
+    for subgoal in z3.With("simplify", expand_select_ite=True, expand_select_store=True)(goal):
+        reduced.add(*subgoal)
+    return export_smt2(reduced)
 
 
 def _confirmed(query: str, timeout_ms: int, seconds: float) -> Solved:
