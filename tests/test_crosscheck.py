@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
+import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine
 
-from models.allocator import Call, Copy, Fn, Free, Kind, Outcome
+from models import vec_z3
+from models.allocator import ALL_OUTCOMES, Call, Copy, Fn, Free, Kind, Outcome
 from models.elements import GARBAGE, Elements
 from models.machine import ISIZE_MAX, USIZE_MAX, Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate, VecState, step
-from verify.crosscheck import CrossCheckError, check_transition
+from models.vec_z3 import SymAction, SymPlatform, SymPush, SymShrinkTo, SymStep, SymVec
+from properties.shrink import PROPERTIES
+from verify import crosscheck, stateful
+from verify.cli import main
+from verify.crosscheck import CrossCheckError, check_property, check_transition
+from verify.stateful import BinderMachine, Coverage, VecMachine, outcome_name
 
 ELEM_SIZES = (0, 1, 8, 24, 4096)
 KM, VM_ONLY, KM_ONLY, NONE = Outcome(True, True), Outcome(False, True), Outcome(True, False), Outcome(False, False)
@@ -159,3 +168,66 @@ def test_a_python_claim_about_uncopied_memory_is_not_the_only_outcome() -> None:
     check_transition(plat, s)
     with pytest.raises(CrossCheckError, match=r"also allows a different outcome, where post\.elems\[1\]: Python 9"):
         check_transition(plat, replace(s, post=replace(s.post, elems=Elements(((1, 1), (9, 1))))))
+
+
+# The stateful machines: long random programs over every operation and allocator outcome.
+@pytest.mark.parametrize(("machine", "examples"), [(VecMachine, 15), (BinderMachine, 25)])
+def test_stateful_machines_agree(machine: type[RuleBasedStateMachine], examples: int) -> None:
+    Coverage.reset()
+    stateful.run(machine, examples, 30)
+    assert Coverage.steps > examples * 5
+    if machine is VecMachine:
+        # Every allocator outcome reached every allocating operation.
+        for op in ("push", "shrink_to"):
+            assert {k for k in Coverage.seen if k.startswith(f"vec {op} ")} == {
+                f"vec {op} {outcome_name(o)}" for o in ALL_OUTCOMES
+            }
+
+
+def test_the_machine_catches_an_altered_z3_shrink_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    def altered(sp: SymPlatform, pre: SymVec, action: SymAction, faults: frozenset[str] = frozenset()) -> SymStep:
+        s = vec_z3.step(sp, pre, action, faults)
+        if isinstance(action, SymShrinkTo):  # shrink_to's result inverted
+            return replace(s, ok=z3.Not(s.ok))
+        return s
+
+    monkeypatch.setattr(crosscheck, "sym_step", altered)
+    with pytest.raises(CrossCheckError, match=r"action ShrinkTo\(.*ok: Python True, Z3 False"):
+        stateful.run(VecMachine, 50, 30)
+
+
+def test_a_property_whose_encodings_disagree_is_caught() -> None:
+    plat = Platform(8)
+    s = run(plat, [Reserve(10, KM), Push(1), ShrinkTo(0, NONE)])[-1]
+    prop = next(p for p in PROPERTIES if p.id == "shrink.err-unchanged")
+    check_property(plat, prop, s)
+    # The Python judge negated: the Z3 predicate still holds, so they part.
+    negated = replace(prop, py=lambda p, step: not prop.py(p, step))
+    with pytest.raises(CrossCheckError, match="shrink.err-unchanged .* the Python judge says False"):
+        check_property(plat, negated, s)
+
+
+def test_the_crosscheck_command_reports_its_coverage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["crosscheck", "--examples", "2", "--steps", "5"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^\d+ steps agreed in .* steps/s\)$", out, re.M)
+    assert "vec " in out and "binder " in out and "not refuted after 2 programs per machine" in out
+
+
+@pytest.mark.parametrize("flag", ["--examples", "--steps"])
+def test_the_crosscheck_command_rejects_a_count_below_one(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["crosscheck", flag, "0"]) == 2
+    assert capsys.readouterr().err == f"verify: error: {flag} must be at least 1, not 0\n"
+
+
+def test_the_crosscheck_command_exits_1_on_a_disagreement(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def inverted(sp: SymPlatform, pre: SymVec, action: SymAction, faults: frozenset[str] = frozenset()) -> SymStep:
+        s = vec_z3.step(sp, pre, action, faults)
+        return replace(s, ok=z3.Not(s.ok)) if isinstance(action, SymPush) else s
+
+    monkeypatch.setattr(crosscheck, "sym_step", inverted)
+    assert main(["crosscheck", "--examples", "20", "--steps", "5"]) == 1
+    out = capsys.readouterr().out
+    assert "state = VecMachine()" in out and "DISAGREEMENT in VecMachine" in out

@@ -151,6 +151,15 @@ def build_parser() -> Parser:
         "--jobs", type=int, default=default_jobs(), help="checks solved in parallel (default: the number of cores)"
     )
 
+    cross = commands.add_parser(
+        "crosscheck",
+        help="drive the Python models through random programs, checking every step against Z3",
+        description="Run the stateful cross-check: exit 0 if the two encodings agree on every step, 1 if not.",
+    )
+    cross.add_argument("--examples", type=int, default=100, help="random programs per machine (default 100)")
+    cross.add_argument("--steps", type=int, default=50, help="at most this many steps per program (default 50)")
+    cross.add_argument("--seed", type=int, help="a random seed (default: derandomized, the same programs every run)")
+
     commands.add_parser(
         "list",
         help="list models, properties and seedable faults",
@@ -413,6 +422,32 @@ def command_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_crosscheck(args: argparse.Namespace) -> int:
+    from verify import stateful
+    from verify.crosscheck import CrossCheckError
+
+    for flag, value in (("--examples", args.examples), ("--steps", args.steps)):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1, not {value}")
+    started = time.perf_counter()
+    stateful.Coverage.reset()
+    for machine in stateful.MACHINES:
+        try:
+            stateful.run(machine, args.examples, args.steps, args.seed)
+        except (CrossCheckError, AssertionError) as e:
+            # Hypothesis attaches the minimal failing program to the exception as notes.
+            print("\n".join(getattr(e, "__notes__", [])))
+            print(f"DISAGREEMENT in {machine.__name__}: {e}")
+            return EXIT_UNEXPECTED
+    seconds = time.perf_counter() - started
+    steps = stateful.Coverage.steps
+    print(f"{steps} steps agreed in {seconds:.1f} s ({steps / seconds:.1f} steps/s)")
+    for what, count in sorted(stateful.Coverage.seen.items()):
+        print(f"  {count:6d}  {what}")
+    print(f"not refuted after {args.examples} programs per machine")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
@@ -434,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_graph(args)
         if args.command == "mutants":
             return command_mutants(args)
+        if args.command == "crosscheck":
+            return command_crosscheck(args)
         return command_run(args)
     except (UsageError, TraceError, ConfigError, OutputExists) as e:
         print(f"verify: error: {e}", file=sys.stderr)

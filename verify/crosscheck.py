@@ -16,13 +16,16 @@ from typing import Any
 
 import z3
 
+from models import binder_z3
 from models.allocator import MAX_CALLS, Allocation, Effects, Kind
 from models.allocator_z3 import SymAlloc, SymEffects, fn_code, u64
+from models.binder import BinderStep, Policy, Register
 from models.elements import GARBAGE, Elements
 from models.machine import BITS, Platform
-from models.vec import Step, VecState
-from models.vec_z3 import SymPlatform, SymStep, SymVec, lift_action, lift_state
+from models.vec import ShrinkTo, Step, VecState
+from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep, SymVec, lift_action, lift_outcome, lift_state
 from models.vec_z3 import step as sym_step
+from properties.base import StepProperty
 
 # Runs of at most this many identities are compared index by index (so a
 # disagreement names the index); longer runs with one quantified formula.
@@ -184,3 +187,68 @@ def check_transition(plat: Platform, s: Step, faults: frozenset[str] = frozenset
         differing = [f for f in fields if not z3.is_true(model.eval(f.formula, model_completion=True))]
         diffs = "; ".join(f"{f.name}: Python {f.expected}, Z3 {_show(model, f.term)}" for f in differing)
         raise fail(f"the Z3 encoding also allows a different outcome, where {diffs or 'a quantified field differs'}.")
+
+
+def check_property(plat: Platform, prop: StepProperty, s: Step) -> None:
+    """Raise CrossCheckError unless the Z3 predicate is forced to the Python verdict on this shrink_to step."""
+    assert isinstance(s.action, ShrinkTo)
+    sp = SymPlatform(plat)
+    pre = lift_state(s.pre)
+    action = lift_action(s.action, pre)
+    assert isinstance(action, SymShrinkTo)
+    st = sym_step(sp, pre, action)
+    expected = prop.py(plat, s)
+    solver = _solver(st.constraints)
+    solver.add(prop.z3(sp, st, action) != z3.BoolVal(expected))
+    answer = solver.check()
+    where = f"{prop.id} for T of {plat.elem_size} bytes, pre-state {s.pre} and action {s.action}"
+    if answer == z3.unknown:
+        raise CrossCheckError(f"{where}: Z3 could not decide the predicate ({solver.reason_unknown()}).")
+    if answer == z3.sat:
+        raise CrossCheckError(f"{where}: the Python judge says {expected}, the Z3 predicate can be {not expected}.")
+
+
+def check_binder_transition(plat: Platform, policy: Policy, s: BinderStep) -> None:
+    """Raise CrossCheckError unless binder_z3's only outcome for (s.pre, s.action) is the Python binder step's."""
+    sp = SymPlatform(plat)
+    pre = lift_state(s.pre)
+    outcome = lift_outcome(s.action.outcome)
+    pid = u64(s.action.pid)
+    if isinstance(s.action, Register):
+        st = binder_z3.register(sp, pre, pid, outcome, "b")
+    else:
+        st = binder_z3.deregister(sp, policy, pre, pid, outcome, "b")
+    post = s.post
+    fields = [
+        _same("ok", st.ok, s.ok),
+        _same("post.len", st.post.len, post.len),
+        _same("post.layout_len", st.post.layout_len, post.layout_len),
+        _same("post.buf.live", st.post.buf.live, post.buf is not None),
+        _same("post.next_id", st.post.next_id, post.next_id),
+        _same("reallocates", st.reallocates, s.reallocates),
+        _same("shrink_attempted", st.shrink_attempted, s.shrink_attempted),
+    ]
+    if post.buf is not None:
+        fields += _alloc_fields("post.buf", st.post.buf, post.buf)
+    if s.shrink_attempted:
+        fields.append(_same("shrink_ok", st.shrink_ok, s.steps[-1].ok))
+    fields += [
+        Field(f"post.{f.name}", f.formula, f.term, f.expected)
+        for f in _element_fields(st.post.elems, post.elems, post.len)
+    ]
+    where = f"Binder policy {policy.name}, {plat.page_size}-byte pages, pre-state {s.pre} and action {s.action}"
+    accepts = _solver(st.constraints)
+    accepts.add(*[f.formula for f in fields])
+    answer = accepts.check()
+    if answer != z3.sat:
+        raise CrossCheckError(f"{where}: the Z3 encoding does not accept the Python outcome ({answer}).")
+    others = _solver(st.constraints)
+    others.add(z3.Not(z3.And([f.formula for f in fields])))
+    answer = others.check()
+    if answer == z3.unknown:
+        raise CrossCheckError(f"{where}: Z3 could not decide whether another outcome is possible.")
+    if answer == z3.sat:
+        model = others.model()
+        differing = [f for f in fields if not z3.is_true(model.eval(f.formula, model_completion=True))]
+        diffs = "; ".join(f"{f.name}: Python {f.expected}, Z3 {_show(model, f.term)}" for f in differing)
+        raise CrossCheckError(f"{where}: the Z3 encoding also allows a different outcome, where {diffs}.")
