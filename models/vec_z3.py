@@ -179,10 +179,16 @@ def _carried(sp: SymPlatform, old: SymVec, new_buf: SymAlloc, rec: SymRecorder) 
     into_new = z3.And(rec.copy_made, new_buf.live, rec.copy_dst == new_buf.id)
     copied_elems = sp.over_size(rec.copy_nbytes)
     copied = z3.If(into_new, z3.If(z3.ULT(copied_elems, old.len), copied_elems, old.len), u64(0))
-    i = z3.BitVec("i", BITS)
     garbage = rec.fresh("garbage", _garbage)
-    moved = z3.Lambda([i], z3.If(z3.ULT(i, copied), old.elems[i], garbage[i]))
-    return z3.If(unmoved, old.elems, moved)
+    # Z3 builds a lambda by walking its whole body, and in a long unrolling
+    # `copied` and the old elements are large terms: building this lambda
+    # directly was most of a BMC check's time. A lambda over placeholders walks
+    # only the small body; substituting the terms in leaves them as they are.
+    i = z3.BitVec("i", BITS)
+    n = z3.BitVec("placeholder.copied", BITS)
+    src = z3.Array("placeholder.old", z3.BitVecSort(BITS), z3.BitVecSort(BITS))
+    moved = z3.Lambda([i], z3.If(z3.ULT(i, n), src[i], garbage[i]))
+    return z3.If(unmoved, old.elems, z3.substitute(moved, (n, copied), (src, old.elems)))
 
 
 def _times_size(sp: SymPlatform, rec: SymRecorder, g: Any, x: BV) -> BV:
