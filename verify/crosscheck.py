@@ -177,16 +177,25 @@ def check_transition(plat: Platform, s: Step, faults: frozenset[str] = frozenset
         raise fail(f"the Z3 encoding rejects the Python outcome; the fields in conflict are {diffs}.")
 
     # (b) Nothing but the Python outcome is possible.
-    others = _solver(st.constraints)
+    _only_outcome(st.constraints, fields, where)
+
+
+def _only_outcome(constraints: Any, fields: list[Field], where: str) -> None:
+    """Raise CrossCheckError if the encoding allows any next state other than the one `fields` describe."""
+    others = _solver(constraints)
     others.add(z3.Not(z3.And([f.formula for f in fields])))
     answer = others.check()
     if answer == z3.unknown:
-        raise fail(f"Z3 could not decide whether another outcome is possible ({others.reason_unknown()}).")
+        raise CrossCheckError(
+            f"{where}: Z3 could not decide whether another outcome is possible ({others.reason_unknown()})."
+        )
     if answer == z3.sat:
         model = others.model()
         differing = [f for f in fields if not z3.is_true(model.eval(f.formula, model_completion=True))]
         diffs = "; ".join(f"{f.name}: Python {f.expected}, Z3 {_show(model, f.term)}" for f in differing)
-        raise fail(f"the Z3 encoding also allows a different outcome, where {diffs or 'a quantified field differs'}.")
+        raise CrossCheckError(
+            f"{where}: the Z3 encoding also allows a different outcome, where {diffs or 'a quantified field differs'}."
+        )
 
 
 def check_property(plat: Platform, prop: StepProperty, s: Step) -> None:
@@ -242,13 +251,4 @@ def check_binder_transition(plat: Platform, policy: Policy, s: BinderStep) -> No
     answer = accepts.check()
     if answer != z3.sat:
         raise CrossCheckError(f"{where}: the Z3 encoding does not accept the Python outcome ({answer}).")
-    others = _solver(st.constraints)
-    others.add(z3.Not(z3.And([f.formula for f in fields])))
-    answer = others.check()
-    if answer == z3.unknown:
-        raise CrossCheckError(f"{where}: Z3 could not decide whether another outcome is possible.")
-    if answer == z3.sat:
-        model = others.model()
-        differing = [f for f in fields if not z3.is_true(model.eval(f.formula, model_completion=True))]
-        diffs = "; ".join(f"{f.name}: Python {f.expected}, Z3 {_show(model, f.term)}" for f in differing)
-        raise CrossCheckError(f"{where}: the Z3 encoding also allows a different outcome, where {diffs}.")
+    _only_outcome(st.constraints, fields, where)
