@@ -246,20 +246,25 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def _check_solving_flags(page_size: int, timeout: float, jobs: int, faults: Sequence[str]) -> None:
+    """The values `run` and `mutants` share, each a one-line usage error when out of range."""
+    if page_size not in PAGE_SIZES:
+        raise UsageError(f"--page-size must be one of {', '.join(map(str, PAGE_SIZES))}, not {page_size}")
+    if not timeout > 0:
+        raise UsageError(f"--timeout must be positive, not {timeout}")
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    unknown = sorted(set(faults) - FAULTS.keys())
+    if unknown:
+        raise UsageError(f"unknown fault {unknown[0]!r}; `verify list` shows the faults")
+
+
 def command_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     jobs = default_jobs() if settings.jobs is None else settings.jobs
-    if settings.page_size not in PAGE_SIZES:
-        raise UsageError(f"--page-size must be one of {', '.join(map(str, PAGE_SIZES))}, not {settings.page_size}")
-    if not settings.timeout > 0:
-        raise UsageError(f"--timeout must be positive, not {settings.timeout}")
+    _check_solving_flags(settings.page_size, settings.timeout, jobs, settings.faults)
     if not 1 <= settings.bmc_depth <= 64:
         raise UsageError(f"--bmc-depth must be in 1..64, not {settings.bmc_depth}")
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, not {jobs}")
-    unknown = sorted(set(settings.faults) - FAULTS.keys())
-    if unknown:
-        raise UsageError(f"unknown fault {unknown[0]!r}; `verify list` shows the faults")
     chosen = [m for m in MODELS if not settings.models or m.name in settings.models]
     faults = frozenset(settings.faults)
     models = [m.with_faults(faults) for m in chosen] if faults else chosen
@@ -315,15 +320,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_mutants(args: argparse.Namespace) -> int:
-    if args.page_size not in PAGE_SIZES:
-        raise UsageError(f"--page-size must be one of {', '.join(map(str, PAGE_SIZES))}, not {args.page_size}")
-    if not args.timeout > 0:
-        raise UsageError(f"--timeout must be positive, not {args.timeout}")
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
-    unknown = sorted(set(args.fault) - FAULTS.keys())
-    if unknown:
-        raise UsageError(f"unknown fault {unknown[0]!r}; `verify list` shows the faults")
+    _check_solving_flags(args.page_size, args.timeout, args.jobs, args.fault)
     faults = list(dict.fromkeys(args.fault)) or list(ALL_FAULTS)
     start = time.perf_counter()
     outcomes = list(run_mutants(faults, args.page_size, int(args.timeout * 1000), args.jobs))
