@@ -71,5 +71,15 @@ def initial() -> SymVec:
     return SymVec(u64(0), u64(0), vec_z3.SymAlloc.none(), z3.Lambda([i], i), u64(1))
 
 
+def any_state(prefix: str) -> SymVec:
+    """Any list at all: len, layout and buffer free; the elements are processes 0, 1, 2, ...
+
+    Identities are only compared for equality, so fixing them loses no generality.
+    """
+    fresh = SymVec.fresh(prefix)
+    i = z3.BitVec("i", 64)
+    return SymVec(fresh.len, fresh.layout_len, fresh.buf, z3.Lambda([i], i), fresh.next_id)
+
+
 def with_next_id(v: SymVec, next_id: Any) -> SymVec:
     return dataclasses.replace(v, next_id=next_id)

@@ -30,7 +30,7 @@ from models.vec_z3 import SymPlatform, SymVec, type_invariant
 from properties.base import Verdict
 from properties.shrink import state_equal_py, state_equal_z3
 from verify.explorer import Exploration, Instance, canonical, explore, realloc_cycle, worst_reallocations
-from verify.sequences import Unrolling, actions_from_model, bmc, induction_step, unroll
+from verify.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches
 from verify.solver import Answer, solve
 
 INSTANCE = Instance(page_size=64, max_capacity=40)
@@ -287,9 +287,7 @@ def _by_induction(
 
 def _bmc_happens(policy: Policy, page: int, timeout: int, depth: int, at: Callable[..., Any]) -> Answer:
     """Whether `at` holds at some operation of some sequence of `depth` operations from new()."""
-    sp = _sym(page)
-    u = unroll(sp, policy, depth)
-    return solve([*u.constraints, z3.Or([at(sp, u, i) for i in range(depth)])], timeout).answer
+    return reaches(_sym(page), policy, depth, at, timeout)[0].answer
 
 
 def shrank_then_registers_at(sp: SymPlatform, u: Unrolling, i: int) -> Any:
@@ -318,9 +316,7 @@ def waste_bad(sp: SymPlatform, u: Unrolling, i: int) -> Any:
 
 def _fresh_pre(page: int, ghost: bool = True) -> tuple[SymPlatform, SymVec, list[Any]]:
     sp = _sym(page)
-    fresh = SymVec.fresh("pre")
-    i = z3.BitVec("i", 64)
-    pre = SymVec(fresh.len, fresh.layout_len, fresh.buf, z3.Lambda([i], i), fresh.next_id)
+    pre = binder_z3.any_state("pre")
     return sp, pre, [type_invariant(sp, pre, ghost)]
 
 

@@ -71,12 +71,17 @@ def unroll(sp: SymPlatform, policy: Policy, k: int, start: SymVec | None = None)
 BadAt = Callable[[SymPlatform, Unrolling, int], Any]
 
 
-def bmc(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, timeout_ms: int) -> tuple[Solved, Unrolling]:
+def reaches(sp: SymPlatform, policy: Policy, k: int, at: BadAt, timeout_ms: int) -> tuple[Solved, Unrolling]:
+    """Whether some sequence of k operations from new() satisfies `at` at some operation."""
     u = unroll(sp, policy, k)
-    query = [*u.constraints, z3.Or([bad_at(sp, u, i) for i in range(k)])]
-    solved = solve(query, timeout_ms)
+    return solve([*u.constraints, z3.Or([at(sp, u, i) for i in range(k)])], timeout_ms), u
+
+
+def bmc(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, timeout_ms: int) -> tuple[Solved, Unrolling]:
+    solved, u = reaches(sp, policy, k, bad_at, timeout_ms)
     if solved.answer is not Answer.SAT:
         return solved, u
+    query = [*u.constraints, z3.Or([bad_at(sp, u, i) for i in range(k)])]
     # A violation in which every allocation succeeds is the easiest to read:
     # prefer one when it exists. Proofs, the common case, pay for one query.
     succeeding = [ok for o in u.outcomes for ok in (o.kmalloc_ok, o.vmalloc_ok)]
@@ -91,9 +96,7 @@ def induction_step(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, timeo
     model's allocation-id bookkeeping, which every state reached from new()
     has), so UNSAT covers every reachable state and more.
     """
-    fresh = SymVec.fresh("start")
-    i = z3.BitVec("i", 64)
-    start = SymVec(fresh.len, fresh.layout_len, fresh.buf, z3.Lambda([i], i), fresh.next_id)
+    start = binder_z3.any_state("start")
     u = unroll(sp, policy, k + 1, start)
     clean = [z3.Not(bad_at(sp, u, j)) for j in range(k)]
     return solve([type_invariant(sp, start), *u.constraints, *clean, bad_at(sp, u, k)], timeout_ms)
