@@ -105,7 +105,9 @@ class SymEffects:
     copy_before_free: Any
 
     def ncalls(self) -> Any:
-        return z3.Sum([z3.If(fn == fn_code(None), 0, 1) for fn in self.call_fn])
+        # A bit-vector count, not an Int sum: the queries stay in bit-vector logic,
+        # which the second solver (--confirm) decides.
+        return z3.Sum([z3.If(fn == fn_code(None), z3.BitVecVal(0, 8), z3.BitVecVal(1, 8)) for fn in self.call_fn])
 
 
 class SymRecorder:
