@@ -39,21 +39,28 @@ def fresh_context() -> None:
     z3.z3._main_ctx = None
 
 
-# `verify run --confirm` sets this: every UNSAT is re-checked by a second solver.
+# `verify run --confirm` sets this to the second solver's name (see verify.confirm):
+# every UNSAT is then re-checked by it, in every worker process.
 CONFIRM_ENV = "VERIFY_CONFIRM"
 
 
-def confirming() -> bool:
-    return bool(os.environ.get(CONFIRM_ENV))
+def second_solver() -> str | None:
+    return os.environ.get(CONFIRM_ENV) or None
+
+
+def z3_version() -> str:
+    """The solver that finds counterexamples: a trace names it."""
+    return f"z3 {z3.get_version_string()}"
 
 
 def solver_version() -> str:
     """The solvers a verdict depends on: part of the proof cache's key."""
-    if confirming():
+    second = second_solver()
+    if second is not None:
         from verify.confirm import version
 
-        return f"z3 {z3.get_version_string()} + {version()}"
-    return f"z3 {z3.get_version_string()}"
+        return f"{z3_version()} + {version(second)}"
+    return z3_version()
 
 
 # `verify run --dump-smt DIR` sets this, so that every worker process sees it.
@@ -88,8 +95,9 @@ def solve(assertions: list[Any], timeout_ms: int) -> Solved:
     result = solver.check()
     seconds = time.perf_counter() - start
     if result == z3.unsat:
-        if confirming():
-            return _confirmed(lambda_free(query, assertions), timeout_ms, seconds)
+        second = second_solver()
+        if second is not None:
+            return _confirmed(second, lambda_free(query, assertions), timeout_ms, seconds)
         return Solved(Answer.UNSAT, None, seconds)
     if result == z3.sat:
         return Solved(Answer.SAT, solver.model(), seconds)
@@ -99,8 +107,9 @@ def solve(assertions: list[Any], timeout_ms: int) -> Solved:
 def lambda_free(query: str, assertions: list[Any]) -> str:
     """The query as the second solver can read it: without `lambda` terms.
 
-    The element arrays are `lambda` terms, which cvc5 reads only in its
-    higher-order logic, where `select` on them is rejected. Every one of them
+    The element arrays are `lambda` terms, which Bitwuzla's SMT-LIB2 parser
+    does not read and cvc5 reads only in its higher-order logic, where
+    `select` on them is rejected. Every one of them
     is only ever read through `select`, so Z3's simplifier, told to push
     `select` through `ite` and `store` (expand_select_ite, expand_select_store),
     beta-reduces them all; the result is equivalent, but that one rewriting
@@ -111,12 +120,14 @@ def lambda_free(query: str, assertions: list[Any]) -> str:
     goal = z3.Goal()
     goal.add(*assertions)
     reduced = z3.Solver()
-    for subgoal in z3.With("simplify", expand_select_ite=True, expand_select_store=True)(goal):
+    # One pass can leave a lambda under a store that the pass itself exposed; repeat to the fixpoint.
+    beta_reduce = z3.Repeat(z3.With("simplify", expand_select_ite=True, expand_select_store=True))
+    for subgoal in beta_reduce(goal):
         reduced.add(*subgoal)
     return export_smt2(reduced)
 
 
-def _confirmed(query: str, timeout_ms: int, seconds: float) -> Solved:
+def _confirmed(second: str, query: str, timeout_ms: int, seconds: float) -> Solved:
     """Z3's UNSAT if the second solver agrees on the same SMT-LIB2 query; otherwise UNKNOWN, saying why.
 
     A proof the two solvers disagree on, or that the second could not decide,
@@ -126,15 +137,16 @@ def _confirmed(query: str, timeout_ms: int, seconds: float) -> Solved:
 
     start = time.perf_counter()
     try:
-        second = check_smt2(query, timeout_ms)
+        answer = check_smt2(second, query, timeout_ms)
     except ConfirmError as e:
-        return Solved(Answer.UNKNOWN, None, seconds, f"z3 says unsat; {version()} could not read the query: {e}")
+        return Solved(Answer.UNKNOWN, None, seconds, f"z3 says unsat; {version(second)} could not read the query: {e}")
     seconds += time.perf_counter() - start
-    if second is Answer.UNSAT:
+    if answer is Answer.UNSAT:
         return Solved(Answer.UNSAT, None, seconds)
-    if second is Answer.SAT:
-        return Solved(Answer.UNKNOWN, None, seconds, f"solvers disagree: z3 says unsat, {version()} says sat")
-    return Solved(Answer.UNKNOWN, None, seconds, f"z3 says unsat; {version()} could not decide it (unknown or timeout)")
+    if answer is Answer.SAT:
+        return Solved(Answer.UNKNOWN, None, seconds, f"solvers disagree: z3 says unsat, {version(second)} says sat")
+    reason = f"z3 says unsat; {version(second)} could not decide it (unknown or timeout)"
+    return Solved(Answer.UNKNOWN, None, seconds, reason)
 
 
 def minimal_model(assertions: list[Any], objectives: list[Any], timeout_ms: int) -> Any | None:
