@@ -26,9 +26,11 @@ def test_every_key_is_read(tmp_path: Path) -> None:
         tmp_path,
         "[tool.verify]\npage-size = 16384\ntimeout = 5\nbmc-depth = 3\njobs = 1\n"
         'models = ["kvvec-v6/u8"]\nfaults = ["always-noop"]\ncounterexamples = "cex"\ncache-dir = "cache"\n'
-        "confirm = true\n",
+        "confirm = true\n"
+        'second-solver = "cvc5"\n',
     )
-    assert load(path) == Settings(16384, 5.0, 3, 1, ("kvvec-v6/u8",), ("always-noop",), "cex", "cache", True)
+    expected = Settings(16384, 5.0, 3, 1, ("kvvec-v6/u8",), ("always-noop",), "cex", "cache", True, "cvc5")
+    assert load(path) == expected
 
 
 @pytest.mark.parametrize(
@@ -46,6 +48,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
         ('faults = ["nope"]', "names unknown 'nope'"),
         ("page-size = [", "not valid TOML"),
         ('confirm = "yes"', "confirm = 'yes' must be true or false"),
+        ('second-solver = "yices"', "second-solver = 'yices' must be one of bitwuzla, cvc5"),
     ],
 )
 def test_bad_config_is_one_line_and_exit_two(
@@ -85,6 +88,8 @@ def test_config_turns_on_the_second_solver_and_the_flag_turns_it_off(
     path = write(tmp_path, '[tool.verify]\nmodels = ["kvvec-v6/u8"]\nconfirm = true\n')
     argv = ["run", "shrink.never-grows", "--config", str(path), "--no-cache", "--counterexamples", str(tmp_path)]
     assert main(argv) == 0
+    assert "--confirm: every UNSAT answer was re-checked by Bitwuzla" in capsys.readouterr().out
+    assert main([*argv, "--second-solver", "cvc5"]) == 0
     assert "--confirm: every UNSAT answer was re-checked by cvc5" in capsys.readouterr().out
     assert main([*argv, "--no-confirm"]) == 0
     assert "re-checked" not in capsys.readouterr().out

@@ -29,6 +29,8 @@ from properties.registry import all_properties, applicable
 from verify import __version__
 from verify.config import ConfigError, Settings
 from verify.config import load as load_config
+from verify.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
+from verify.confirm import SOLVERS as SECOND_SOLVERS
 from verify.confirm import version as confirm_version
 from verify.display import NORMAL, QUIET, VERBOSE, Display, interactive
 from verify.engine import ReplayError
@@ -102,7 +104,13 @@ def build_parser() -> Parser:
     run.add_argument(
         "--confirm",
         action=argparse.BooleanOptionalAction,
-        help="re-check every UNSAT with cvc5 on the same SMT-LIB2 query; disagreement or doubt is UNKNOWN (exit 2)",
+        help="re-check every UNSAT with a second solver on the same SMT-LIB2 query; disagreement or doubt is"
+        " UNKNOWN (exit 2)",
+    )
+    run.add_argument(
+        "--second-solver",
+        choices=tuple(SECOND_SOLVERS),
+        help=f"the solver --confirm re-checks with (default {DEFAULT_SECOND_SOLVER})",
     )
     run.add_argument("--dump-smt", type=Path, metavar="DIR", help="also write every solver query as SMT-LIB2 into DIR")
     fault = run.add_argument(
@@ -243,6 +251,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         counterexamples=base.counterexamples if args.counterexamples is None else str(args.counterexamples),
         cache_dir=base.cache_dir if args.cache_dir is None else str(args.cache_dir),
         confirm=base.confirm if args.confirm is None else args.confirm,
+        second_solver=base.second_solver if args.second_solver is None else args.second_solver,
     )
 
 
@@ -282,7 +291,7 @@ def command_run(args: argparse.Namespace) -> int:
         usable_directory(args.dump_smt, "--dump-smt")
         os.environ[DUMP_ENV] = str(args.dump_smt.resolve())  # read by the solver, in every worker
     if settings.confirm:
-        os.environ[CONFIRM_ENV] = "cvc5"
+        os.environ[CONFIRM_ENV] = settings.second_solver
     start = time.perf_counter()
     checked: list[Checked] = []
     # A machine-readable report on standard output leaves the rows to standard error.
@@ -307,7 +316,8 @@ def command_run(args: argparse.Namespace) -> int:
     display.summary(text_summary)
     if settings.confirm:
         print(
-            f"--confirm: every UNSAT answer was re-checked by {confirm_version()} on the same SMT-LIB2 query;"
+            f"--confirm: every UNSAT answer was re-checked by {confirm_version(settings.second_solver)}"
+            " on the same SMT-LIB2 query;"
             " a disagreement or an undecided re-check is UNKNOWN",
             file=stream,
         )

@@ -16,6 +16,8 @@ from models.catalogue import MODELS
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES
 from properties.binder import BMC_DEPTH
+from verify.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
+from verify.confirm import SOLVERS as SECOND_SOLVERS
 
 
 class ConfigError(Exception):
@@ -34,7 +36,8 @@ class Settings:
     faults: tuple[str, ...] = ()
     counterexamples: str = "counterexamples"
     cache_dir: str = ".verify-cache"
-    confirm: bool = False  # the solvers: Z3 alone, or every Z3 proof re-checked by cvc5
+    confirm: bool = False  # the solvers: Z3 alone, or every Z3 proof re-checked by a second solver
+    second_solver: str = DEFAULT_SECOND_SOLVER  # which one re-checks, with confirm
 
 
 def _is_int(v: Any) -> bool:
@@ -66,6 +69,7 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "counterexamples": lambda v: None if isinstance(v, str) and v else "must be a directory name",
     "cache-dir": lambda v: None if isinstance(v, str) and v else "must be a directory name",
     "confirm": lambda v: None if isinstance(v, bool) else "must be true or false",
+    "second-solver": lambda v: None if v in SECOND_SOLVERS else f"must be one of {', '.join(SECOND_SOLVERS)}",
 }
 assert set(VALIDATORS) == {f.name.replace("_", "-") for f in fields(Settings)}
 
