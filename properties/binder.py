@@ -243,11 +243,9 @@ def _sym(page: int) -> SymPlatform:
     return SymPlatform(Platform(ELEM_SIZE, page))
 
 
-def _finding_from_bmc(
-    policy: Policy, page: int, timeout: int, depth: int, judge: Callable[[Platform, list[BinderStep], int], bool],
-    bad_at: Callable[[SymPlatform, Unrolling, int], Any],
-) -> Finding:
+def _finding_from_bmc(policy: Policy, page: int, timeout: int, depth: int, bad: JudgedPredicate) -> Finding:
     sp = _sym(page)
+    judge, bad_at = bad.judge, bad.at
     solved, u = bmc(sp, policy, depth, bad_at, timeout)
     scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {page} B"
     if solved.answer is Answer.UNSAT:
@@ -312,6 +310,22 @@ def waste_bad(sp: SymPlatform, u: Unrolling, i: int) -> Any:
     cap, n = sp.capacity(s.post), s.post.len
     too_big = z3.UGE(z3.ZeroExt(2, cap), 4 * (z3.ZeroExt(2, n) + 1))
     return z3.And(z3.Not(u.is_register[i]), z3.Not(failed), z3.Not(refused), too_big)
+
+
+@dataclass(frozen=True)
+class JudgedPredicate:
+    """A Z3 predicate over an unrolling that BMC checks, and the Python judge of a trace it stands for."""
+
+    name: str
+    judge: Callable[[Platform, list[BinderStep], int], bool]
+    at: Callable[[SymPlatform, Unrolling, int], Any]
+
+
+REGROW = JudgedPredicate("regrow", regrow, regrow_bad)
+WASTE = JudgedPredicate("waste", waste, waste_bad)
+SHRANK_THEN_REGISTERS_AT = JudgedPredicate("shrank-then-registers", shrank_then_registers, shrank_then_registers_at)
+# The stateful cross-check (verify/stateful.py) holds each pair to the same verdict on random operations.
+JUDGED_PREDICATES = (REGROW, WASTE, SHRANK_THEN_REGISTERS_AT)
 
 
 def _fresh_pre(page: int, ghost: bool = True) -> tuple[SymPlatform, SymVec, list[Any]]:
@@ -439,11 +453,11 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "binder.no-immediate-regrow.bmc",
         "the same, by bounded model checking with 4 KiB pages from the empty list, then k-induction",
         "z3 BMC + k-induction",
-        lambda p, page, t, d: _finding_from_bmc(p, page, t, d, regrow, regrow_bad),
+        lambda p, page, t, d: _finding_from_bmc(p, page, t, d, REGROW),
         regrow,
         frozenset({"v6", "naive"}),
         "as above: v6 after its last process leaves (9 operations), naive after any shrink",
-        premise=lambda p, page, t, d: _bmc_happens(p, page, t, d, shrank_then_registers_at),
+        premise=lambda p, page, t, d: _bmc_happens(p, page, t, d, SHRANK_THEN_REGISTERS_AT.at),
         premise_text=SHRANK_THEN_REGISTERS,
         not_for=frozenset({"never"}),
     ),
@@ -485,7 +499,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "binder.waste-bound.bmc",
         "the same, by bounded model checking with 4 KiB pages from the empty list, then k-induction",
         "z3 BMC + k-induction",
-        lambda p, page, t, d: _finding_from_bmc(p, page, t, d, waste, waste_bad),
+        lambda p, page, t, d: _finding_from_bmc(p, page, t, d, WASTE),
         waste,
         frozenset({"never"}),
         "never does not shrink: registering 4 processes and deregistering them leaves capacity 4 with len 0",

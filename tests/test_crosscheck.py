@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis.stateful import RuleBasedStateMachine, initialize
 
-from models import vec_z3
+from models import binder_z3, vec_z3
 from models.allocator import ALL_OUTCOMES, Call, Copy, Fn, Free, Kind, Outcome
+from models.binder import ELEM_SIZE, BinderAction, Deregister, Policy, Register, policy_named
 from models.elements import GARBAGE, Elements
 from models.machine import ISIZE_MAX, USIZE_MAX, Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate, VecState, step
 from models.vec_z3 import SymAction, SymPlatform, SymPush, SymShrinkTo, SymStep, SymVec
+from properties.binder import JUDGED_PREDICATES, WASTE, replay
 from properties.shrink import PROPERTIES
 from verify import crosscheck, stateful
 from verify.cli import main
-from verify.crosscheck import CrossCheckError, check_property, check_transition
-from verify.stateful import BinderMachine, Coverage, VecMachine, outcome_name
+from verify.crosscheck import CrossCheckError, check_property, check_transition, check_unrolling
+from verify.sequences import Unrolling
+from verify.stateful import BINDER_PAGE_SIZES, BinderMachine, Coverage, VecMachine, outcome_name
 
 ELEM_SIZES = (0, 1, 8, 24, 4096)
 KM, VM_ONLY, KM_ONLY, NONE = Outcome(True, True), Outcome(False, True), Outcome(True, False), Outcome(False, False)
@@ -171,7 +175,7 @@ def test_a_python_claim_about_uncopied_memory_is_not_the_only_outcome() -> None:
 
 
 # The stateful machines: long random programs over every operation and allocator outcome.
-@pytest.mark.parametrize(("machine", "examples"), [(VecMachine, 15), (BinderMachine, 25)])
+@pytest.mark.parametrize(("machine", "examples"), [(VecMachine, 15), (BinderMachine, 10)])
 def test_stateful_machines_agree(machine: type[RuleBasedStateMachine], examples: int) -> None:
     Coverage.reset()
     stateful.run(machine, examples, 30)
@@ -194,6 +198,76 @@ def test_the_machine_catches_an_altered_z3_shrink_to(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(crosscheck, "sym_step", altered)
     with pytest.raises(CrossCheckError, match=r"action ShrinkTo\(.*ok: Python True, Z3 False"):
         stateful.run(VecMachine, 50, 30)
+
+
+class NaiveBinderMachine(BinderMachine):
+    """The binder machine under the naive policy alone, which shrinks most often: an altered shrink shows soonest."""
+
+    @initialize(page_size=st.sampled_from(BINDER_PAGE_SIZES))
+    def choose_policy(self, page_size: int) -> None:  # type: ignore[override]
+        self.policy, self.plat = policy_named("naive"), Platform(ELEM_SIZE, page_size)
+
+
+def test_the_binder_machine_catches_an_altered_policy_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = binder_z3.deregister
+
+    def altered(sp: SymPlatform, policy: Policy, *args: Any, **kwargs: Any) -> Any:
+        wrong = replace(policy, target_z3=lambda n, cap: policy.target_z3(n, cap) + 1)  # one more than asked
+        return original(sp, wrong, *args, **kwargs)
+
+    monkeypatch.setattr(binder_z3, "deregister", altered)
+    wrong_target = r"Binder policy .* rejects the Python outcome; the fields in conflict are .*post.layout_len"
+    with pytest.raises(CrossCheckError, match=wrong_target):
+        stateful.run(NaiveBinderMachine, 50, 30, shrink=False)
+
+
+def test_the_binder_machine_catches_an_altered_bmc_unrolling(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the unrolling's removal (remove_one) is altered: the single-operation check cannot see it.
+    original = binder_z3.deregister
+
+    def altered(sp: SymPlatform, policy: Policy, *args: Any, remove_one: bool = False, **kwargs: Any) -> Any:
+        if remove_one:
+            policy = replace(policy, trigger_z3=lambda n, cap: z3.BoolVal(False))  # never shrinks
+        return original(sp, policy, *args, remove_one=remove_one, **kwargs)
+
+    monkeypatch.setattr(binder_z3, "deregister", altered)
+    never_shrinks = r"BMC's unrolling .* rejects the Python outcome; the fields in conflict are op0"
+    with pytest.raises(CrossCheckError, match=never_shrinks):
+        stateful.run(NaiveBinderMachine, 50, 30, shrink=False)
+
+
+# Chosen runs in which each predicate BMC checks holds. Four processes come and go: on
+# v6 the last one's deregistration shrinks to 0 and frees the buffer, so the next
+# registration allocates again; on never the empty list keeps capacity 4 = 4 * (0 + 1).
+COME_AND_GO = [*(Register(p, KM) for p in range(4)), *(Deregister(p, KM) for p in range(4))]
+REGROWS = ("v6", [*COME_AND_GO, Register(9, KM)])
+WASTES = ("never", COME_AND_GO)
+
+
+@pytest.mark.parametrize(
+    ("policy_name", "actions", "holds"), [(*REGROWS, {"regrow", "shrank-then-registers"}), (*WASTES, {"waste"})]
+)
+def test_bmc_predicates_agree_with_their_judges_where_they_hold(
+    policy_name: str, actions: list[BinderAction], holds: set[str]
+) -> None:
+    plat, policy = Platform(8), policy_named(policy_name)
+    steps = replay(plat, policy, tuple(actions))
+    window = steps[-2:]
+    assert {p.name for p in JUDGED_PREDICATES if p.judge(plat, window, 0)} == holds
+    check_unrolling(plat, policy, window[0].pre, tuple(s.action for s in window))
+
+
+def test_a_bmc_predicate_that_disagrees_with_its_judge_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    def waste_strict(sp: SymPlatform, u: Unrolling, i: int) -> Any:
+        post = u.steps[i].post  # capacity > 4 * (len + 1), where the judge says >=
+        return z3.And(WASTE.at(sp, u, i), sp.capacity(post) != 4 * (post.len + 1))
+
+    altered = tuple(replace(p, at=waste_strict) if p is WASTE else p for p in JUDGED_PREDICATES)
+    monkeypatch.setattr(crosscheck, "JUDGED_PREDICATES", altered)
+    plat, (policy_name, actions) = Platform(8), WASTES
+    last = replay(plat, policy_named(policy_name), tuple(actions))[-1]
+    with pytest.raises(CrossCheckError, match=r"op0: waste: Python True, Z3 False"):
+        check_unrolling(plat, policy_named(policy_name), last.pre, (last.action,))
 
 
 def test_a_property_whose_encodings_disagree_is_caught() -> None:

@@ -19,13 +19,15 @@ import z3
 from models import binder_z3
 from models.allocator import MAX_CALLS, Allocation, Effects, Kind
 from models.allocator_z3 import SymAlloc, SymEffects, fn_code, u64
-from models.binder import BinderStep, Policy, Register
+from models.binder import BinderAction, BinderStep, Deregister, Policy, Register, binder_step
 from models.elements import GARBAGE, Elements
 from models.machine import BITS, Platform
 from models.vec import ShrinkTo, Step, VecState
 from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep, SymVec, lift_action, lift_outcome, lift_state
 from models.vec_z3 import step as sym_step
 from properties.base import StepProperty
+from properties.binder import JUDGED_PREDICATES
+from verify.sequences import unroll
 
 # Runs of at most this many identities are compared index by index (so a
 # disagreement names the index); longer runs with one quantified formula.
@@ -143,6 +145,8 @@ def _solver(constraints: tuple[Any, ...]) -> z3.Solver:
 def check_transition(plat: Platform, s: Step, faults: frozenset[str] = frozenset()) -> None:
     """Raise CrossCheckError unless the Z3 encoding's only next state for (s.pre, s.action) is s's outcome.
 
+    It must (a) accept the Python outcome and (b) allow no other.
+
     Meant for pre-states that satisfy the type invariant and hold no GARBAGE
     slot (every state the unmutated model reaches). From others the encodings
     may legitimately part: Z3 reads an uncopied slot as an arbitrary identity
@@ -155,29 +159,33 @@ def check_transition(plat: Platform, s: Step, faults: frozenset[str] = frozenset
         f"For T of {plat.elem_size} bytes, {plat.page_size}-byte pages"
         f"{', faults ' + ', '.join(sorted(faults)) if faults else ''}, pre-state {s.pre} and action {s.action}"
     )
+    _accepts(st.constraints, fields, where)
+    _only_outcome(st.constraints, fields, where)
 
-    def fail(what: str) -> CrossCheckError:
-        return CrossCheckError(f"{where}: {what}")
 
-    # (a) The encoding accepts the Python outcome.
-    accepts = _solver(st.constraints)
+def _accepts(constraints: Any, fields: list[Field], where: str) -> None:
+    """Raise CrossCheckError, naming the fields in conflict, unless the encoding allows the `fields` outcome."""
+    accepts = _solver(constraints)
     for index, f in enumerate(fields):
         accepts.assert_and_track(f.formula, z3.Bool(f"field!{index}"))
     answer = accepts.check()
     if answer == z3.unknown:
-        raise fail(f"Z3 could not decide whether it accepts the Python outcome ({accepts.reason_unknown()}).")
+        raise CrossCheckError(
+            f"{where}: Z3 could not decide whether it accepts the Python outcome ({accepts.reason_unknown()})."
+        )
     if answer == z3.unsat:
         core = {str(b) for b in accepts.unsat_core()}
         blamed = [f for index, f in enumerate(fields) if f"field!{index}" in core]
-        alone = _solver(st.constraints)
+        alone = _solver(constraints)
         if alone.check() != z3.sat:
-            raise fail("the Z3 encoding admits no next state at all (its transition relation is unsatisfiable).")
+            raise CrossCheckError(
+                f"{where}: the Z3 encoding admits no next state at all (its transition relation is unsatisfiable)."
+            )
         model = alone.model()
         diffs = "; ".join(f"{f.name}: Python {f.expected}, Z3 {_show(model, f.term)}" for f in blamed)
-        raise fail(f"the Z3 encoding rejects the Python outcome; the fields in conflict are {diffs}.")
-
-    # (b) Nothing but the Python outcome is possible.
-    _only_outcome(st.constraints, fields, where)
+        raise CrossCheckError(
+            f"{where}: the Z3 encoding rejects the Python outcome; the fields in conflict are {diffs}."
+        )
 
 
 def _only_outcome(constraints: Any, fields: list[Field], where: str) -> None:
@@ -246,9 +254,59 @@ def check_binder_transition(plat: Platform, policy: Policy, s: BinderStep) -> No
         for f in _element_fields(st.post.elems, post.elems, post.len)
     ]
     where = f"Binder policy {policy.name}, {plat.page_size}-byte pages, pre-state {s.pre} and action {s.action}"
-    accepts = _solver(st.constraints)
-    accepts.add(*[f.formula for f in fields])
-    answer = accepts.check()
-    if answer != z3.sat:
-        raise CrossCheckError(f"{where}: the Z3 encoding does not accept the Python outcome ({answer}).")
+    _accepts(st.constraints, fields, where)
     _only_outcome(st.constraints, fields, where)
+
+
+def check_unrolling(plat: Platform, policy: Policy, pre: VecState, actions: tuple[BinderAction, ...]) -> None:
+    """Raise CrossCheckError unless BMC's unrolling, from `pre` through `actions`, is the Python model's run.
+
+    The unrolling (verify/sequences.py) is the encoding BMC and k-induction
+    prove things about: it registers process 1000 + i at operation i and
+    deregisters the last process. So the Python run it is compared with makes
+    the same choices, with the kinds and allocator outcomes of `actions`. Each
+    operation's outcome must be the only one the unrolling allows, and every
+    predicate BMC checks must be forced to its Python judge's verdict there.
+    """
+    sp = SymPlatform(plat)
+    u = unroll(sp, policy, len(actions), lift_state(pre))
+    choices: list[Any] = []
+    state, steps = pre, []
+    for i, action in enumerate(actions):
+        outcome = lift_outcome(action.outcome)
+        choices += [
+            u.is_register[i] == isinstance(action, Register),
+            u.outcomes[i].kmalloc_ok == outcome.kmalloc_ok,
+            u.outcomes[i].vmalloc_ok == outcome.vmalloc_ok,
+        ]
+        same: BinderAction = (
+            Register(1000 + i, action.outcome)
+            if isinstance(action, Register)
+            else Deregister(state.elems.at(state.len - 1), action.outcome)
+        )
+        steps.append(binder_step(plat, policy, state, same))
+        state = steps[-1].post
+    fields: list[Field] = []
+    for i, (sym, s) in enumerate(zip(u.steps, steps, strict=True)):
+        fields += [
+            _same(f"op{i}.ok", sym.ok, s.ok),
+            _same(f"op{i}.post.len", sym.post.len, s.post.len),
+            _same(f"op{i}.post.layout_len", sym.post.layout_len, s.post.layout_len),
+            _same(f"op{i}.post.buf.live", sym.post.buf.live, s.post.buf is not None),
+            _same(f"op{i}.reallocates", sym.reallocates, s.reallocates),
+            _same(f"op{i}.shrink_attempted", sym.shrink_attempted, s.shrink_attempted),
+        ]
+        if s.post.buf is not None:
+            fields += _alloc_fields(f"op{i}.post.buf", sym.post.buf, s.post.buf)
+        if s.shrink_attempted:
+            fields.append(_same(f"op{i}.shrink_ok", sym.shrink_ok, s.steps[-1].ok))
+        fields += [
+            _same(f"op{i}: {p.name}", p.at(sp, u, i), p.judge(plat, steps[: i + 1], 0)) for p in JUDGED_PREDICATES
+        ]
+    where = (
+        f"Binder policy {policy.name}, {plat.page_size}-byte pages, BMC's unrolling from {pre}"
+        f" through {', '.join(str(a) for a in actions)}"
+    )
+    constraints = (*u.constraints, *choices)
+    _accepts(constraints, fields, where)
+    _only_outcome(constraints, fields, where)

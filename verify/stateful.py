@@ -3,9 +3,12 @@
 At every step the Z3 encoding must accept the Python transition and allow no
 other (verify/crosscheck.py), and on every shrink_to each single-call property
 of properties/shrink.py must get the same verdict from its Python judge and
-its Z3 predicate. One machine drives a KVVec of a drawn element size, one
-drives binder's all_procs under a drawn policy; allocator outcomes are drawn
-from every combination at every allocating step.
+its Z3 predicate. For binder, BMC's unrolling over each operation (and over a
+deregistration followed by a registration) must compute the same run, and each
+sequence predicate BMC checks must get its Python judge's verdict. One machine
+drives a KVVec of a drawn element size, one drives binder's all_procs under a
+drawn policy; allocator outcomes are drawn from every combination at every
+allocating step.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import ClassVar
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -25,12 +28,13 @@ from hypothesis.stateful import (
 )
 
 from models.allocator import ALL_OUTCOMES, Outcome
-from models.binder import ELEM_SIZE, POLICIES, BinderAction, Deregister, Policy, Register, binder_step
+from models.binder import ELEM_SIZE, POLICIES, BinderAction, BinderStep, Deregister, Policy, Register, binder_step
 from models.catalogue import ModelSpec
 from models.machine import ISIZE_MAX, USIZE_MAX, Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Truncate, VecState, step
+from properties.binder import JUDGED_PREDICATES
 from properties.shrink import PROPERTIES
-from verify.crosscheck import check_binder_transition, check_property, check_transition
+from verify.crosscheck import check_binder_transition, check_property, check_transition, check_unrolling
 
 ELEM_SIZES = (0, 1, 8, 24, 4096)
 # Small pages for binder, so that a few registrations cross pages and reach vmalloc.
@@ -147,6 +151,7 @@ class BinderMachine(RuleBasedStateMachine):
         self.policy: Policy = POLICIES[0]
         self.v = VecState()
         self.pid = 0
+        self.window: tuple[BinderStep, ...] = ()
 
     @initialize(policy=st.sampled_from(POLICIES), page_size=st.sampled_from(BINDER_PAGE_SIZES))
     def choose_policy(self, policy: Policy, page_size: int) -> None:
@@ -155,8 +160,18 @@ class BinderMachine(RuleBasedStateMachine):
     def apply(self, action: BinderAction, what: str) -> None:
         s = binder_step(self.plat, self.policy, self.v, action)
         check_binder_transition(self.plat, self.policy, s)
+        # BMC's unrolling over a deregistration, and over a deregistration and the
+        # registration after it: the pair regrow judges. A registration after a
+        # registration is the step just checked, and every sequence predicate is false there.
+        after = self.window[-1:] if isinstance(action, Register) else ()
+        self.window = (*(w for w in after if isinstance(w.action, Deregister)), s)
+        if isinstance(self.window[0].action, Deregister):
+            check_unrolling(self.plat, self.policy, self.window[0].pre, tuple(w.action for w in self.window))
         shrank = " (shrink_to)" if s.shrink_attempted else ""
         Coverage.note(f"binder {what} {outcome_name(action.outcome)}{shrank}")
+        for p in JUDGED_PREDICATES:  # which sequence predicates were seen true, not only false
+            if p.judge(self.plat, list(self.window), 0):
+                Coverage.seen[f"binder {p.name}"] += 1
         self.v = s.post
 
     @rule(outcome=outcomes)
@@ -170,6 +185,19 @@ class BinderMachine(RuleBasedStateMachine):
         pid = self.v.elems.at(data.draw(st.integers(0, self.v.len - 1), label="index"))
         self.apply(Deregister(pid, outcome), "deregister")
 
+    # Bursts, as when a service starts or stops many processes: one at a time, a list
+    # seldom falls below a quarter of its capacity, and the policies shrink only then.
+    @rule(data=st.data(), count=st.integers(2, 8))
+    def register_several(self, data: st.DataObject, count: int) -> None:
+        for _ in range(count):
+            self.register(data.draw(outcomes, label="outcome"))
+
+    @precondition(lambda self: self.v.len > 1)
+    @rule(data=st.data())
+    def deregister_several(self, data: st.DataObject) -> None:
+        for _ in range(data.draw(st.integers(2, self.v.len), label="count")):
+            self.deregister(data, data.draw(outcomes, label="outcome"))
+
     @invariant()
     def type_invariants_hold(self) -> None:
         assert self.v.invariant_violations(self.plat) == [], self.v.invariant_violations(self.plat)
@@ -178,10 +206,14 @@ class BinderMachine(RuleBasedStateMachine):
 MACHINES: tuple[type[RuleBasedStateMachine], ...] = (VecMachine, BinderMachine)
 
 
-def run(machine: type[RuleBasedStateMachine], examples: int, steps: int, seed: int | None = None) -> None:
+def run(
+    machine: type[RuleBasedStateMachine], examples: int, steps: int, seed: int | None = None, shrink: bool = True
+) -> None:
     """Run a machine for `examples` programs of up to `steps` steps; raise on the first disagreement.
 
     Without a seed the run is derandomized (the same programs every time), as in the test suite.
+    With `shrink`, a disagreement is first shrunk to a short program; binder
+    steps are slow enough that this can take minutes.
     """
     factory = type(machine.__name__, (machine,), {})  # a fresh class, so a seed is not left on the shared one
     if seed is not None:
@@ -193,5 +225,6 @@ def run(machine: type[RuleBasedStateMachine], examples: int, steps: int, seed: i
         derandomize=seed is None,
         database=None,
         suppress_health_check=list(HealthCheck),
+        phases=list(Phase) if shrink else [p for p in Phase if p is not Phase.shrink],
     )
     run_state_machine_as_test(factory, settings=profile)
