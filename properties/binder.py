@@ -23,6 +23,7 @@ from models import binder_z3
 from models.allocator import kmalloc_physical
 from models.allocator_z3 import SymOutcome
 from models.binder import ELEM_SIZE, BinderAction, BinderStep, Deregister, Policy, Register, binder_step
+from models.binder_z3 import SymBinderStep
 from models.catalogue import ModelSpec
 from models.machine import Platform
 from models.vec import VecState
@@ -375,10 +376,15 @@ def check_keeps_others(policy: Policy, page: int, timeout: int, _depth: int) -> 
     return _single_step(policy, page, timeout, negated)
 
 
+def failed_register_bad(st: SymBinderStep) -> Any:
+    """A registration failed and changed the list (for some index: the index is a free variable)."""
+    return z3.Not(z3.Implies(z3.Not(st.ok), state_equal_z3(st.pre, st.post)))
+
+
 def check_failed_register(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[list[Any]]:
         st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg")
-        return [[*st.constraints, z3.Not(z3.Implies(z3.Not(st.ok), state_equal_z3(pre, st.post)))]]
+        return [[*st.constraints, failed_register_bad(st)]]
 
     return _single_step(policy, page, timeout, negated)
 
@@ -398,17 +404,41 @@ def _register_fails(sp: SymPlatform, pre: SymVec) -> list[Any]:
     return [*st.constraints, z3.Not(st.ok)]
 
 
+def refused_bad(st: SymBinderStep) -> Any:
+    """The policy asked for a shrink, shrink_to returned Ok, and the buffer stayed: the page rule refused."""
+    return z3.And(st.shrink_attempted, st.shrink_ok, z3.Not(st.reallocates))
+
+
 def check_never_refused(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[list[Any]]:
         st = binder_z3.deregister(sp, policy, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "dereg")
-        refused = z3.And(st.shrink_attempted, st.shrink_ok, z3.Not(st.reallocates))
-        return [[*st.constraints, refused]]
+        return [[*st.constraints, refused_bad(st)]]
 
     return _single_step(policy, page, timeout, negated)
 
 
 def refused(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
     return bool(steps) and shrink_refused(steps[-1])
+
+
+@dataclass(frozen=True)
+class OneStepPredicate:
+    """A violation of one operation that a single-step proof refutes, and its Python judge.
+
+    `at` may leave a variable free (an index): it holds when some value makes it true.
+    """
+
+    name: str
+    judge: Callable[[Platform, list[BinderStep], int], bool]
+    at: Callable[[SymBinderStep], Any]
+    operation: type  # Register or Deregister: the operations it is about
+
+
+# The stateful cross-check holds each to its judge's verdict on every such operation.
+ONE_STEP_PREDICATES = (
+    OneStepPredicate("failed-register-changes", failed_register, failed_register_bad, Register),
+    OneStepPredicate("page-rule-refuses", refused, refused_bad, Deregister),
+)
 
 
 def check_invariant(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:

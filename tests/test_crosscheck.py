@@ -15,15 +15,23 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize
 from models import binder_z3, vec_z3
 from models.allocator import ALL_OUTCOMES, Call, Copy, Fn, Free, Kind, Outcome
 from models.binder import ELEM_SIZE, BinderAction, Deregister, Policy, Register, policy_named
+from models.binder_z3 import SymBinderStep
 from models.elements import GARBAGE, Elements
 from models.machine import ISIZE_MAX, USIZE_MAX, Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate, VecState, step
 from models.vec_z3 import SymAction, SymPlatform, SymPush, SymShrinkTo, SymStep, SymVec
-from properties.binder import JUDGED_PREDICATES, WASTE, replay
+from properties.binder import JUDGED_PREDICATES, ONE_STEP_PREDICATES, WASTE, replay
 from properties.shrink import PROPERTIES
 from verify import crosscheck, stateful
 from verify.cli import main
-from verify.crosscheck import CrossCheckError, check_property, check_transition, check_unrolling
+from verify.crosscheck import (
+    CrossCheckError,
+    check_binder_transition,
+    check_invariants,
+    check_properties,
+    check_transition,
+    check_unrolling,
+)
 from verify.sequences import Unrolling
 from verify.stateful import BINDER_PAGE_SIZES, BinderMachine, Coverage, VecMachine, outcome_name
 
@@ -197,7 +205,7 @@ def test_the_machine_catches_an_altered_z3_shrink_to(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(crosscheck, "sym_step", altered)
     with pytest.raises(CrossCheckError, match=r"action ShrinkTo\(.*ok: Python True, Z3 False"):
-        stateful.run(VecMachine, 50, 30)
+        stateful.run(VecMachine, 50, 30, shrink=False)
 
 
 class NaiveBinderMachine(BinderMachine):
@@ -270,15 +278,43 @@ def test_a_bmc_predicate_that_disagrees_with_its_judge_is_caught(monkeypatch: py
         check_unrolling(plat, policy_named(policy_name), last.pre, (last.action,))
 
 
+def test_a_single_operation_predicate_that_disagrees_with_its_judge_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # page-rule-refuses without shrink_to's Ok: a failed shrink would count as refused.
+    def without_ok(st: SymBinderStep) -> Any:
+        return z3.And(st.shrink_attempted, z3.Not(st.reallocates))
+
+    altered = tuple(replace(p, at=without_ok) if p.name == "page-rule-refuses" else p for p in ONE_STEP_PREDICATES)
+    monkeypatch.setattr(crosscheck, "ONE_STEP_PREDICATES", altered)
+    # A two-page vmalloc buffer; v4's shrink to one page fails when both allocators do.
+    grow = [*(Register(p, KM) for p in range(8)), *(Register(p, VM_ONLY) for p in range(8, 16))]
+    actions = [*grow, *(Deregister(p, KM) for p in range(12)), Deregister(12, NONE)]
+    plat = Platform(ELEM_SIZE, 64)
+    last = replay(plat, policy_named("v4"), tuple(actions))[-1]
+    assert last.shrink_attempted and not last.steps[-1].ok
+    disagreement = "page-rule-refuses: the Python judge says False, the Z3 predicate says True"
+    with pytest.raises(CrossCheckError, match=disagreement):
+        check_binder_transition(plat, policy_named("v4"), last)
+
+
+def test_type_invariants_that_disagree_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = crosscheck.type_invariant
+    monkeypatch.setattr(crosscheck, "type_invariant", lambda sp, v: z3.And(original(sp, v), v.len != 3))
+    plat = Platform(8)
+    state = replay(plat, policy_named("v6"), tuple(Register(p, KM) for p in range(3)))[-1].post
+    disagreement = "broken invariants: the Python judge says False, the Z3 predicate says True"
+    with pytest.raises(CrossCheckError, match=disagreement):
+        check_invariants(plat, state)
+
+
 def test_a_property_whose_encodings_disagree_is_caught() -> None:
     plat = Platform(8)
     s = run(plat, [Reserve(10, KM), Push(1), ShrinkTo(0, NONE)])[-1]
     prop = next(p for p in PROPERTIES if p.id == "shrink.err-unchanged")
-    check_property(plat, prop, s)
+    check_properties(plat, (prop,), s)
     # The Python judge negated: the Z3 predicate still holds, so they part.
     negated = replace(prop, py=lambda p, step: not prop.py(p, step))
     with pytest.raises(CrossCheckError, match="shrink.err-unchanged .* the Python judge says False"):
-        check_property(plat, negated, s)
+        check_properties(plat, (negated,), s)
 
 
 def test_the_crosscheck_command_reports_its_coverage(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,10 +23,19 @@ from models.binder import BinderAction, BinderStep, Deregister, Policy, Register
 from models.elements import GARBAGE, Elements
 from models.machine import BITS, Platform
 from models.vec import ShrinkTo, Step, VecState
-from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep, SymVec, lift_action, lift_outcome, lift_state
+from models.vec_z3 import (
+    SymPlatform,
+    SymShrinkTo,
+    SymStep,
+    SymVec,
+    lift_action,
+    lift_outcome,
+    lift_state,
+    type_invariant,
+)
 from models.vec_z3 import step as sym_step
 from properties.base import StepProperty
-from properties.binder import JUDGED_PREDICATES
+from properties.binder import JUDGED_PREDICATES, ONE_STEP_PREDICATES
 from verify.sequences import unroll
 
 # Runs of at most this many identities are compared index by index (so a
@@ -206,23 +215,26 @@ def _only_outcome(constraints: Any, fields: list[Field], where: str) -> None:
         )
 
 
-def check_property(plat: Platform, prop: StepProperty, s: Step) -> None:
-    """Raise CrossCheckError unless the Z3 predicate is forced to the Python verdict on this shrink_to step."""
+def check_properties(plat: Platform, props: tuple[StepProperty, ...], s: Step) -> None:
+    """Raise CrossCheckError unless each Z3 predicate is forced to its Python verdict on this shrink_to step."""
     assert isinstance(s.action, ShrinkTo)
     sp = SymPlatform(plat)
     pre = lift_state(s.pre)
     action = lift_action(s.action, pre)
     assert isinstance(action, SymShrinkTo)
-    st = sym_step(sp, pre, action)
-    expected = prop.py(plat, s)
-    solver = _solver(st.constraints)
-    solver.add(prop.z3(sp, st, action) != z3.BoolVal(expected))
-    answer = solver.check()
-    where = f"{prop.id} for T of {plat.elem_size} bytes, pre-state {s.pre} and action {s.action}"
-    if answer == z3.unknown:
-        raise CrossCheckError(f"{where}: Z3 could not decide the predicate ({solver.reason_unknown()}).")
-    if answer == z3.sat:
-        raise CrossCheckError(f"{where}: the Python judge says {expected}, the Z3 predicate can be {not expected}.")
+    st = sym_step(sp, pre, action)  # built once: the step's encoding is most of the cost
+    for prop in props:
+        expected = prop.py(plat, s)
+        solver = _solver(st.constraints)
+        solver.add(prop.z3(sp, st, action) != z3.BoolVal(expected))
+        answer = solver.check()
+        where = f"{prop.id} for T of {plat.elem_size} bytes, pre-state {s.pre} and action {s.action}"
+        if answer == z3.unknown:
+            raise CrossCheckError(f"{where}: Z3 could not decide the predicate ({solver.reason_unknown()}).")
+        if answer == z3.sat:
+            raise CrossCheckError(
+                f"{where}: the Python judge says {expected}, the Z3 predicate can be {not expected}."
+            )
 
 
 def check_binder_transition(plat: Platform, policy: Policy, s: BinderStep) -> None:
@@ -256,6 +268,26 @@ def check_binder_transition(plat: Platform, policy: Policy, s: BinderStep) -> No
     where = f"Binder policy {policy.name}, {plat.page_size}-byte pages, pre-state {s.pre} and action {s.action}"
     _accepts(st.constraints, fields, where)
     _only_outcome(st.constraints, fields, where)
+    for p in ONE_STEP_PREDICATES:
+        if isinstance(s.action, p.operation):
+            _same_verdict(st.constraints, p.at(st), p.judge(plat, [s], 0), f"{where}: {p.name}")
+
+
+def check_invariants(plat: Platform, v: VecState) -> None:
+    """Raise CrossCheckError unless Z3's type invariants and the Python model's agree on whether `v` has them."""
+    broken = bool(v.invariant_violations(plat))
+    _same_verdict((), z3.Not(type_invariant(SymPlatform(plat), lift_state(v))), broken, f"{v}: broken invariants")
+
+
+def _same_verdict(constraints: Any, violation: Any, expected: bool, what: str) -> None:
+    """Raise CrossCheckError unless `violation` has a witness exactly when the Python judge says `expected`."""
+    solver = _solver(constraints)
+    solver.add(violation)
+    answer = solver.check()
+    if answer == z3.unknown:
+        raise CrossCheckError(f"{what}: Z3 could not decide ({solver.reason_unknown()}).")
+    if answer != (z3.sat if expected else z3.unsat):
+        raise CrossCheckError(f"{what}: the Python judge says {expected}, the Z3 predicate says {not expected}.")
 
 
 def check_unrolling(plat: Platform, policy: Policy, pre: VecState, actions: tuple[BinderAction, ...]) -> None:

@@ -1,14 +1,15 @@
 """Stateful cross-check: Hypothesis drives the Python models through long random sequences.
 
 At every step the Z3 encoding must accept the Python transition and allow no
-other (verify/crosscheck.py), and on every shrink_to each single-call property
-of properties/shrink.py must get the same verdict from its Python judge and
-its Z3 predicate. For binder, BMC's unrolling over each operation (and over a
-deregistration followed by a registration) must compute the same run, and each
-sequence predicate BMC checks must get its Python judge's verdict. One machine
-drives a KVVec of a drawn element size, one drives binder's all_procs under a
-drawn policy; allocator outcomes are drawn from every combination at every
-allocating step.
+other (verify/crosscheck.py), and the Z3 type invariants must agree with the
+Python model's on the state reached. On every shrink_to each single-call
+property of properties/shrink.py must get the same verdict from its Python
+judge and its Z3 predicate. For binder, so must each single-operation
+predicate, and BMC's unrolling over a deregistration (and over one followed by
+a registration) must compute the same run and give each sequence predicate BMC
+checks its Python judge's verdict. One machine drives a KVVec of a drawn
+element size, one drives binder's all_procs under a drawn policy; allocator
+outcomes are drawn from every combination at every allocating step.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from models.machine import ISIZE_MAX, USIZE_MAX, Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Truncate, VecState, step
 from properties.binder import JUDGED_PREDICATES
 from properties.shrink import PROPERTIES
-from verify.crosscheck import check_binder_transition, check_property, check_transition, check_unrolling
+from verify.crosscheck import (
+    check_binder_transition,
+    check_invariants,
+    check_properties,
+    check_transition,
+    check_unrolling,
+)
 
 ELEM_SIZES = (0, 1, 8, 24, 4096)
 # Small pages for binder, so that a few registrations cross pages and reach vmalloc.
@@ -90,8 +97,7 @@ class VecMachine(RuleBasedStateMachine):
         s = step(self.plat, self.v, action)
         check_transition(self.plat, s)
         if isinstance(action, ShrinkTo):
-            for prop in self.props:
-                check_property(self.plat, prop, s)
+            check_properties(self.plat, self.props, s)
         Coverage.note(f"vec {what}")
         self.v = s.post
 
@@ -140,6 +146,7 @@ class VecMachine(RuleBasedStateMachine):
         # Also check_transition's precondition for the next step (see its docstring).
         assert self.v.invariant_violations(self.plat) == [], self.v.invariant_violations(self.plat)
         assert not self.v.elems.has_garbage()
+        check_invariants(self.plat, self.v)  # the invariants the induction proofs assume, as Z3 states them
 
 
 class BinderMachine(RuleBasedStateMachine):
@@ -201,6 +208,7 @@ class BinderMachine(RuleBasedStateMachine):
     @invariant()
     def type_invariants_hold(self) -> None:
         assert self.v.invariant_violations(self.plat) == [], self.v.invariant_violations(self.plat)
+        check_invariants(self.plat, self.v)
 
 
 MACHINES: tuple[type[RuleBasedStateMachine], ...] = (VecMachine, BinderMachine)
