@@ -37,6 +37,19 @@ def test_each_second_solver_answers_sat_and_unsat(second: str) -> None:
 
 
 @SECOND_SOLVERS
+def test_a_second_solver_out_of_time_answers_unknown(second: str) -> None:
+    # Factoring a 64-bit product of two 32-bit primes: far beyond a millisecond.
+    xy = "(declare-fun x () (_ BitVec 64))(declare-fun y () (_ BitVec 64))"
+    product = 4294967291 * 4294967279
+    query = (
+        f"{xy}(assert (= (bvmul x y) (_ bv{product} 64)))(assert (bvugt x (_ bv1 64)))"
+        "(assert (bvugt y (_ bv1 64)))(assert (bvult x (_ bv4294967296 64)))(assert (bvult y (_ bv4294967296 64)))"
+        "(check-sat)"
+    )
+    assert confirm.check_smt2(second, query, 1) is Answer.UNKNOWN
+
+
+@SECOND_SOLVERS
 def test_an_unreadable_query_raises_one_line(second: str) -> None:
     with pytest.raises(confirm.ConfirmError, match="undeclared|not declared|undefined") as caught:
         confirm.check_smt2(second, "(assert undeclared)(check-sat)", TIMEOUT_MS)
