@@ -20,6 +20,7 @@ from models import binder_z3
 from models.allocator import MAX_CALLS, Allocation, Effects, Kind
 from models.allocator_z3 import SymAlloc, SymEffects, fn_code, u64
 from models.binder import BinderAction, BinderStep, Deregister, Policy, Register, binder_step
+from models.binder_z3 import SymBinderStep
 from models.elements import GARBAGE, Elements
 from models.machine import BITS, Platform
 from models.vec import ShrinkTo, Step, VecState
@@ -237,6 +238,24 @@ def check_properties(plat: Platform, props: tuple[StepProperty, ...], s: Step) -
             )
 
 
+def _binder_step_fields(prefix: str, st: SymBinderStep, s: BinderStep) -> list[Field]:
+    """A binder operation's outcome, but for the element identities, as equations over the Z3 step's terms."""
+    fields = [
+        _same(f"{prefix}ok", st.ok, s.ok),
+        _same(f"{prefix}post.len", st.post.len, s.post.len),
+        _same(f"{prefix}post.layout_len", st.post.layout_len, s.post.layout_len),
+        _same(f"{prefix}post.buf.live", st.post.buf.live, s.post.buf is not None),
+        _same(f"{prefix}post.next_id", st.post.next_id, s.post.next_id),
+        _same(f"{prefix}reallocates", st.reallocates, s.reallocates),
+        _same(f"{prefix}shrink_attempted", st.shrink_attempted, s.shrink_attempted),
+    ]
+    if s.post.buf is not None:
+        fields += _alloc_fields(f"{prefix}post.buf", st.post.buf, s.post.buf)
+    if s.shrink_attempted:
+        fields.append(_same(f"{prefix}shrink_ok", st.shrink_ok, s.steps[-1].ok))
+    return fields
+
+
 def check_binder_transition(plat: Platform, policy: Policy, s: BinderStep) -> None:
     """Raise CrossCheckError unless binder_z3's only outcome for (s.pre, s.action) is the Python binder step's."""
     sp = SymPlatform(plat)
@@ -247,23 +266,10 @@ def check_binder_transition(plat: Platform, policy: Policy, s: BinderStep) -> No
         st = binder_z3.register(sp, pre, pid, outcome, "b")
     else:
         st = binder_z3.deregister(sp, policy, pre, pid, outcome, "b")
-    post = s.post
-    fields = [
-        _same("ok", st.ok, s.ok),
-        _same("post.len", st.post.len, post.len),
-        _same("post.layout_len", st.post.layout_len, post.layout_len),
-        _same("post.buf.live", st.post.buf.live, post.buf is not None),
-        _same("post.next_id", st.post.next_id, post.next_id),
-        _same("reallocates", st.reallocates, s.reallocates),
-        _same("shrink_attempted", st.shrink_attempted, s.shrink_attempted),
-    ]
-    if post.buf is not None:
-        fields += _alloc_fields("post.buf", st.post.buf, post.buf)
-    if s.shrink_attempted:
-        fields.append(_same("shrink_ok", st.shrink_ok, s.steps[-1].ok))
+    fields = _binder_step_fields("", st, s)
     fields += [
         Field(f"post.{f.name}", f.formula, f.term, f.expected)
-        for f in _element_fields(st.post.elems, post.elems, post.len)
+        for f in _element_fields(st.post.elems, s.post.elems, s.post.len)
     ]
     where = f"Binder policy {policy.name}, {plat.page_size}-byte pages, pre-state {s.pre} and action {s.action}"
     _accepts(st.constraints, fields, where)
@@ -320,18 +326,7 @@ def check_unrolling(plat: Platform, policy: Policy, pre: VecState, actions: tupl
         state = steps[-1].post
     fields: list[Field] = []
     for i, (sym, s) in enumerate(zip(u.steps, steps, strict=True)):
-        fields += [
-            _same(f"op{i}.ok", sym.ok, s.ok),
-            _same(f"op{i}.post.len", sym.post.len, s.post.len),
-            _same(f"op{i}.post.layout_len", sym.post.layout_len, s.post.layout_len),
-            _same(f"op{i}.post.buf.live", sym.post.buf.live, s.post.buf is not None),
-            _same(f"op{i}.reallocates", sym.reallocates, s.reallocates),
-            _same(f"op{i}.shrink_attempted", sym.shrink_attempted, s.shrink_attempted),
-        ]
-        if s.post.buf is not None:
-            fields += _alloc_fields(f"op{i}.post.buf", sym.post.buf, s.post.buf)
-        if s.shrink_attempted:
-            fields.append(_same(f"op{i}.shrink_ok", sym.shrink_ok, s.steps[-1].ok))
+        fields += _binder_step_fields(f"op{i}.", sym, s)
         fields += [
             _same(f"op{i}: {p.name}", p.at(sp, u, i), p.judge(plat, steps[: i + 1], 0)) for p in JUDGED_PREDICATES
         ]
