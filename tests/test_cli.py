@@ -77,7 +77,7 @@ def test_usage_errors_are_one_line_and_exit_two(
 
 
 TRACES = Path(__file__).resolve().parent.parent / "counterexamples"
-TRACE = str(TRACES / "binder.reclaim--binder_v6--0d606a8ac360.itf.json")
+TRACE = str(TRACES / "binder.reclaim--binder_v6--530e62522c5e.itf.json")
 
 
 @pytest.mark.parametrize(

@@ -80,10 +80,10 @@ def _broken(tmp_path: Path, edit: str) -> Path:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        ("failing_step", "failing_step does not match"),
+        ("failing_step", "#meta.failing_step: 99, but the trace has 5 operations"),
         ("format", "not a verify trace"),
-        ("op", "unknown operation 'Frobnicate'"),
-        ("states", "malformed trace: KeyError"),
+        ("op", "states/1/action/op: 'Frobnicate' is not one of"),
+        ("states", "top level: 'states' is a required property"),
     ],
 )
 def test_wrong_schema_is_one_clear_error(tmp_path: Path, edit: str, message: str) -> None:
@@ -114,13 +114,19 @@ def test_replay_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     binder = next(p for p in COMMITTED if p.name.startswith("binder.no-immediate-regrow--binder_naive"))
     assert main(["replay", str(binder)]) == 0
     assert "reproduces: binder.no-immediate-regrow fails at step 5" in capsys.readouterr().out
-    # The same operations judged as a trace of v4, which never regrows at once: no violation.
+    # The same operations judged by another property of naive, which they do not break: no violation.
     raw = json.loads(binder.read_text())
-    raw["#meta"]["variant"]["policy"] = "v4"
-    other = tmp_path / "as-v4.itf.json"
+    raw["#meta"]["property"] = "binder.waste-bound"
+    other = tmp_path / "as-waste.itf.json"
     other.write_text(json.dumps(raw))
     assert main(["replay", str(other)]) == 1
     assert "does not reproduce" in capsys.readouterr().out
+    # Labelled as a trace of v4, while the model is naive: refused before any replay.
+    raw = json.loads(binder.read_text())
+    raw["#meta"]["variant"]["policy"] = "v4"
+    other.write_text(json.dumps(raw))
+    assert main(["replay", str(other)]) == 2
+    assert "#meta.variant.policy: 'v4' is not the policy of binder/naive" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "missing.itf.json")]) == 2
 
 

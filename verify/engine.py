@@ -181,7 +181,7 @@ def _check_sequence(
         raise ReplayError(f"{prop.id} on {model.name}: the trace does not violate the property in Python")
     cex = Trace(
         prop.id, model.name, plat.elem_size, plat.page_size, VecState(), tuple(steps),
-        tuple(sorted(model.faults)), policy.name, cycle_from=found.mark,
+        tuple(sorted(model.faults)), policy.name, cycle_from=found.mark, start="new",
     )
     return Result(prop, model, Verdict.VIOLATED, seconds, cex, found.detail, found.scope)
 
@@ -210,7 +210,10 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms
     pre_py = _state_from_model(m, pre)
     action_py = ShrinkTo(_value(m, action.min_capacity), _outcome_from_model(m, action.outcome))
     replayed = _replay(prop, model, plat, pre_py, action_py)
-    cex = Trace(prop.id, model.name, plat.elem_size, page_size, pre_py, (replayed,), tuple(sorted(model.faults)))
+    cex = Trace(
+        prop.id, model.name, plat.elem_size, page_size, pre_py, (replayed,), tuple(sorted(model.faults)),
+        start="arbitrary",
+    )
     return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex)
 
 
@@ -272,7 +275,7 @@ def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, timeout_ms
         raise ReplayError(f"{prop.id} on {model.name}: the counterexample does not violate the claim in Python")
     cex = Trace(
         prop.id, model.name, plat.elem_size, page_size, state, (replayed,), tuple(sorted(model.faults)),
-        setup=prop.setup,
+        setup=prop.setup, start="setup",
     )
     return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex)
 

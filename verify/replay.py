@@ -1,16 +1,26 @@
-"""Re-executes a saved trace on the Python reference model and judges it with the property."""
+"""Re-executes a saved trace on the Python reference model and judges it with the property.
+
+Every recorded state must be what the model computes: state 0 from the
+trace's start (`KVVec::new()`, the scenario's setup, or an arbitrary state
+that satisfies the type invariants), every later state from the operation
+before it. The first difference is a TraceError naming the state and the
+value. "Reproduces" then means the whole trace was recomputed and the property
+fails at its last operation, where the trace says it fails.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import itf_py
 
 from models.binder import BinderStep, Deregister, Register, binder_step, policy_named, with_faults
-from models.machine import Platform
-from models.vec import Action, Step, VecState, step
-from properties.base import Property
+from models.vec import ShrinkTo, Step, VecState, step
+from properties.base import Property, Scenario
 from properties.binder import SequenceProperty
-from properties.registry import all_properties
-from verify.trace import LoadedTrace, Trace, TraceError
+from verify.trace import VARS, LoadedTrace, Trace, TraceError
+from verify.trace_input import shown
 
 
 @dataclass(frozen=True)
@@ -20,66 +30,107 @@ class Replayed:
     reproduces: bool  # the property fails at the last operation, as the trace says
 
 
-def property_named(prop_id: str, page_size: int) -> Property | SequenceProperty:
-    for prop in all_properties(page_size):
-        if prop.id == prop_id:
-            return prop
-    raise TraceError(f"the trace names an unknown property {prop_id!r}")
-
-
 def replay(loaded: LoadedTrace) -> Replayed:
-    meta, plat = loaded.meta, loaded.platform
-    prop = property_named(meta["property"], plat.page_size)
-    cycle_from = meta.get("cycle_from")
+    """The trace recomputed and judged; a recorded value the model does not compute is a TraceError."""
+    plat, prop = loaded.platform, loaded.prop
+    initial = _start(loaded)
     steps: tuple[Step | BinderStep, ...]
     if isinstance(prop, SequenceProperty):
-        binder_steps = _replay_binder(loaded, prop)
-        steps = tuple(binder_steps)
-        reproduces = prop.violated(plat, binder_steps, cycle_from or 0)
+        steps = tuple(_replay_binder(loaded, initial))
     else:
-        taken = _replay_call(loaded, prop)
-        steps = (taken,)
-        reproduces = not prop.py(plat, taken)
+        steps = (_replay_call(loaded, prop, initial),)
     trace = Trace(
-        prop.id, meta["model"], plat.elem_size, plat.page_size, VecState() if loaded.policy else loaded.initial,
-        steps, tuple(sorted(loaded.faults)), loaded.policy, loaded.setup, cycle_from,
+        prop.id, loaded.model.name, plat.elem_size, plat.page_size, initial, steps, tuple(sorted(loaded.faults)),
+        loaded.policy, loaded.setup, loaded.meta["cycle_from"], loaded.start,
     )
+    _compare(loaded, trace)
+    if isinstance(prop, SequenceProperty):
+        binder_steps = [s for s in steps if isinstance(s, BinderStep)]
+        reproduces = prop.violated(plat, binder_steps, trace.cycle_from or 0)
+    else:
+        assert isinstance(steps[0], Step)
+        reproduces = not prop.py(plat, steps[0])
     return Replayed(trace, prop, reproduces)
 
 
-def _replay_binder(loaded: LoadedTrace, prop: SequenceProperty) -> list[BinderStep]:
-    """The operations from `KVVec::new()` under the trace's policy."""
-    if loaded.policy is None:
-        raise TraceError(f"{prop.id} is a binder property, but the trace names no policy")
-    try:
-        policy = with_faults(policy_named(loaded.policy), loaded.faults)
-    except KeyError:
-        raise TraceError(f"the trace names an unknown policy {loaded.policy!r}") from None
-    state, steps = VecState(), []
-    for action in loaded.actions:
+def _refuse(loaded: LoadedTrace, where: str, why: str) -> TraceError:
+    return TraceError(f"{shown(loaded.origin)}: {where}: {why}")
+
+
+def _start(loaded: LoadedTrace) -> VecState:
+    """State 0 as the trace's start says it is: checked, never taken on trust."""
+    if loaded.start == "new":
+        return VecState()
+    if loaded.start == "setup":
+        prop = loaded.prop
+        assert isinstance(prop, Scenario)  # verify.trace_input allows "setup" for scenarios only
+        if loaded.setup != prop.setup:
+            raise _refuse(loaded, "#meta.setup", f"not the setup of {prop.id}")
+        return _rebuild(loaded)
+    broken = loaded.initial.invariant_violations(loaded.platform)
+    if broken:
+        raise _refuse(loaded, "states/0", f"the start state breaks the type invariant '{broken[0]}'")
+    return loaded.initial
+
+
+def _rebuild(loaded: LoadedTrace) -> VecState:
+    """The state a scenario's setup builds from `Vec::new()`; each setup operation must succeed."""
+    state = VecState()
+    for index, action in enumerate(loaded.setup):
+        taken = step(loaded.platform, state, action, loaded.faults)
+        if not taken.ok:
+            raise _refuse(loaded, f"#meta.setup/{index}", "fails on the Python model")
+        state = taken.post
+    return state
+
+
+def _replay_binder(loaded: LoadedTrace, initial: VecState) -> list[BinderStep]:
+    """The operations from state 0 under the trace's policy."""
+    assert loaded.policy is not None  # verify.trace_input: a binder model's policy
+    policy = with_faults(policy_named(loaded.policy), loaded.faults)
+    state, steps = initial, []
+    for index, action in enumerate(loaded.actions, start=1):
         if not isinstance(action, (Register, Deregister)):
-            raise TraceError(f"{type(action).__name__} is not a binder operation")
+            raise _refuse(loaded, f"states/{index}/action", f"{type(action).__name__} is not a binder operation")
         taken = binder_step(loaded.platform, policy, state, action)
         steps.append(taken)
         state = taken.post
     return steps
 
 
-def _replay_call(loaded: LoadedTrace, prop: Property) -> Step:
-    """The single call, from the recorded pre-state or from the scenario's setup."""
+def _replay_call(loaded: LoadedTrace, prop: Property, initial: VecState) -> Step:
+    """The single shrink_to call, from state 0."""
     if len(loaded.actions) != 1:
-        raise TraceError(f"{prop.id} is a single-call property; the trace has {len(loaded.actions)} operations")
+        raise _refuse(loaded, "states", f"{prop.id} is about one call; the trace has {len(loaded.actions)}")
     action = loaded.actions[0]
-    if isinstance(action, (Register, Deregister)):
-        raise TraceError(f"{prop.id} is a single-call property; the trace holds a binder operation")
-    initial = _rebuild(loaded.platform, loaded.setup, loaded.faults) if loaded.setup else loaded.initial
+    if not isinstance(action, ShrinkTo):
+        raise _refuse(loaded, "states/1/action", f"{prop.id} is about shrink_to, not {type(action).__name__}")
+    if isinstance(prop, Scenario) and action.min_capacity != prop.min_capacity:
+        raise _refuse(loaded, "states/1/action/min_capacity", f"{prop.id} calls shrink_to({prop.min_capacity})")
     return step(loaded.platform, initial, action, loaded.faults)
 
 
-def _rebuild(plat: Platform, setup: tuple[Action, ...], faults: frozenset[str]) -> VecState:
-    """The state a scenario's setup builds from `Vec::new()`."""
-    state = VecState()
-    for a in setup:
-        state = step(plat, state, a, faults).post
-    return state
+def _compare(loaded: LoadedTrace, replayed: Trace) -> None:
+    """Every recorded value equals the replay's; the first that does not is refused."""
+    computed = itf_py.trace_from_json(replayed.to_itf()).states
+    for index, (recorded, state) in enumerate(zip(loaded.states, computed, strict=True)):
+        for var in VARS:
+            mine, theirs = _plain(recorded[var]), _plain(state.values[var])
+            if mine != theirs:
+                source = f"the start ({loaded.start}) has" if index == 0 else "the replay computes"
+                why = f"recorded {_short(mine)}, but {source} {_short(theirs)}"
+                raise _refuse(loaded, f"states/{index}/{var}", why)
 
+
+def _plain(value: Any) -> Any:
+    """A decoded ITF value as plain dicts and lists, so that key order does not matter."""
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,20 +29,19 @@ import itf_py
 
 from models.allocator import Allocation, Effects, Kind, Outcome
 from models.binder import BinderAction, BinderStep, Deregister, Register
+from models.catalogue import ModelSpec
 from models.elements import Elements
 from models.machine import Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate, VecState
+from properties.base import Property
+from properties.binder import SequenceProperty
 from verify import __version__
 from verify.solver import z3_version
+from verify.trace_input import FORMAT, STARTS, TraceError, check_meta, check_schema, parse_json, read_text, shown
 
-FORMAT = "verify-trace/1"
 SEED = 0  # the solver's random seed (verify.solver fixes it)
 VARS = ["action", "outcome", "result", "len", "capacity", "backend", "layout_len", "layout_bytes",
-        "buffer_id", "requested", "physical", "pages", "elements", "effects", "overflow"]
-
-
-class TraceError(Exception):
-    """A trace file that cannot be used: the message is one line for the user."""
+        "buffer_id", "next_id", "requested", "physical", "pages", "elements", "effects", "overflow"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,13 @@ class Trace:
     policy: str | None = None  # binder traces: the shrink policy
     setup: tuple[Action, ...] = ()  # operations that built `initial` (KUnit scenarios)
     cycle_from: int | None = None  # for a cycle: the index of its first operation
+    # What state 0 is: "new" (`KVVec::new()`), "setup" (what `setup` builds from
+    # `Vec::new()`) or "arbitrary" (any state satisfying the type invariants).
+    start: str = "new"
+
+    def __post_init__(self) -> None:
+        if self.start not in STARTS:
+            raise ValueError(f"a trace starts {', '.join(STARTS)}, not {self.start!r}")
 
     @property
     def platform(self) -> Platform:
@@ -84,6 +91,7 @@ class Trace:
             "model": self.model,
             "variant": {"faults": list(self.faults), "policy": self.policy},
             "parameters": {"elem_size": self.elem_size, "page_size": self.page_size},
+            "start": self.start,
             "setup": [_setup_json(a) for a in self.setup],
             "solver": z3_version(),  # a counterexample is Z3's alone; --confirm re-checks proofs
             "tool": f"verify {__version__}",
@@ -100,9 +108,9 @@ class Trace:
         return json.dumps(self.to_itf(), indent=1, sort_keys=True) + "\n"
 
     def file_name(self) -> str:
+        """`PROPERTY--MODEL--HASH.itf.json`: only letters, digits, '.', '_' and '-', at most 200 characters."""
         digest = hashlib.sha256(self.text().encode()).hexdigest()[:12]
-        model = self.model.replace("/", "_").replace("!", "_").replace("+", "_")
-        return f"{self.property_id}--{model}--{digest}.itf.json"
+        return f"{_file_part(self.property_id, 60)}--{_file_part(self.model, 100)}--{digest}.itf.json"
 
     # --- one line for the report ---------------------------------------------
 
@@ -120,6 +128,14 @@ class Trace:
             f"{'' if outcome is None else ' with ' + outcome.describe()} -> {'Ok' if s.ok else 'Err'},"
             f" cap={s.post.capacity(plat)} {describe_buffer(s.post.buf)}"
         )
+
+
+def _file_part(name: str, budget: int) -> str:
+    """A name safe in a file name: other characters become '_'; a long one keeps its head and a digest."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "_"
+    if len(safe) <= budget:
+        return safe
+    return f"{safe[: budget - 9]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def describe_buffer(buf: Allocation | None) -> str:
@@ -203,6 +219,7 @@ def _state(index: int, v: VecState, plat: Platform, s: Step | BinderStep | None)
         "layout_len": v.layout_len,
         "layout_bytes": v.layout_bytes(plat),
         "buffer_id": 0 if buf is None else buf.id,
+        "next_id": v.next_id,
         "requested": 0 if buf is None else buf.requested,
         "physical": v.physical(),
         "pages": -(-v.physical() // plat.page_size),
@@ -218,83 +235,84 @@ def _state(index: int, v: VecState, plat: Platform, s: Step | BinderStep | None)
 
 @dataclass(frozen=True)
 class LoadedTrace:
-    """What replay needs from a file: the meta record, the initial state and the actions."""
+    """A trace file checked against the schema and the catalogue; verify.replay checks its states."""
 
     meta: dict[str, Any]
     platform: Platform
     faults: frozenset[str]
     policy: str | None
     setup: tuple[Action, ...]
-    initial: VecState
+    initial: VecState  # state 0 as recorded
     actions: tuple[Action | BinderAction, ...]
-    states: tuple[dict[str, Any], ...]  # the recorded values, for display
+    states: tuple[dict[str, Any], ...]  # the recorded values, for display and for comparing with the replay
+    model: ModelSpec
+    prop: Property | SequenceProperty
+    start: str
+    origin: str  # names the file in errors
 
 
 VEC_ACTIONS: dict[str, type] = {c.__name__: c for c in (ShrinkTo, Reserve, Push, Pop, Truncate, Clear, Retain)}
 BINDER_ACTIONS: dict[str, type] = {"Register": Register, "Deregister": Deregister}
+WITH_OUTCOME = ("ShrinkTo", "Reserve", "Push", "Register", "Deregister")
 
 
 def _action(record: Any, outcome: Any) -> Action | BinderAction:
+    """An operation from its (schema-checked) record; the outcome is its allocator answer, if it takes one."""
     fields = dict(record._asdict())
-    cls = {**VEC_ACTIONS, **BINDER_ACTIONS}.get(fields.pop("op"))
-    if cls is None:
-        raise ValueError(f"unknown operation {record.op!r}")
-    if outcome.relevant:
-        fields["outcome"] = Outcome(bool(outcome.kmalloc_ok), bool(outcome.vmalloc_ok))
-    action: Action | BinderAction = cls(**{k: int(v) if isinstance(v, int) else v for k, v in fields.items()})
+    op = fields.pop("op")
+    if op in WITH_OUTCOME:
+        fields["outcome"] = Outcome(outcome.kmalloc_ok, outcome.vmalloc_ok)
+    action: Action | BinderAction = {**VEC_ACTIONS, **BINDER_ACTIONS}[op](**fields)
     return action
 
 
-def _vec_state(values: dict[str, Any]) -> VecState:
+def recorded_state(values: dict[str, Any]) -> VecState:
+    """The Vec state a recorded state stands for (the derived values are checked by the replay)."""
     buf = None
     if values["backend"] != "none":
-        buf = Allocation(int(values["buffer_id"]), Kind(values["backend"]), int(values["requested"]),
-                         int(values["physical"]))
-    elems = Elements(tuple((int(first), int(count)) for first, count in values["elements"]))
-    return VecState(int(values["len"]), int(values["layout_len"]), buf, elems, int(values["buffer_id"]) + 1)
+        buf = Allocation(values["buffer_id"], Kind(values["backend"]), values["requested"], values["physical"])
+    elems = Elements(tuple((first, count) for first, count in values["elements"]))
+    return VecState(values["len"], values["layout_len"], buf, elems, values["next_id"])
 
 
 def load(path: Path) -> LoadedTrace:
     """Read an ITF trace written by verify; any problem is a TraceError with one clear line."""
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise TraceError(f"{path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise TraceError(f"{path}: not valid JSON ({e})") from None
-    return load_text(text, str(path))
+    return load_text(read_text(path), str(path))
 
 
 def load_text(text: str, origin: str) -> LoadedTrace:
     """Read an ITF trace from its text; `origin` names it in errors."""
-    path = origin
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TraceError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("#meta"), dict):
-        raise TraceError(f"{path}: not an ITF trace (no #meta record)")
-    if raw["#meta"].get("format") != FORMAT:
-        raise TraceError(f"{path}: not a verify trace (expected #meta.format {FORMAT!r})")
-    try:
-        trace = itf_py.trace_from_json(raw)
-        meta = trace.meta
-        params = meta["parameters"]
-        plat = Platform(int(params["elem_size"]), int(params["page_size"]))
-        variant = meta["variant"]
-        setup = tuple(_setup_action(a) for a in meta["setup"])
-        states = tuple(dict(s.values) for s in trace.states)
-        if not states:
-            raise ValueError("the trace has no states")
-        initial = _vec_state(states[0])
-        actions = tuple(_action(s["action"], s["outcome"]) for s in states[1:])
-        if not actions or int(meta["failing_step"]) != len(actions):
-            raise ValueError("failing_step does not match the number of operations")
-        if not isinstance(meta["property"], str) or not isinstance(meta["model"], str):
-            raise ValueError("property and model must be strings")
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise TraceError(f"{path}: malformed trace: {type(e).__name__}: {e}") from None
-    return LoadedTrace(meta, plat, frozenset(variant["faults"]), variant["policy"], setup, initial, actions, states)
+    name = shown(origin)
+    raw = parse_json(text, origin)
+    check_schema(raw, origin)
+    subject = check_meta(raw["#meta"], origin)
+    trace = itf_py.trace_from_json(raw)
+    meta = trace.meta
+    states = tuple(dict(s.values) for s in trace.states)
+    for index, state in enumerate(trace.states):
+        if state.meta["index"] != index:
+            raise TraceError(f"{name}: states/{index}: #meta.index is {state.meta['index']}")
+        op = states[index]["action"].op
+        if (op == "init") != (index == 0):
+            where = "state 0 is the start: its action is 'init'" if index == 0 else "'init' begins a trace only"
+            raise TraceError(f"{name}: states/{index}/action/op: {where}")
+    actions = tuple(_action(s["action"], s["outcome"]) for s in states[1:])
+    if meta["failing_step"] != len(actions):
+        raise TraceError(f"{name}: #meta.failing_step: {meta['failing_step']}, but the trace has {len(actions)}"
+                         " operations (a trace ends where the property fails)")
+    cycle_from = meta["cycle_from"]
+    if cycle_from is not None and cycle_from >= len(actions):
+        raise TraceError(f"{name}: #meta.cycle_from: {cycle_from} is not one of the {len(actions)} operations")
+    if trace.loop != cycle_from:
+        raise TraceError(f"{name}: loop: {trace.loop}, but #meta.cycle_from is {cycle_from}")
+    params = meta["parameters"]
+    plat = Platform(params["elem_size"], params["page_size"])
+    setup = tuple(_setup_action(a) for a in meta["setup"])
+    variant = meta["variant"]
+    return LoadedTrace(
+        meta, plat, frozenset(variant["faults"]), variant["policy"], setup, recorded_state(states[0]), actions,
+        states, subject.model, subject.prop, subject.start, origin,
+    )
 
 
 def _setup_json(a: Action) -> dict[str, Any]:
@@ -307,9 +325,10 @@ def _setup_json(a: Action) -> dict[str, Any]:
 
 
 def _setup_action(d: dict[str, Any]) -> Action:
+    """A setup operation from its (schema-checked) JSON."""
     fields = dict(d)
     cls = VEC_ACTIONS[fields.pop("op")]
-    if isinstance(fields.get("outcome"), dict):
+    if "outcome" in fields:
         fields["outcome"] = Outcome(**fields["outcome"])
     action: Action = cls(**fields)
     return action

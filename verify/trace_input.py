@@ -1,0 +1,248 @@
+"""A trace file is untrusted input: bounded reading, strict JSON, the schema, and #meta against the catalogue.
+
+Everything here runs before a trace's values reach the models. A file must be
+a regular file no larger than MAX_BYTES (a FIFO or a device is refused before
+it is read, so neither blocks nor fills memory); its JSON may nest at most
+MAX_DEPTH deep (checked before parsing, so the parser never recurses far);
+numbers are integers (no floats, NaN or Infinity) and no object repeats a key.
+The document must then match verify/trace_schema.json, and #meta must name a
+model of models/catalogue.py with that model's element size, page size, policy
+and faults, and a property of the catalogue that applies to it. Each failure
+is a TraceError of one line naming the first offending field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from models.catalogue import MODELS, ModelSpec
+from models.faults import FAULTS
+from models.machine import PAGE_SIZES, USIZE_MAX
+from properties.base import Property, Scenario, StepProperty
+from properties.binder import INSTANCE, SequenceProperty
+from properties.registry import all_properties, applicable
+
+SCHEMA_PATH = Path(__file__).with_name("trace_schema.json")
+MAX_BYTES = 8 << 20  # a trace of thousands of operations fits; /dev/zero does not
+MAX_DEPTH = 16  # a trace nests 8 deep
+FORMAT = "verify-trace/2"
+STARTS = ("new", "setup", "arbitrary")
+
+
+class TraceError(Exception):
+    """A trace file that cannot be used: the message is one line for the user."""
+
+
+def shown(origin: object) -> str:
+    """A file name as one printable line, whatever bytes it holds."""
+    text = str(origin)
+    return text if text.isprintable() else ascii(text)
+
+
+# --- bytes to JSON ---------------------------------------------------------------
+
+
+def read_text(path: Path) -> str:
+    """The file's text, read only if it is a regular file of at most MAX_BYTES."""
+    name = shown(path)
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise TraceError(f"{name}: cannot read: {e.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise TraceError(f"{name}: not a regular file")
+        if info.st_size > MAX_BYTES:
+            raise TraceError(f"{name}: {info.st_size} bytes, more than a trace may have ({MAX_BYTES})")
+        data = os.read(fd, MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:  # grew since fstat
+            raise TraceError(f"{name}: more than {MAX_BYTES} bytes")
+    except OSError as e:
+        raise TraceError(f"{name}: cannot read: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TraceError(f"{name}: not UTF-8 text (byte {e.start})") from None
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def nesting_depth(text: str) -> int:
+    """How deep brackets nest outside strings (an unterminated string's brackets count too)."""
+    depth = deepest = 0
+    for ch in _NOT_BRACKET.sub("", _STRING.sub("", text)):
+        depth += 1 if ch in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _no_float(text: str) -> Any:
+    raise _Refused(f"the number {text} is not an integer")
+
+
+def _no_constant(text: str) -> Any:
+    raise _Refused(f"{text} is not a number a trace can hold")
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > 20:  # 2^64 - 1 has 20 digits; longer ones would only be refused later
+        raise _Refused(f"the integer {text[:20]}... has more than 20 digits")
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        repeated = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
+        raise _Refused(f"the key {repeated!r} appears twice in one object")
+    return result
+
+
+def parse_json(text: str, origin: str) -> Any:
+    name = shown(origin)
+    depth = nesting_depth(text)
+    if depth > MAX_DEPTH:
+        raise TraceError(f"{name}: JSON nested {depth} deep; a trace nests at most {MAX_DEPTH} deep")
+    try:
+        return json.loads(
+            text, parse_float=_no_float, parse_constant=_no_constant, parse_int=_int, object_pairs_hook=_unique_keys
+        )
+    except _Refused as e:
+        raise TraceError(f"{name}: {e}") from None
+    except (ValueError, RecursionError) as e:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TraceError(f"{name}: not valid JSON ({message})") from None
+
+
+# --- the schema --------------------------------------------------------------------
+
+
+@cache
+def _validator() -> Any:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _where(path: Any) -> str:
+    return "/".join(str(p) for p in path) or "top level"
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_schema(doc: Any, origin: str) -> None:
+    """The document against verify/trace_schema.json, then every integer at most 2^64 - 1."""
+    name = shown(origin)
+    if not isinstance(doc, dict) or not isinstance(doc.get("#meta"), dict):
+        raise TraceError(f"{name}: not an ITF trace (no #meta record)")
+    fmt = doc["#meta"].get("format")
+    if fmt != FORMAT:
+        raise TraceError(f"{name}: not a verify trace (#meta.format is {_clip(repr(fmt), 60)}, expected {FORMAT!r})")
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(doc))
+    if error is not None:
+        raise TraceError(f"{name}: {_where(error.absolute_path)}: {_clip(error.message)}")
+    too_big = _first_too_big(doc, [])
+    if too_big is not None:
+        raise TraceError(f"{name}: {_where(too_big)}: above 2^64 - 1")
+
+
+def _first_too_big(value: Any, path: list[Any]) -> list[Any] | None:
+    if isinstance(value, dict):
+        if set(value) == {"#bigint"} and int(value["#bigint"]) > USIZE_MAX:
+            return path
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _first_too_big(item, [*path, key])
+        if found is not None:
+            return found
+    return None
+
+
+# --- #meta against the catalogue -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a trace's #meta names, resolved in the catalogue."""
+
+    model: ModelSpec
+    prop: Property | SequenceProperty
+    start: str
+
+
+def model_named(name: str) -> ModelSpec | None:
+    """A catalogue model, or one with seeded faults, named as `ModelSpec.with_faults` names it."""
+    base_name, _, suffix = name.partition("!")
+    base = next((m for m in MODELS if m.name == base_name), None)
+    if base is None or not suffix:
+        return base if "!" not in name else None
+    faults = suffix.split("+")
+    if any(f not in FAULTS for f in faults) or faults != sorted(set(faults)) or base.faults:
+        return None
+    return base.with_faults(frozenset(faults))
+
+
+def page_sizes(model: ModelSpec) -> tuple[int, ...]:
+    """PAGE_SIZE values a trace of the model may have: the explorer's small page too, for binder."""
+    return (*PAGE_SIZES, INSTANCE.page_size) if model.policy is not None else PAGE_SIZES
+
+
+def check_meta(meta: dict[str, Any], origin: str) -> Subject:
+    """#meta (already schema-valid) names a known model and an applicable property, consistently."""
+    name = shown(origin)
+
+    def refuse(field: str, why: str) -> TraceError:
+        return TraceError(f"{name}: #meta.{field}: {why}")
+
+    model = model_named(meta["model"])
+    if model is None:
+        raise refuse("model", f"{_clip(repr(meta['model']), 80)} is not a model of the catalogue")
+    variant, params = meta["variant"], meta["parameters"]
+    if variant["faults"] != sorted(model.faults):
+        raise refuse("variant.faults", f"{variant['faults']} are not the faults of {model.name}")
+    if variant["policy"] != model.policy:
+        raise refuse("variant.policy", f"{variant['policy']!r} is not the policy of {model.name} ({model.policy!r})")
+    if params["elem_size"] not in model.sizes():
+        raise refuse("parameters.elem_size", f"{params['elem_size']} is not an element size of {model.name}")
+    if params["page_size"] not in page_sizes(model):
+        raise refuse("parameters.page_size", f"{params['page_size']} is not a PAGE_SIZE {model.name} is checked with")
+    prop = next((p for p in all_properties(params["page_size"]) if p.id == meta["property"]), None)
+    if prop is None:
+        raise refuse("property", f"{_clip(repr(meta['property']), 80)} is not a property of the catalogue")
+    if not applicable(prop, model):
+        raise refuse("property", f"{prop.id} does not apply to {model.name}")
+    start = meta["start"]
+    allowed = {StepProperty: ("arbitrary",), Scenario: ("setup",), SequenceProperty: ("new", "arbitrary")}
+    if start not in allowed[type(prop)]:
+        raise refuse("start", f"{start!r}: a trace of {prop.id} starts {' or '.join(allowed[type(prop)])}")
+    if start != "setup" and meta["setup"]:
+        raise refuse("setup", f"only a trace that starts from its setup has one (start is {start!r})")
+    cycle_from = meta["cycle_from"]
+    if cycle_from is not None and not isinstance(prop, SequenceProperty):
+        raise refuse("cycle_from", f"{prop.id} is not about a cycle")
+    return Subject(model, prop, start)
