@@ -52,6 +52,7 @@ class Finding:
     page_size: int = 4096
     mark: int | None = None  # for a cycle: the index of its first operation
     detail: str = ""
+    undecided: bool = False  # a query behind the verdict timed out: it may be decided another time
 
 
 @dataclass(frozen=True)
@@ -279,7 +280,8 @@ def _by_induction(
             scope = f"z3 {k}-induction, base case by BMC: every sequence of operations, PAGE_SIZE {page} B"
             return Finding(Verdict.PROVED, scope, page_size=page)
         if step.answer is Answer.UNKNOWN:
-            break
+            detail = f"{k}-induction step not decided ({step.reason})"
+            return Finding(Verdict.PROVED, bmc_scope, page_size=page, detail=detail, undecided=True)
     tried = min(depth, INDUCTION_DEPTH)
     return Finding(Verdict.PROVED, bmc_scope, page_size=page, detail=f"not k-inductive for k <= {tried}")
 

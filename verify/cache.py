@@ -2,9 +2,11 @@
 
 The key covers the solver and its version, the tool's own source (models,
 properties, engine), the check's parameters and, for single-call checks, the
-exact query text. A cached counterexample is replayed on the Python model
-again before it is reported. An entry that cannot be read is ignored, removed
-and rebuilt.
+exact query text. An entry is bound to its key and its content by a digest
+over both, checked on every read: an entry edited, or moved under another
+key, is a miss, removed and rebuilt, as is one that cannot be read. A cached
+counterexample is loaded and replayed like any trace file (verify.trace,
+verify.replay) before it is reported.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("models", "properties", "verify")
-ENTRY_FORMAT = "verify-cache/1"
+ENTRY_FORMAT = "verify-cache/2"
 
 
 @cache
@@ -32,6 +34,12 @@ def source_digest() -> str:
             h.update(str(path.relative_to(ROOT)).encode())
             h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def entry_digest(key: str, content: Any) -> str:
+    """Binds an entry's content to its key: sha256 over the key and the content's canonical JSON."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{key}\0{text}".encode()).hexdigest()
 
 
 def make_key(*parts: str) -> str:
@@ -50,25 +58,36 @@ class ProofCache:
         return self.directory / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
+        """The content stored under `key`, if its digest binds it to that key; None is a miss."""
         path = self._path(key)
         try:
             entry = json.loads(path.read_text())
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             _discard(path)  # corrupt: ignore it, the check runs again
             return None
-        if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT or entry.get("key") != key:
+        bound = (
+            isinstance(entry, dict)
+            and set(entry) == {"format", "key", "digest", "content"}
+            and entry["format"] == ENTRY_FORMAT
+            and entry["key"] == key
+            and isinstance(entry["content"], dict)
+            and entry["digest"] == entry_digest(key, entry["content"])
+        )
+        if not bound:
             _discard(path)
             return None
-        return entry
+        content: dict[str, Any] = entry["content"]
+        return content
 
-    def put(self, key: str, entry: dict[str, Any]) -> None:
+    def put(self, key: str, content: dict[str, Any]) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"format": ENTRY_FORMAT, "key": key, "digest": entry_digest(key, content), "content": content}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as f:
-            json.dump({"format": ENTRY_FORMAT, "key": key, **entry}, f)
+            json.dump(entry, f)
         os.replace(tmp, path)  # the cache is the tool's own: replacing an entry is fine
 
 

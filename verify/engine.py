@@ -46,6 +46,7 @@ class Result:
     detail: str = ""
     scope: str = ""  # what a sequence check covered, when it says more than the property's method
     cached: bool = False  # taken from the proof cache (a cached trace is replayed again)
+    undecided: bool = False  # some query behind the verdict timed out (a bounded proof not extended)
 
     @property
     def method(self) -> str:
@@ -109,7 +110,7 @@ def check(
         if hit is not None:
             return hit
     result = _check(prop, model, page_size, timeout_ms, bmc_depth)
-    if result.verdict is not Verdict.UNKNOWN:  # a timeout may be decided another time
+    if decided(result):
         trace = None if result.counterexample is None else result.counterexample.text()
         proof_cache.put(
             key,
@@ -119,24 +120,38 @@ def check(
     return result
 
 
+def decided(result: Result) -> bool:
+    """Whether every query behind the verdict was decided: only such a verdict is cached.
+
+    An UNKNOWN, or a bounded proof whose induction step timed out, may be
+    decided another time, so neither is stored.
+    """
+    return result.verdict is not Verdict.UNKNOWN and not result.undecided
+
+
 def _from_entry(prop: Property | SequenceProperty, model: ModelSpec, entry: dict[str, Any]) -> Result | None:
-    """The cached result, its trace replayed again; None when the entry does not hold up."""
+    """The cached result, its trace loaded and replayed like any trace file; None when the entry does not hold up."""
     start = time.perf_counter()
     try:
         verdict = Verdict(entry["verdict"])
-        trace = None
-        if entry["trace"] is not None:
-            replayed = replay_trace(load_text(entry["trace"], "cached trace"))
-            if not replayed.reproduces:
-                return None
-            trace = replayed.trace
-        elif verdict is Verdict.VIOLATED:
-            return None
-        return Result(
-            prop, model, verdict, time.perf_counter() - start, trace, str(entry["detail"]), str(entry["scope"]), True
-        )
-    except (KeyError, ValueError, TraceError):
+        detail, scope, text = entry["detail"], entry["scope"], entry["trace"]
+    except (KeyError, ValueError, TypeError):
         return None
+    if verdict is Verdict.UNKNOWN or not isinstance(detail, str) or not isinstance(scope, str):
+        return None  # UNKNOWN is never stored: an entry that says it is not the cache's own
+    if (text is not None) != (verdict is Verdict.VIOLATED) or not isinstance(text, (str, type(None))):
+        return None  # a violation has a trace, a proof has none
+    trace = None
+    if text is not None:
+        try:
+            replayed = replay_trace(load_text(text, "cached trace"))
+        except TraceError:
+            return None
+        # The trace must be this check's own: its property, its model, and a violation of it.
+        if not replayed.reproduces or (replayed.trace.property_id, replayed.trace.model) != (prop.id, model.name):
+            return None
+        trace = replayed.trace
+    return Result(prop, model, verdict, time.perf_counter() - start, trace, detail, scope, True)
 
 
 def _check(
@@ -172,7 +187,9 @@ def _check_sequence(
             return Result(prop, model, verdict, time.perf_counter() - start, detail=detail, scope=found.scope)
     seconds = time.perf_counter() - start
     if found.verdict is not Verdict.VIOLATED:
-        return Result(prop, model, found.verdict, seconds, detail=found.detail, scope=found.scope)
+        return Result(
+            prop, model, found.verdict, seconds, detail=found.detail, scope=found.scope, undecided=found.undecided
+        )
     if not found.actions:
         raise ReplayError(f"{prop.id} on {model.name}: a violation without a replayable trace ({found.detail})")
     plat = Platform(model.size_min, found.page_size)
