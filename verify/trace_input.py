@@ -212,6 +212,11 @@ def page_sizes(model: ModelSpec) -> tuple[int, ...]:
     return (*PAGE_SIZES, INSTANCE.page_size) if model.policy is not None else PAGE_SIZES
 
 
+@cache
+def _properties(page_size: int) -> dict[str, Property | SequenceProperty]:
+    return {p.id: p for p in all_properties(page_size)}
+
+
 def check_meta(meta: dict[str, Any], origin: str) -> Subject:
     """#meta (already schema-valid) names a known model and an applicable property, consistently."""
     name = shown(origin)
@@ -231,7 +236,7 @@ def check_meta(meta: dict[str, Any], origin: str) -> Subject:
         raise refuse("parameters.elem_size", f"{params['elem_size']} is not an element size of {model.name}")
     if params["page_size"] not in page_sizes(model):
         raise refuse("parameters.page_size", f"{params['page_size']} is not a PAGE_SIZE {model.name} is checked with")
-    prop = next((p for p in all_properties(params["page_size"]) if p.id == meta["property"]), None)
+    prop = _properties(params["page_size"]).get(meta["property"])
     if prop is None:
         raise refuse("property", f"{_clip(repr(meta['property']), 80)} is not a property of the catalogue")
     if not applicable(prop, model):
