@@ -161,11 +161,12 @@ def test_a_swapped_trace_with_a_recomputed_digest_is_still_refused(filled: tuple
 def test_two_swapped_entries_do_not_flip_verdicts(filled: tuple[ProofCache, Path]) -> None:
     cache, cache_dir = filled
     grows, proved = _entry_path(cache_dir, GROWS), _entry_path(cache_dir, NEVER_GROWS)
-    a, b = json.loads(grows.read_text()), json.loads(proved.read_text())
-    # The contents change places; each file keeps its own key.
-    ca, cb = dict(_content(a)), dict(_content(b))
-    _edit(grows, lambda c: (c.clear(), c.update(cb)))
-    _edit(proved, lambda c: (c.clear(), c.update(ca)))
+    # The verdicts, details and traces change places; each file keeps its own key.
+    fields = ("verdict", "seconds", "detail", "scope", "trace")
+    ca = {k: _content(json.loads(grows.read_text()))[k] for k in fields}
+    cb = {k: _content(json.loads(proved.read_text()))[k] for k in fields}
+    _edit(grows, lambda c: c.update(cb))
+    _edit(proved, lambda c: c.update(ca))
     assert _checked(cache, GROWS).verdict is Verdict.VIOLATED
     assert _checked(cache, NEVER_GROWS).verdict is Verdict.PROVED
 

@@ -65,9 +65,17 @@ def read_text(path: Path) -> str:
             raise TraceError(f"{name}: not a regular file")
         if info.st_size > MAX_BYTES:
             raise TraceError(f"{name}: {info.st_size} bytes, more than a trace may have ({MAX_BYTES})")
-        data = os.read(fd, MAX_BYTES + 1)
-        if len(data) > MAX_BYTES:  # grew since fstat
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_BYTES:  # a short read is not the end of the file; an empty one is
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_BYTES:  # grew since fstat
             raise TraceError(f"{name}: more than {MAX_BYTES} bytes")
+        data = b"".join(chunks)
     except OSError as e:
         raise TraceError(f"{name}: cannot read: {e.strerror}") from None
     finally:
