@@ -43,7 +43,7 @@ from models.faults import FAULTS  # noqa: E402
 from verify.cli import main as verify_main  # noqa: E402
 from verify.replay import replay  # noqa: E402
 from verify.trace import TraceError, load, load_text  # noqa: E402
-from verify.trace_input import model_named  # noqa: E402
+from verify.trace_input import catalogue_model  # noqa: E402
 
 TIME_LIMIT = 10.0  # seconds per case in process: beyond it, a hang
 COMMANDS = (["replay"], ["show"], ["show", "--as-pytest"], ["show", "--as-kunit"], ["show", "--plot"])
@@ -263,7 +263,7 @@ def _faithful(doc: Any, replayed: Any) -> str:
     """Why an accepted trace is not what it claims to be ("" if it is): an oracle apart from the loader."""
     meta = doc["#meta"]
     trace = replayed.trace
-    model = model_named(trace.model)
+    model = catalogue_model(trace.model)
     if model is None or (not replayed.prop.expect_violated(model) and not model.faults):
         return f"{trace.property_id} is not a declared violation on {trace.model}"
     mine = json.loads(trace.text())

@@ -151,7 +151,7 @@ def _validator() -> Any:
 
 
 def _where(path: Any) -> str:
-    return "/".join(str(p) for p in path) or "top level"
+    return _clip(shown("/".join(str(p) for p in path)), 100) or "top level"
 
 
 def _clip(text: str, limit: int = 160) -> str:
@@ -203,7 +203,7 @@ class Subject:
     start: str
 
 
-def model_named(name: str) -> ModelSpec | None:
+def catalogue_model(name: str) -> ModelSpec | None:
     """A catalogue model, or one with seeded faults, named as `ModelSpec.with_faults` names it."""
     base_name, _, suffix = name.partition("!")
     base = next((m for m in MODELS if m.name == base_name), None)
@@ -232,12 +232,12 @@ def check_meta(meta: dict[str, Any], origin: str) -> Subject:
     def refuse(field: str, why: str) -> TraceError:
         return TraceError(f"{name}: #meta.{field}: {why}")
 
-    model = model_named(meta["model"])
+    model = catalogue_model(meta["model"])
     if model is None:
         raise refuse("model", f"{_clip(repr(meta['model']), 80)} is not a model of the catalogue")
     variant, params = meta["variant"], meta["parameters"]
     if variant["faults"] != sorted(model.faults):
-        raise refuse("variant.faults", f"{variant['faults']} are not the faults of {model.name}")
+        raise refuse("variant.faults", f"{_clip(str(variant['faults']), 100)} are not the faults of {model.name}")
     if variant["policy"] != model.policy:
         raise refuse("variant.policy", f"{variant['policy']!r} is not the policy of {model.name} ({model.policy!r})")
     if params["elem_size"] not in model.sizes():
