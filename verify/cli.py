@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
 from models.binder import POLICIES, BinderStep, policy_named
@@ -324,14 +324,20 @@ def command_run(args: argparse.Namespace) -> int:
     verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
     try:
         with Display(len(pairs), stream, verbosity, interactive(stream)) as display:
-            for result in run_checks(
+            results = run_checks(
                 pairs, settings.page_size, seconds_to_ms(settings.timeout), jobs, settings.bmc_depth, cache_dir
-            ):
-                saved = None
-                if result.counterexample is not None:
-                    saved, _ = save(result.counterexample, traces_dir)
-                checked.append(Checked(result, saved))
-                display.add(checked[-1])
+            )
+            try:
+                for result in results:
+                    saved = None
+                    if result.counterexample is not None:
+                        saved, _ = save(result.counterexample, traces_dir)
+                    checked.append(Checked(result, saved))
+                    display.add(checked[-1])
+            finally:
+                # On Ctrl-C or SIGTERM out here, the pool's workers end now, not when the generator is collected.
+                if isinstance(results, Generator):
+                    results.close()
     finally:
         os.environ.pop(DUMP_ENV, None)
         os.environ.pop(CONFIRM_ENV, None)
