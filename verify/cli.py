@@ -6,7 +6,8 @@ when any does not (a new violation, or a declared violation that now proves);
 2 for UNKNOWN, a timeout, a usage error or an internal error.
 `mutants`: 0 when every seeded fault is killed, 1 when one survives, 2 for a
 usage error. `replay`: 0 when the trace's violation reproduces, 1 when it does not, 2 for a
-malformed trace.
+malformed trace. Every command: 2 for an internal error (one line; never 1, which is a
+finding), 130 after Ctrl-C, 143 after SIGTERM, 141 when standard output was closed early.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: SIGTERM
 TRACEBACK_ENV = "VERIFY_TRACEBACK"  # set (to anything) to see the traceback of an internal error
 RUN_EPILOG = """exit codes: 0 every verdict as declared; 1 some verdict not as declared (a new
 violation, or a declared violation that now proves); 2 UNKNOWN, a timeout, a usage
-error or an internal error.
+error or an internal error (the traceback with --verbose or VERIFY_TRACEBACK=1);
+130 Ctrl-C; 143 SIGTERM; 141 standard output closed early.
 
 Defaults come from [tool.verify] in ./pyproject.toml (see --config); a flag overrides them."""
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import z3
 
+from verify.workers import signals_deferred
+
 
 class Answer(enum.Enum):
     UNSAT = "unsat"
@@ -75,8 +77,6 @@ def _dump(text: str) -> None:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         path = Path(directory) / f"{digest}.smt2"
         if not path.exists():
-            from verify.workers import signals_deferred
-
             # Whole or not at all: written aside, then renamed, with Ctrl-C and SIGTERM held back meanwhile.
             with signals_deferred():
                 fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".smt2")
