@@ -59,7 +59,19 @@ def test_seeded_fault_makes_an_unexpected_verdict_exit_one(capsys: pytest.Captur
     [
         (["run", "no-such-thing"], "no property or model matches 'no-such-thing'"),
         (["run", "all", "--page-size", "5000"], "--page-size must be one of 4096, 16384, 65536"),
-        (["run", "all", "--timeout", "0"], "--timeout must be positive"),
+        (["run", "all", "--timeout", "0"], "--timeout must be between 0.001 and 86400 seconds"),
+        # Below 1 ms Z3 would read 0 (no limit); above 2^32-1 ms its limit wraps around (1e12 s: to 704 ms).
+        (["run", "all", "--timeout", "0.0004"], "--timeout must be between 0.001 and 86400 seconds (one day), not"),
+        (["run", "all", "--timeout", "4294967.297"], "--timeout must be between 0.001 and 86400 seconds"),
+        (["run", "all", "--timeout", "1e12"], "--timeout must be between 0.001 and 86400 seconds"),
+        (["run", "all", "--timeout", "inf"], "--timeout must be between 0.001 and 86400 seconds (one day), not inf"),
+        (["run", "all", "--timeout", "nan"], "--timeout must be between 0.001 and 86400 seconds (one day), not nan"),
+        (["mutants", "--timeout", "inf"], "--timeout must be between 0.001 and 86400 seconds (one day), not inf"),
+        (["run", ""], "the pattern is empty; 'all' runs every check"),
+        (["run", "  "], "the pattern is empty"),
+        (["run", "zst", "--config", "/nonexistent/pyproject.toml"], "/nonexistent/pyproject.toml: no such file"),
+        (["run", "zst", "--config", "/"], "/: a directory, not a pyproject.toml"),
+        (["run", "zst", "--config", "/dev/null"], "/dev/null: not a regular file, not a pyproject.toml"),
         (["run", "all", "--bmc-depth", "0"], "--bmc-depth must be in 1..64"),
         (["run", "all", "--fault", "nope"], "unknown fault 'nope'"),
         (["run", "--page-size", "abc"], "invalid int value: 'abc'"),
@@ -115,3 +127,91 @@ def test_timeout_is_unknown_and_exit_two(capsys: pytest.CaptureFixture[str], tmp
 def test_module_entry_point_and_version() -> None:
     done = subprocess.run([sys.executable, "-m", "verify", "--version"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.startswith("verify ")
+
+
+def test_a_timeout_reaches_the_solvers_in_range() -> None:
+    from verify.confirm import check_smt2
+    from verify.solver import MAX_TIMEOUT_MS, seconds_to_ms, solve
+
+    assert seconds_to_ms(0.001) == 1 and seconds_to_ms(0.0015) == 2 and seconds_to_ms(86400) == MAX_TIMEOUT_MS
+    for seconds in (0.0009, 86400.001, float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match="must be between"):
+            seconds_to_ms(seconds)
+    # A solver given 0 ms (no limit at all) or a limit that would wrap refuses it, whoever the caller.
+    for milliseconds in (0, MAX_TIMEOUT_MS + 1, 2**32 + 704):
+        with pytest.raises(ValueError, match="outside"):
+            solve([], milliseconds)
+        with pytest.raises(ValueError, match="outside"):
+            check_smt2("bitwuzla", "(check-sat)\n", milliseconds)
+
+
+def test_an_internal_error_is_one_line_and_exit_two(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in verify must not exit 1, which CI reads as a finding; the traceback only on request."""
+    import verify.cli
+
+    def broken(_: list[str]) -> int:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(verify.cli, "command_list", broken)
+    monkeypatch.delenv("VERIFY_TRACEBACK", raising=False)
+    code, out, err = run(["list"], capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("verify: internal error: RuntimeError: boom (a bug in verify; please report it")
+    assert "VERIFY_TRACEBACK=1 shows the traceback" in err
+
+    monkeypatch.setenv("VERIFY_TRACEBACK", "1")
+    code, _, err = run(["list"], capsys)
+    assert code == 2 and err.startswith("Traceback (most recent call last)") and "RuntimeError: boom" in err
+
+
+def test_run_verbose_shows_an_internal_errors_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import verify.cli
+
+    def broken(*_: object, **__: object) -> None:
+        raise KeyError("policy")
+
+    monkeypatch.setattr(verify.cli, "run_checks", broken)
+    monkeypatch.delenv("VERIFY_TRACEBACK", raising=False)
+    argv = ["run", "zst", "--counterexamples", str(tmp_path)]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and err == (
+        "verify: internal error: KeyError: 'policy' (a bug in verify; please report it with the command line"
+        " and `verify --version`; VERIFY_TRACEBACK=1 shows the traceback)\n"
+    )
+    code, _, err = run([*argv, "--verbose"], capsys)
+    assert code == 2 and "Traceback (most recent call last)" in err and err.count("verify: internal error") == 1
+
+
+def test_a_closed_standard_output_ends_quietly() -> None:
+    """`verify list | head -1`: the reader went away; no traceback, exit 141 as for a process killed by SIGPIPE."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # every write to the pipe now fails with EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "verify", "list"], stdout=write, stderr=subprocess.PIPE, text=True, check=False
+        )
+    finally:
+        os.close(write)
+    assert done.stderr == ""
+    assert done.returncode == 141
+
+
+def test_the_pool_never_has_more_workers_than_checks_or_than_the_cores_allow() -> None:
+    import os
+
+    from verify import workers
+
+    assert workers.bounded(300, 4) == 4
+    assert workers.bounded(300, 10_000) == workers.WORKERS_PER_CORE * len(os.sched_getaffinity(0))
+    assert workers.bounded(1, 4) == 1 and workers.bounded(3, 0) == 1
+    with workers.pool(300, 3) as pool:
+        pids = {pool.submit(os.getpid).result() for _ in range(6)}
+        assert len(pool._processes) == 3  # noqa: SLF001
+    assert len(pids) <= 3

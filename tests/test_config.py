@@ -39,8 +39,27 @@ def test_every_key_is_read(tmp_path: Path) -> None:
         ("pagesize = 4096", "unknown key 'pagesize'; known keys: page-size, timeout"),
         ("page-size = 5000", "page-size = 5000 must be one of 4096, 16384, 65536"),
         ('page-size = "4096"', "page-size = '4096' must be one of"),
-        ("timeout = 0", "timeout = 0 must be a positive number of seconds"),
-        ("timeout = true", "timeout = True must be a positive number"),
+        ("timeout = 0", "timeout = 0 must be between 0.001 and 86400 seconds (one day)"),
+        ("timeout = true", "timeout = True must be a number of seconds"),
+        ("timeout = 1e-4", "timeout = 0.0001 must be between 0.001 and 86400 seconds"),
+        ("timeout = 4294968", "timeout = 4294968 must be between 0.001 and 86400 seconds"),
+        ("timeout = inf", "timeout = inf must be between 0.001 and 86400 seconds"),
+        ("timeout = nan", "timeout = nan must be between"),
+        ('timeout = "60"', "timeout = '60' must be a number of seconds"),
+        ("jobs = 1.5", "jobs = 1.5 must be an integer, at least 1"),
+        ('models = [1, "kvvec-v6/u8"]', "must be a list of strings"),
+        ("faults = {}", "faults = {} must be a list of strings"),
+        ("counterexamples = []", "counterexamples = [] must be a directory name"),
+        ('cache-dir = ""', "cache-dir = '' must be a directory name"),
+        ('cache-dir = "a\\u0000b"', "cache-dir = 'a\\x00b' must be a directory name"),
+        ("confirm = 1", "confirm = 1 must be true or false"),
+        ('second-solver = ["cvc5"]', "second-solver = ['cvc5'] must be one of bitwuzla, cvc5"),
+        ("second-solver = {}", "second-solver = {} must be one of bitwuzla, cvc5"),
+        # A long value is quoted cut short, keeping the error one readable line.
+        (
+            "models = [" + ", ".join(['"kvvec-v6/u8"'] * 20) + ", 5]",
+            "models = ['kvvec-v6/u8', 'kvvec-v6/u8', 'kvvec-v6/u8', 'kvvec-v6/u... must be",
+        ),
         ("bmc-depth = 65", "bmc-depth = 65 must be an integer in 1..64"),
         ("jobs = 0", "jobs = 0 must be an integer, at least 1"),
         ('models = ["kvvec-v6/u7"]', "names unknown 'kvvec-v6/u7'"),
@@ -61,6 +80,33 @@ def test_bad_config_is_one_line_and_exit_two(
     out, err = capsys.readouterr()
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith(f"verify: error: {path}") and message in err
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("tool = 5", "tool = 5 must be a table ([tool])"),
+        ('tool = ["verify"]', "tool = ['verify'] must be a table"),
+        ("[tool]\nverify = 5", "[tool.verify] must be a table"),
+        ("[[tool.verify]]\njobs = 1", "[tool.verify] must be a table"),
+    ],
+)
+def test_a_tool_or_tool_verify_that_is_not_a_table_is_one_line_and_exit_two(
+    body: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, body + "\n")
+    code = main(["run", "shrink.zst-noop", "--config", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"verify: error: {path}") and message in err
+
+
+def test_a_config_named_by_the_flag_must_be_a_regular_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="absent.toml: no such file"):
+        load(tmp_path / "absent.toml", required=True)
+    with pytest.raises(ConfigError, match="a directory, not a pyproject.toml"):
+        load(tmp_path, required=True)
+    assert load(tmp_path, required=False) == Settings()  # ./pyproject.toml, when absent, is no error
 
 
 def test_config_selects_models_and_flags_override_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from verify.cli import main
+from verify.gate import Checked
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -68,7 +69,8 @@ def test_sarif_validates_against_the_2_1_0_schema_and_points_at_source_and_trace
     rules = run["tool"]["driver"]["rules"]
     assert len(rules) == len({r["id"] for r in rules}) == 12
     results = run["results"]
-    assert len(results) == 12
+    # Only what code scanning should show: the 10 proofs as declared are counted, not listed.
+    assert len(results) == 2 and run["properties"] == {"checks": 12, "provedAsDeclared": 10}
     for result in results:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
         location = result["locations"][0]["physicalLocation"]
@@ -128,3 +130,68 @@ def test_text_report_file_holds_the_rows_and_the_summary(capsys: pytest.CaptureF
     assert code == 0
     assert text.startswith("PROVED    shrink.never-grows") and text.endswith("every verdict as declared\n")
     assert text.splitlines()[0] == shown.splitlines()[0]
+
+
+def _checked(prop_id: str, verdict: str, detail: str = "") -> Checked:
+    from models.catalogue import model_named
+    from properties.registry import all_properties
+    from verify.engine import Result, Verdict
+
+    prop = next(p for p in all_properties(4096) if p.id == prop_id)
+    return Checked(Result(prop, model_named("kvvec-v6/u8"), Verdict(verdict), 0.5, detail=detail))
+
+
+# (property, verdict): the SARIF level code scanning shows (None: no result) and the JUnit element.
+GATE_CASES = [
+    ("shrink.never-grows", "PROVED", None, None),  # as declared
+    ("shrink.physical-never-grows", "VIOLATED", "note", None),  # a declared finding
+    ("shrink.never-grows", "VIOLATED", "error", "failure"),  # a new violation: exit 1
+    ("shrink.never-grows", "VACUOUS", "error", "failure"),  # a proof of nothing: exit 1
+    ("shrink.physical-never-grows", "PROVED", "error", "failure"),  # a stale declaration: exit 1
+    ("shrink.never-grows", "UNKNOWN", "error", "error"),  # undecided: exit 2
+    ("shrink.physical-never-grows", "UNKNOWN", "error", "error"),
+]
+
+
+@pytest.mark.parametrize(("prop_id", "verdict", "level", "junit"), GATE_CASES)
+def test_every_check_that_fails_the_gate_is_a_failing_sarif_error_and_a_junit_failure_or_error(
+    prop_id: str, verdict: str, level: str | None, junit: str | None
+) -> None:
+    from verify import report_junit, report_sarif
+    from verify.gate import exit_code
+
+    checked = _checked(prop_id, verdict, "premise never happens" if verdict == "VACUOUS" else "timeout")
+    log = report_sarif.document([checked])
+    jsonschema.Draft4Validator(json.loads((DATA / "sarif-schema-2.1.0.json").read_text())).validate(log)
+    results = log["runs"][0]["results"]
+    if level is None:
+        assert results == []
+    else:
+        (result,) = results
+        # Code scanning ignores kind and shows error, warning and note; SARIF allows them only on kind "fail".
+        assert result["kind"] == "fail" and result["level"] == level
+        assert result["message"]["text"].startswith(f"{verdict} on kvvec-v6/u8 (declared ")
+    assert (level == "error") == (exit_code([checked.result]) != 0)  # error exactly when the gate fails
+
+    case = ET.fromstring(report_junit.render([checked], 0.5)).find("testsuite/testcase")
+    assert case is not None
+    found = [e.tag for e in case if e.tag in ("failure", "error")]
+    assert found == ([junit] if junit else [])
+
+
+def test_sarif_reports_an_unknown_as_a_failing_error(tmp_path: Path) -> None:
+    code, text = run_report(tmp_path, "sarif", "shrink.elements-kept", "--timeout", "0.001", "--no-cache")
+    assert code == 2
+    log = json.loads(text)
+    jsonschema.Draft4Validator(json.loads((DATA / "sarif-schema-2.1.0.json").read_text())).validate(log)
+    (result,) = log["runs"][0]["results"]
+    assert result["kind"] == "fail" and result["level"] == "error" and result["properties"]["outcome"] == "unknown"
+    assert "Undecided: " in result["message"]["text"]
+
+
+def test_sarif_reports_a_declared_violation_that_now_proves_as_error(tmp_path: Path) -> None:
+    code, text = run_report(tmp_path, "sarif", "shrink.physical-never-grows", "--fault", "always-noop")
+    assert code == 1
+    (result,) = json.loads(text)["runs"][0]["results"]
+    assert result["kind"] == "fail" and result["level"] == "error"
+    assert result["message"]["text"].startswith("PROVED on kvvec-v6/u8!always-noop (declared VIOLATED)")

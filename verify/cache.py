@@ -20,6 +20,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from verify.workers import signals_deferred
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("models", "properties", "verify")
 ENTRY_FORMAT = "verify-cache/2"
@@ -85,10 +87,11 @@ class ProofCache:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"format": ENTRY_FORMAT, "key": key, "digest": entry_digest(key, content), "content": content}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(entry, f)
-        os.replace(tmp, path)  # the cache is the tool's own: replacing an entry is fine
+        with signals_deferred():  # a run stopped meanwhile leaves no temporary file
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "w") as f:
+                json.dump(entry, f)
+            os.replace(tmp, path)  # the cache is the tool's own: replacing an entry is fine
 
 
 def _discard(path: Path) -> None:

@@ -6,17 +6,21 @@ when any does not (a new violation, or a declared violation that now proves);
 2 for UNKNOWN, a timeout, a usage error or an internal error.
 `mutants`: 0 when every seeded fault is killed, 1 when one survives, 2 for a
 usage error. `replay`: 0 when the trace's violation reproduces, 1 when it does not, 2 for a
-malformed trace.
+malformed trace. Every command: 2 for an internal error (one line; never 1, which is a
+finding), 130 after Ctrl-C, 143 after SIGTERM, 141 when standard output was closed early.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
 from models.binder import POLICIES, BinderStep, policy_named
@@ -43,13 +47,20 @@ from verify.replay import replay
 from verify.report import row, summary
 from verify.runner import default_jobs, run_checks
 from verify.show import render_table, to_dot
-from verify.solver import CONFIRM_ENV, DUMP_ENV
+from verify.solver import CONFIRM_ENV, DUMP_ENV, seconds_to_ms, timeout_problem
 from verify.trace import TraceError, load, save
+from verify.workers import WORKERS_PER_CORE
 
 FORMATS = ("text", "json", "junit", "sarif")
+# Beyond the gate's 0, 1 and 2, the shell's conventions for a run that did not finish: 128 + the signal.
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: Ctrl-C
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141: the reader of standard output went away
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: SIGTERM
+TRACEBACK_ENV = "VERIFY_TRACEBACK"  # set (to anything) to see the traceback of an internal error
 RUN_EPILOG = """exit codes: 0 every verdict as declared; 1 some verdict not as declared (a new
 violation, or a declared violation that now proves); 2 UNKNOWN, a timeout, a usage
-error or an internal error.
+error or an internal error (the traceback with --verbose or VERIFY_TRACEBACK=1);
+130 Ctrl-C; 143 SIGTERM; 141 standard output closed early.
 
 Defaults come from [tool.verify] in ./pyproject.toml (see --config); a flag overrides them."""
 
@@ -91,14 +102,21 @@ def build_parser() -> Parser:
     pattern.completer = _check_names  # type: ignore[attr-defined]  # read by argcomplete
     # Defaults of None are filled from [tool.verify], then from config.Settings.
     run.add_argument("--page-size", type=int, help=f"PAGE_SIZE in bytes, one of {PAGE_SIZES} (default 4096)")
-    run.add_argument("--timeout", type=float, help="seconds per solver query; beyond it: UNKNOWN (default 60)")
+    run.add_argument(
+        "--timeout", type=float, help="seconds per solver query, 0.001 to 86400; beyond it: UNKNOWN (default 60)"
+    )
     run.add_argument(
         "--counterexamples",
         type=Path,
         help="directory where counterexample traces are saved (default: counterexamples/)",
     )
     run.add_argument("--bmc-depth", type=int, help=f"operations unrolled by BMC (default {BMC_DEPTH})")
-    run.add_argument("--jobs", type=int, help="checks solved in parallel (default: the number of cores)")
+    run.add_argument(
+        "--jobs",
+        type=int,
+        help="checks solved in parallel (default: the number of cores; at most one worker per check and"
+        f" {WORKERS_PER_CORE} per core)",
+    )
     run.add_argument("--cache-dir", type=Path, help="where proofs are cached (default .verify-cache/)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the proof cache")
     run.add_argument(
@@ -135,8 +153,7 @@ def build_parser() -> Parser:
     run.add_argument(
         "--config",
         type=Path,
-        default=Path("pyproject.toml"),
-        help="the pyproject.toml whose [tool.verify] gives the defaults (default ./pyproject.toml)",
+        help="the pyproject.toml whose [tool.verify] gives the defaults (default ./pyproject.toml, if there is one)",
     )
     loudness = run.add_mutually_exclusive_group()
     loudness.add_argument(
@@ -154,9 +171,14 @@ def build_parser() -> Parser:
     )
     mutants_fault.completer = lambda **_: sorted(FAULTS)  # type: ignore[attr-defined]
     mutants.add_argument("--page-size", type=int, default=4096, help=f"PAGE_SIZE in bytes, one of {PAGE_SIZES}")
-    mutants.add_argument("--timeout", type=float, default=60.0, help="seconds per solver query; beyond it: UNKNOWN")
     mutants.add_argument(
-        "--jobs", type=int, default=default_jobs(), help="checks solved in parallel (default: the number of cores)"
+        "--timeout", type=float, default=60.0, help="seconds per solver query, 0.001 to 86400; beyond it: UNKNOWN"
+    )
+    mutants.add_argument(
+        "--jobs",
+        type=int,
+        default=default_jobs(),
+        help=f"checks solved in parallel (default: the number of cores; at most {WORKERS_PER_CORE} per core)",
     )
 
     cross = commands.add_parser(
@@ -240,7 +262,8 @@ def command_list(out: list[str]) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """[tool.verify] of --config, each value replaced by its flag when one is given."""
-    base = load_config(args.config)
+    # ./pyproject.toml is optional; a file named by --config must be there.
+    base = load_config(args.config or Path("pyproject.toml"), required=args.config is not None)
     return Settings(
         page_size=base.page_size if args.page_size is None else args.page_size,
         timeout=base.timeout if args.timeout is None else args.timeout,
@@ -259,8 +282,9 @@ def _check_solving_flags(page_size: int, timeout: float, jobs: int, faults: Sequ
     """The values `run` and `mutants` share, each a one-line usage error when out of range."""
     if page_size not in PAGE_SIZES:
         raise UsageError(f"--page-size must be one of {', '.join(map(str, PAGE_SIZES))}, not {page_size}")
-    if not timeout > 0:
-        raise UsageError(f"--timeout must be positive, not {timeout}")
+    problem = timeout_problem(timeout)
+    if problem is not None:
+        raise UsageError(f"--timeout {problem}, not {timeout}")
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {jobs}")
     unknown = sorted(set(faults) - FAULTS.keys())
@@ -277,6 +301,8 @@ def command_run(args: argparse.Namespace) -> int:
     chosen = [m for m in MODELS if not settings.models or m.name in settings.models]
     faults = frozenset(settings.faults)
     models = [m.with_faults(faults) for m in chosen] if faults else chosen
+    if not args.pattern.strip():
+        raise UsageError("the pattern is empty; 'all' runs every check, `verify list` shows the names")
     pairs = selected(args.pattern, all_properties(settings.page_size), models)
     if not pairs:
         raise UsageError(f"no property or model matches {args.pattern!r}; `verify list` shows them")
@@ -300,14 +326,20 @@ def command_run(args: argparse.Namespace) -> int:
     verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
     try:
         with Display(len(pairs), stream, verbosity, interactive(stream)) as display:
-            for result in run_checks(
-                pairs, settings.page_size, int(settings.timeout * 1000), jobs, settings.bmc_depth, cache_dir
-            ):
-                saved = None
-                if result.counterexample is not None:
-                    saved, _ = save(result.counterexample, traces_dir)
-                checked.append(Checked(result, saved))
-                display.add(checked[-1])
+            results = run_checks(
+                pairs, settings.page_size, seconds_to_ms(settings.timeout), jobs, settings.bmc_depth, cache_dir
+            )
+            try:
+                for result in results:
+                    saved = None
+                    if result.counterexample is not None:
+                        saved, _ = save(result.counterexample, traces_dir)
+                    checked.append(Checked(result, saved))
+                    display.add(checked[-1])
+            finally:
+                # On Ctrl-C or SIGTERM out here, the pool's workers end now, not when the generator is collected.
+                if isinstance(results, Generator):
+                    results.close()
     finally:
         os.environ.pop(DUMP_ENV, None)
         os.environ.pop(CONFIRM_ENV, None)
@@ -333,7 +365,7 @@ def command_mutants(args: argparse.Namespace) -> int:
     _check_solving_flags(args.page_size, args.timeout, args.jobs, args.fault)
     faults = list(dict.fromkeys(args.fault)) or list(ALL_FAULTS)
     start = time.perf_counter()
-    outcomes = list(run_mutants(faults, args.page_size, int(args.timeout * 1000), args.jobs))
+    outcomes = list(run_mutants(faults, args.page_size, seconds_to_ms(args.timeout), args.jobs))
     print(matrix(outcomes, faults))
     print(witnesses(outcomes, faults))
     print(mutants_summary(outcomes, faults, time.perf_counter() - start))
@@ -455,7 +487,68 @@ def command_crosscheck(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        lines: list[str] = []
+        code = command_list(lines)
+        print("\n".join(lines))
+        return code
+    if args.command == "show":
+        return command_show(args)
+    if args.command == "replay":
+        return command_replay(args)
+    if args.command == "graph":
+        return command_graph(args)
+    if args.command == "mutants":
+        return command_mutants(args)
+    if args.command == "crosscheck":
+        return command_crosscheck(args)
+    return command_run(args)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt, so that the same cleanup runs."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    def raise_terminated(signum: int, frame: object) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread (an embedding program): its own handling stays
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit fails no more (Python's EPIPE recipe)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _internal_error(error: Exception, verbose: bool) -> int:
+    """One line for a bug in verify: exit 2, never 1 (a finding); the traceback only when asked for."""
+    if verbose or os.environ.get(TRACEBACK_ENV):
+        traceback.print_exception(error, file=sys.stderr)
+    text = (str(error).strip().splitlines() or [""])[0]
+    print(
+        f"verify: internal error: {type(error).__name__}{': ' + text if text else ''}"
+        f" (a bug in verify; please report it with the command line and `verify --version`;"
+        f" {TRACEBACK_ENV}=1 shows the traceback)",
+        file=sys.stderr,
+    )
+    return EXIT_ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    verbose = False
     try:
         parser = build_parser()
         if argv is None:
@@ -463,28 +556,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             argcomplete.autocomplete(parser)  # answers a shell's completion request, then exits
         args = parser.parse_args(argv)
-        if args.command == "list":
-            lines: list[str] = []
-            code = command_list(lines)
-            print("\n".join(lines))
-            return code
-        if args.command == "show":
-            return command_show(args)
-        if args.command == "replay":
-            return command_replay(args)
-        if args.command == "graph":
-            return command_graph(args)
-        if args.command == "mutants":
-            return command_mutants(args)
-        if args.command == "crosscheck":
-            return command_crosscheck(args)
-        return command_run(args)
+        verbose = bool(getattr(args, "verbose", False))
+        with _sigterm_raises():
+            code = _dispatch(args)
+            sys.stdout.flush()  # here, not at exit, so that a closed pipe is handled below
+        return code
     except (UsageError, TraceError, ConfigError, OutputExists) as e:
         print(f"verify: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except ReplayError as e:
         print(f"verify: internal error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # `verify list | head -1`: the reader has all it wanted
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print("verify: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print("verify: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    except Exception as e:
+        return _internal_error(e, verbose)
 
 
 if __name__ == "__main__":

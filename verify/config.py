@@ -18,6 +18,7 @@ from models.machine import PAGE_SIZES
 from properties.binder import BMC_DEPTH
 from verify.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
 from verify.confirm import SOLVERS as SECOND_SOLVERS
+from verify.solver import timeout_problem
 
 
 class ConfigError(Exception):
@@ -44,6 +45,10 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_path(v: Any) -> bool:
+    return isinstance(v, str) and v != "" and "\0" not in v  # the system cannot take a NUL in a path
+
+
 def _names(known: Any) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
@@ -59,19 +64,25 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "page-size": lambda v: None
     if _is_int(v) and v in PAGE_SIZES
     else f"must be one of {', '.join(map(str, PAGE_SIZES))}",
-    "timeout": lambda v: None
-    if (_is_int(v) or isinstance(v, float)) and v > 0
-    else "must be a positive number of seconds",
+    "timeout": lambda v: timeout_problem(v) if _is_int(v) or isinstance(v, float) else "must be a number of seconds",
     "bmc-depth": lambda v: None if _is_int(v) and 1 <= v <= 64 else "must be an integer in 1..64",
     "jobs": lambda v: None if _is_int(v) and v >= 1 else "must be an integer, at least 1",
     "models": _names({m.name for m in MODELS}),
     "faults": _names(FAULTS.keys()),
-    "counterexamples": lambda v: None if isinstance(v, str) and v else "must be a directory name",
-    "cache-dir": lambda v: None if isinstance(v, str) and v else "must be a directory name",
+    "counterexamples": lambda v: None if _is_path(v) else "must be a directory name",
+    "cache-dir": lambda v: None if _is_path(v) else "must be a directory name",
     "confirm": lambda v: None if isinstance(v, bool) else "must be true or false",
-    "second-solver": lambda v: None if v in SECOND_SOLVERS else f"must be one of {', '.join(SECOND_SOLVERS)}",
+    "second-solver": lambda v: None
+    if isinstance(v, str) and v in SECOND_SOLVERS
+    else f"must be one of {', '.join(SECOND_SOLVERS)}",
 }
 assert set(VALIDATORS) == {f.name.replace("_", "-") for f in fields(Settings)}
+
+
+def _shown(value: Any) -> str:
+    """A value as an error line quotes it: its repr, cut short when long."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def parse(table: dict[str, Any], origin: str) -> Settings:
@@ -82,24 +93,35 @@ def parse(table: dict[str, Any], origin: str) -> Settings:
             raise ConfigError(f"{origin}: unknown key {key!r}; known keys: {', '.join(VALIDATORS)}")
         problem = VALIDATORS[key](value)
         if problem is not None:
-            raise ConfigError(f"{origin}: {key} = {value!r} {problem}")
+            raise ConfigError(f"{origin}: {key} = {_shown(value)} {problem}")
         values[key.replace("-", "_")] = tuple(value) if isinstance(value, list) else value
     if "timeout" in values:
         values["timeout"] = float(values["timeout"])
     return Settings(**values)
 
 
-def load(path: Path) -> Settings:
-    """The settings of `path`'s [tool.verify]; the defaults when the file or the table is absent."""
+def load(path: Path, required: bool = False) -> Settings:
+    """The settings of `path`'s [tool.verify]; the defaults when the table is absent.
+
+    A missing file gives the defaults too, unless it is `required` (named by
+    --config): then it, or a path that is not a regular file, is an error.
+    """
     if not path.is_file():
-        return Settings()
+        if not required:
+            return Settings()
+        if not path.exists():
+            raise ConfigError(f"{path}: no such file")
+        raise ConfigError(f"{path}: {'a directory' if path.is_dir() else 'not a regular file'}, not a pyproject.toml")
     try:
         document = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot be read: {e.strerror}") from None
-    table = document.get("tool", {}).get("verify")
+    tool = document.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: tool = {tool!r} must be a table ([tool])")
+    table = tool.get("verify")
     if table is None:
         return Settings()
     if not isinstance(table, dict):

@@ -16,7 +16,7 @@ from importlib.metadata import version as installed_version
 import bitwuzla
 import cvc5
 
-from verify.solver import Answer
+from verify.solver import Answer, checked_timeout_ms
 
 # Z3 writes unsigned multiplication without overflow as its own function
 # `bvumul_noovfl`; in standard SMT-LIB (2.7, which both solvers read) it is the
@@ -88,4 +88,4 @@ def version(name: str) -> str:
 
 def check_smt2(name: str, text: str, timeout_ms: int) -> Answer:
     """The named solver's answer to an SMT-LIB2 script: UNKNOWN when it could not decide in time."""
-    return SOLVERS[name][0](text, timeout_ms)
+    return SOLVERS[name][0](text, checked_timeout_ms(timeout_ms))

@@ -12,15 +12,15 @@ the smallest one, and minimising is most of a violation's cost.
 from __future__ import annotations
 
 import enum
-import multiprocessing
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from models.catalogue import ModelSpec, model_named
 from models.faults import BINDER_FAULTS, FAULTS
 from properties.base import Verdict
 from properties.registry import all_properties, applicable
+from verify import workers
 from verify.engine import ReplayError, check
 
 # The models a fault is seeded into: shrink_to and allocator faults into the
@@ -84,8 +84,7 @@ def run_mutants(faults: Sequence[str], page_size: int, timeout_ms: int, jobs: in
         for fault, prop_id, model in todo:
             yield _judge(fault, prop_id, model, page_size, timeout_ms)
         return
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with workers.pool(jobs, len(todo)) as pool:
         futures: list[Future[Outcome]] = [
             pool.submit(_judge, fault, prop_id, model, page_size, timeout_ms) for fault, prop_id, model in todo
         ]

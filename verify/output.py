@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from verify.workers import signals_deferred
+
 
 class OutputExists(Exception):
     pass
@@ -27,26 +29,30 @@ def check_new(path: Path) -> None:
 def write_new(path: Path, content: str | bytes) -> None:
     check_new(path)
     data = content.encode() if isinstance(content, str) else content
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise OutputExists(f"{path}: cannot write in {path.parent}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.link(tmp, path)
-    except FileExistsError:
-        raise OutputExists(f"{path} exists; choose another name or remove it first") from None
-    except OSError as e:
-        raise OutputExists(f"{path}: cannot write: {e.strerror}") from None
-    finally:
-        os.unlink(tmp)
+    # Ctrl-C or SIGTERM waits for the few system calls below: no temporary file is left behind.
+    with signals_deferred():
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as e:
+            raise OutputExists(f"{path}: cannot write in {path.parent}: {e.strerror}") from None
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.link(tmp, path)
+        except FileExistsError:
+            raise OutputExists(f"{path} exists; choose another name or remove it first") from None
+        except OSError as e:
+            raise OutputExists(f"{path}: cannot write: {e.strerror}") from None
+        finally:
+            os.unlink(tmp)
 
 
 def usable_directory(path: Path, what: str) -> Path:
     """A directory the tool may write into, created if missing; a path that cannot be one is an error."""
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except ValueError:  # a NUL byte in the name
+        raise OutputExists(f"{what} {path!r}: not a possible directory name") from None
     except OSError as e:
         raise OutputExists(f"{what} {path}: cannot use it as a directory: {e.strerror}") from None
     if not os.access(path, os.W_OK | os.X_OK):

@@ -1,11 +1,18 @@
 """The SARIF 2.1.0 report of `verify run --format sarif`.
 
-One rule per property, one result per (property, model). A result points at
-the line of the property's source where its id is declared and, when there is
-a counterexample, at the saved trace (a related location). SARIF allows a
-severity only on a failing result, so a violation is kind "fail" (level
-"error" when unexpected, "note" when declared), a proof is kind "pass" and an
-UNKNOWN is kind "open"; the gate itself is the exit code.
+One rule per property, one result per (property, model) that code scanning
+should show. A result points at the line of the property's source where its id
+is declared and, when there is a counterexample, at the saved trace (a related
+location). The level follows the gate (docs/ci.md):
+
+- a check that fails the gate is kind "fail", level "error": an unexpected
+  verdict (a new violation, a VACUOUS proof, a declared violation that now
+  proves; exit 1) and an UNKNOWN (undecided; exit 2);
+- a declared violation, a finding the gate accepts, is kind "fail", level "note";
+- a proof as declared is not a result at all: GitHub's code scanning ignores
+  `kind` and shows every result as an alert, so a "pass" result would be an
+  alert that never closes. The run's properties count them.
+
 """
 
 from __future__ import annotations
@@ -46,21 +53,24 @@ def _artifact(path: Path) -> dict[str, Any]:
         return {"uri": absolute.as_uri()}
 
 
-def _result(c: Checked, rule_index: int) -> dict[str, Any]:
+def _level(c: Checked) -> str | None:
+    """The level of a check's result (its kind is "fail"); None for a proof as declared, which is no alert."""
+    if c.outcome == "expected":
+        return "note" if c.result.verdict is Verdict.VIOLATED else None
+    return "error"  # "unexpected" (exit 1) or "unknown" (exit 2): the gate fails either way
+
+
+def _result(c: Checked, rule_index: int, level: str) -> dict[str, Any]:
     r = c.result
     text = f"{r.verdict.value} on {r.model.name} (declared {r.expected.value}), {r.method}: {r.prop.statement}"
+    if r.detail:
+        text += f". {'Undecided: ' if r.verdict is Verdict.UNKNOWN else ''}{r.detail}"
     if r.counterexample is not None:
         text += f". Counterexample: {r.counterexample.one_line()}"
-    if r.verdict is Verdict.VIOLATED:
-        kind, level = "fail", ("note" if c.outcome == "expected" else "error")
-    elif r.verdict is Verdict.VACUOUS:
-        kind, level = "fail", "error"  # a proof whose premise never happens proves nothing
-    else:
-        kind, level = ("pass" if r.verdict is Verdict.PROVED else "open"), "none"
     result: dict[str, Any] = {
         "ruleId": r.prop.id,
         "ruleIndex": rule_index,
-        "kind": kind,
+        "kind": "fail",
         "level": level,
         "message": {"text": text},
         "partialFingerprints": {"verifyCheck/v1": f"{r.prop.id}|{r.model.name}"},
@@ -101,6 +111,11 @@ def document(checked: Sequence[Checked]) -> dict[str, Any]:
             }
     index = {rule_id: i for i, rule_id in enumerate(rules)}
     code = exit_code([c.result for c in checked])
+    results = []
+    for c in checked:
+        level = _level(c)
+        if level is not None:
+            results.append(_result(c, index[c.result.prop.id], level))
     return {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
@@ -116,7 +131,8 @@ def document(checked: Sequence[Checked]) -> dict[str, Any]:
                 },
                 "originalUriBaseIds": {"SRCROOT": {"uri": SOURCE_ROOT.as_uri() + "/"}},
                 "invocations": [{"executionSuccessful": code != 2, "exitCode": code}],
-                "results": [_result(c, index[c.result.prop.id]) for c in checked],
+                "results": results,
+                "properties": {"checks": len(checked), "provedAsDeclared": len(checked) - len(results)},
             }
         ],
     }

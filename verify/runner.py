@@ -6,10 +6,9 @@ and rebuilds the property itself; the parent re-attaches the objects.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from models.catalogue import ModelSpec
 from properties.base import Property
 from properties.binder import BMC_DEPTH, SequenceProperty
 from properties.registry import all_properties
+from verify import workers
 from verify.cache import ProofCache
 from verify.engine import Result, check
 
@@ -43,17 +43,15 @@ def run_checks(
     cache_dir: Path | None = None,
 ) -> Iterator[Result]:
     """Check every pair; `cache_dir` None means no proof cache."""
-    if jobs <= 1 or len(pairs) <= 1:
+    if workers.bounded(jobs, len(pairs)) <= 1:
         proof_cache = None if cache_dir is None else ProofCache(cache_dir)
         for prop, model in pairs:
             yield check(prop, model, page_size, timeout_ms, bmc_depth, proof_cache)
         return
-    # fork keeps start-up cheap: the workers inherit the imported solver.
-    context = multiprocessing.get_context("fork")
     # Declared violations are the slow checks (their counterexamples are
     # minimised and replayed): submitting them first keeps every core busy to the end.
     order = sorted(range(len(pairs)), key=lambda i: not pairs[i][0].expect_violated(pairs[i][1]))
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with workers.pool(jobs, len(pairs)) as pool:
         futures: dict[int, Future[Result]] = {}
         for i in order:
             prop, model = pairs[i]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import z3
+
+from verify.workers import signals_deferred
 
 
 class Answer(enum.Enum):
@@ -74,7 +77,45 @@ def _dump(text: str) -> None:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         path = Path(directory) / f"{digest}.smt2"
         if not path.exists():
-            path.write_text(text)
+            # Whole or not at all: written aside, then renamed, with Ctrl-C and SIGTERM held back meanwhile.
+            with signals_deferred():
+                fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".smt2")
+                try:
+                    with os.fdopen(fd, "w") as f:
+                        f.write(text)
+                    os.replace(tmp, path)
+                except BaseException:
+                    os.unlink(tmp)
+                    raise
+
+
+# Z3 takes a timeout as unsigned 32-bit milliseconds (a larger one wraps around) and reads 0 as
+# "no limit"; Bitwuzla and cvc5 read 0 so too. So a timeout is whole milliseconds in 1 ms .. one day,
+# checked where a user gives it (flag, [tool.verify]) and again where a solver receives it.
+MIN_TIMEOUT_MS = 1
+MAX_TIMEOUT_MS = 86_400_000
+
+
+def timeout_problem(seconds: float) -> str | None:
+    """What is wrong with a timeout of `seconds`, or None when the solvers can honour it."""
+    if not MIN_TIMEOUT_MS / 1000 <= seconds <= MAX_TIMEOUT_MS / 1000:  # also false for NaN
+        return f"must be between {MIN_TIMEOUT_MS / 1000} and {MAX_TIMEOUT_MS // 1000} seconds (one day)"
+    return None
+
+
+def seconds_to_ms(seconds: float) -> int:
+    """A timeout in seconds as the solvers' whole milliseconds; ValueError when out of range."""
+    problem = timeout_problem(seconds)
+    if problem is not None:
+        raise ValueError(f"timeout {seconds} {problem}")
+    return max(MIN_TIMEOUT_MS, round(seconds * 1000))
+
+
+def checked_timeout_ms(milliseconds: int) -> int:
+    """`milliseconds` unchanged if a solver reads it as the limit it is; 0 would be no limit at all."""
+    if not MIN_TIMEOUT_MS <= milliseconds <= MAX_TIMEOUT_MS:
+        raise ValueError(f"a solver timeout of {milliseconds} ms is outside {MIN_TIMEOUT_MS}..{MAX_TIMEOUT_MS} ms")
+    return milliseconds
 
 
 def export_smt2(solver: Any) -> str:
@@ -85,7 +126,7 @@ def export_smt2(solver: Any) -> str:
 def solve(assertions: list[Any], timeout_ms: int) -> Solved:
     """Check the conjunction of `assertions`; UNSAT of a negated property is its proof."""
     solver = z3.Solver()
-    solver.set("timeout", timeout_ms)
+    solver.set("timeout", checked_timeout_ms(timeout_ms))
     # Fixed seeds make answers (and counterexamples) repeatable run to run.
     solver.set("random_seed", 0)
     solver.add(*assertions)
@@ -101,7 +142,19 @@ def solve(assertions: list[Any], timeout_ms: int) -> Solved:
         return Solved(Answer.UNSAT, None, seconds)
     if result == z3.sat:
         return Solved(Answer.SAT, solver.model(), seconds)
-    return Solved(Answer.UNKNOWN, None, seconds, solver.reason_unknown())
+    reason = solver.reason_unknown()
+    _raise_if_interrupted(reason)
+    return Solved(Answer.UNKNOWN, None, seconds, reason)
+
+
+def _raise_if_interrupted(reason: str) -> None:
+    """Z3 catches Ctrl-C (SIGINT) during a check and answers "unknown": that is the user stopping the run.
+
+    Without this, each Ctrl-C would end only the query running, as one more
+    UNKNOWN, and the run would go on to the next check.
+    """
+    if reason == "interrupted from keyboard":
+        raise KeyboardInterrupt
 
 
 def lambda_free(query: str, assertions: list[Any]) -> str:
@@ -162,7 +215,7 @@ def minimal_model(assertions: list[Any], objectives: list[Any], timeout_ms: int)
     fixed so far?". Counterexamples have few set bits, so this takes a handful
     of checks where z3.Optimize's lexicographic search took seconds.
     """
-    deadline = time.perf_counter() + timeout_ms / 1000
+    deadline = time.perf_counter() + checked_timeout_ms(timeout_ms) / 1000
     solver = z3.Solver()
     solver.set("random_seed", 0)
     solver.add(*assertions)
@@ -174,7 +227,10 @@ def minimal_model(assertions: list[Any], objectives: list[Any], timeout_ms: int)
             return z3.unknown
         solver.set("timeout", remaining)
         script.append(f"(check-sat-assuming ({' '.join(a.sexpr() for a in assumptions)}))\n")
-        return solver.check(*assumptions)
+        answer = solver.check(*assumptions)
+        if answer == z3.unknown:
+            _raise_if_interrupted(solver.reason_unknown())
+        return answer
 
     def fix(constraint: Any) -> None:
         solver.add(constraint)
