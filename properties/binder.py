@@ -383,7 +383,7 @@ def failed_register_bad(st: SymBinderStep) -> Any:
 
 def check_failed_register(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[list[Any]]:
-        st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg")
+        st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg", policy.faults)
         return [[*st.constraints, failed_register_bad(st)]]
 
     return _single_step(policy, page, timeout, negated)
@@ -399,9 +399,14 @@ def _vmalloc_shrink_asked(policy: Policy) -> Callable[[SymPlatform, SymVec], lis
     return premise
 
 
-def _register_fails(sp: SymPlatform, pre: SymVec) -> list[Any]:
-    st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg")
-    return [*st.constraints, z3.Not(st.ok)]
+def _register_fails(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]]:
+    """failed-register-unchanged's premise: a registration fails."""
+
+    def premise(sp: SymPlatform, pre: SymVec) -> list[Any]:
+        st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg", policy.faults)
+        return [*st.constraints, z3.Not(st.ok)]
+
+    return premise
 
 
 def refused_bad(st: SymBinderStep) -> Any:
@@ -448,7 +453,7 @@ def check_invariant(policy: Policy, page: int, timeout: int, _depth: int) -> Fin
     base = solve([z3.Not(type_invariant(sp, binder_z3.initial(), ghost=False))], timeout)
     is_register = z3.Bool("register")
     outcome = SymOutcome.fresh("outcome")
-    reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg")
+    reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy.faults)
     dereg = binder_z3.deregister(sp, policy, pre, z3.BitVec("pid", 64), outcome, "dereg")
     kept_reg, kept_dereg = type_invariant(sp, reg.post, ghost=False), type_invariant(sp, dereg.post, ghost=False)
     post = z3.If(is_register, z3.Not(kept_reg), z3.Not(kept_dereg))
@@ -504,7 +509,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "z3: every state",
         check_failed_register,
         failed_register,
-        premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _register_fails),
+        premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _register_fails(p)),
         premise_text="a registration fails",
     ),
     SequenceProperty(
