@@ -399,6 +399,29 @@ def _vmalloc_shrink_asked(policy: Policy) -> Callable[[SymPlatform, SymVec], lis
     return premise
 
 
+def _dereg_with_others(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]]:
+    """keeps-others' premise: a registered process leaves while another one stays registered."""
+
+    def premise(sp: SymPlatform, pre: SymVec) -> list[Any]:
+        pid = z3.BitVec("pid", 64)
+        st = binder_z3.deregister(sp, policy, pre, pid, SymOutcome.fresh("outcome"), "dereg")
+        return [*st.constraints, z3.ULT(pid, pre.len), z3.UGE(pre.len, 2)]
+
+    return premise
+
+
+def _buffer_changes(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]]:
+    """invariant-forever's premise: an operation changes the buffer (where the invariants are at stake)."""
+
+    def premise(sp: SymPlatform, pre: SymVec) -> list[Any]:
+        outcome = SymOutcome.fresh("outcome")
+        reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy.faults)
+        dereg = binder_z3.deregister(sp, policy, pre, z3.BitVec("pid", 64), outcome, "dereg")
+        return [*reg.constraints, *dereg.constraints, z3.Or(reg.reallocates, dereg.reallocates)]
+
+    return premise
+
+
 def _register_fails(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]]:
     """failed-register-unchanged's premise: a registration fails."""
 
@@ -491,7 +514,8 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         lambda p, page, t, d: _finding_from_bmc(p, page, t, d, REGROW),
         regrow,
         frozenset({"v6", "naive"}),
-        "as above: v6 after its last process leaves (9 operations), naive after any shrink",
+        "as above: v6 after its last process leaves (7 operations: register 3, deregister 3, register),"
+        " naive after any shrink",
         premise=lambda p, page, t, d: _bmc_happens(p, page, t, d, SHRANK_THEN_REGISTERS_AT.at),
         premise_text=SHRANK_THEN_REGISTERS,
         not_for=frozenset({"never"}),
@@ -502,6 +526,8 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "z3: every state",
         check_keeps_others,
         keeps_others,
+        premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _dereg_with_others(p)),
+        premise_text="a process leaves while another one stays registered",
     ),
     SequenceProperty(
         "binder.failed-register-unchanged",
@@ -518,6 +544,8 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "z3 induction",
         check_invariant,
         _no_trace,
+        premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _buffer_changes(p)),
+        premise_text="an operation changes the buffer",
     ),
     SequenceProperty(
         "binder.waste-bound",
