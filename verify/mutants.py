@@ -22,6 +22,7 @@ from models.faults import BINDER_FAULTS, BINDER_VEC_FAULTS, FAULTS
 from properties.base import Verdict
 from properties.registry import all_properties, applicable
 from verify.engine import ReplayError, check
+from verify.trace import Trace
 
 # The models a fault is seeded into: shrink_to and allocator faults into the
 # KVVec models with a zero-sized and a one-byte T (the series' KUnit element),
@@ -46,6 +47,7 @@ class Outcome:
     cell: Cell
     seconds: float
     counterexample: str = ""  # the replayed trace, one line
+    trace: Trace | None = None  # the replayed trace itself
 
 
 def models_for(fault: str) -> tuple[ModelSpec, ...]:
@@ -64,7 +66,8 @@ def _judge(fault: str, prop_id: str, model_name: str, page_size: int, timeout_ms
         return Outcome(fault, prop_id, model_name, Cell.UNREPLAYED, 0.0)
     if result.verdict is Verdict.VIOLATED:
         assert result.counterexample is not None
-        return Outcome(fault, prop_id, model_name, Cell.KILLED, result.seconds, result.counterexample.one_line())
+        cex = result.counterexample
+        return Outcome(fault, prop_id, model_name, Cell.KILLED, result.seconds, cex.one_line(), cex)
     cell = Cell.UNKNOWN if result.verdict is Verdict.UNKNOWN else Cell.SURVIVED
     return Outcome(fault, prop_id, model_name, cell, result.seconds)
 
