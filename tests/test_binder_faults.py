@@ -137,3 +137,12 @@ def test_each_vec_in_binder_fault_breaks_its_property_in_z3(fault: str, killer: 
     prop = _prop(killer)
     found = prop.check(with_faults(V6, frozenset({fault})), 4096, 60_000, 8)  # type: ignore[attr-defined]
     assert found.verdict is Verdict.VIOLATED
+
+
+def test_the_same_shrink_fault_is_caught_by_bmc_with_a_replayed_trace() -> None:
+    model = model_named("binder/v4").with_faults(frozenset({"target-ignores-min-capacity"}))
+    result = check(_prop("binder.no-immediate-regrow.bmc"), model, 4096, 60_000)  # type: ignore[arg-type]
+    assert result.verdict is Verdict.VIOLATED and result.counterexample is not None
+    shrink, regrow = result.counterexample.steps[-2:]
+    assert isinstance(shrink.action, Deregister) and shrink.post.layout_len == shrink.post.len < shrink.pre.layout_len
+    assert isinstance(regrow.action, Register) and regrow.reallocates
