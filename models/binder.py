@@ -16,6 +16,7 @@ import z3
 
 from models import vec
 from models.allocator import Outcome
+from models.faults import BINDER_FAULTS
 from models.machine import Platform
 from models.vec import Push, Retain, ShrinkTo, Step, VecState
 
@@ -33,6 +34,8 @@ class Policy:
     target: Callable[[int, int], int]
     trigger_z3: Callable[[Any, Any], Any]
     target_z3: Callable[[Any, Any], Any]
+    # Seeded Vec and allocator faults (models/faults.py), passed to the Vec steps of every operation.
+    faults: frozenset[str] = frozenset()
 
 
 POLICIES: tuple[Policy, ...] = (
@@ -134,20 +137,22 @@ def binder_step(plat: Platform, policy: Policy, state: VecState, action: BinderA
     """One registration or deregistration, as context.rs does it."""
     assert plat.elem_size == ELEM_SIZE
     if isinstance(action, Register):
-        pushed = vec.step(plat, state, Push(action.pid, action.outcome))
+        pushed = vec.step(plat, state, Push(action.pid, action.outcome), policy.faults)
         return BinderStep(state, action, pushed.post, pushed.ok, (pushed,))
-    removed = vec.step(plat, state, Retain(action.pid))
+    removed = vec.step(plat, state, Retain(action.pid), policy.faults)
     after = removed.post
     if not policy.trigger(after.len, after.capacity(plat)):
         return BinderStep(state, action, after, True, (removed,))
     target = policy.target(after.len, after.capacity(plat))
-    shrunk = vec.step(plat, after, ShrinkTo(target, action.outcome))
+    shrunk = vec.step(plat, after, ShrinkTo(target, action.outcome), policy.faults)
     # shrink_to's error is ignored: the list stays as retain left it.
     return BinderStep(state, action, shrunk.post, True, (removed, shrunk))
 
 
 def with_faults(policy: Policy, faults: frozenset[str]) -> Policy:
-    """The policy with the seeded binder faults (models/faults.py), in both its encodings at once."""
+    """The policy with the seeded faults (models/faults.py): a binder fault changes both its encodings at once;
+    the others ride along in `faults`, for the Vec steps of every operation."""
+    vec_faults = frozenset(f for f in faults if f not in BINDER_FAULTS)
     trigger, target, trigger_z3, target_z3 = policy.trigger, policy.target, policy.trigger_z3, policy.target_z3
     if "binder-shrink-dropped" in faults:
         trigger, trigger_z3 = (lambda n, cap: False), (lambda n, cap: z3.BoolVal(False))
@@ -159,6 +164,6 @@ def with_faults(policy: Policy, faults: frozenset[str]) -> Policy:
         target, target_z3 = (lambda n, cap: cap // 2), (lambda n, cap: z3.UDiv(cap, 2))
     if "binder-target-len-8" in faults:
         target, target_z3 = (lambda n, cap: n * 8), (lambda n, cap: n * 8)
-    if (trigger, target) == (policy.trigger, policy.target):
+    if (trigger, target, vec_faults) == (policy.trigger, policy.target, policy.faults):
         return policy
-    return Policy(policy.name, policy.rule, trigger, target, trigger_z3, target_z3)
+    return Policy(policy.name, policy.rule, trigger, target, trigger_z3, target_z3, vec_faults)

@@ -1,9 +1,9 @@
 """Z3 encoding of binder's all_procs operations: the counterpart of binder.py.
 
 A deregistration removes its process either with `retain` of an identity, as
-context.rs does, or (`remove_one`) by dropping one present element, which has
-the same effect on len, capacity and the buffer and needs no quantifier, so
-sequences of many steps stay cheap for the solver.
+context.rs does, or (`remove_one`) by dropping the last element, which has
+the same effect on len, capacity and the buffer as retain of the last identity
+and needs no quantifier, so sequences of many steps stay cheap for the solver.
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ def _changed(pre: SymVec, post: SymVec) -> Any:
     return z3.Or(pre.layout_len != post.layout_len, moved)
 
 
-def register(sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome, prefix: str) -> SymBinderStep:
-    st = vec_z3.step(sp, pre, SymPush(pid, outcome), prefix=prefix)
+def register(
+    sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome, prefix: str, faults: frozenset[str] = frozenset()
+) -> SymBinderStep:
+    """A registration; `faults` are the policy's seeded Vec faults (`Policy.faults`), as binder.binder_step passes."""
+    st = vec_z3.step(sp, pre, SymPush(pid, outcome), faults, prefix=prefix)
     false = z3.BoolVal(False)
     return SymBinderStep(pre, st.post, st.ok, _changed(pre, st.post), false, false, st.constraints)
 
@@ -52,12 +55,12 @@ def deregister(
     remove_one: bool = False,
 ) -> SymBinderStep:
     removal = SymTruncate(pre.len - 1) if remove_one else SymRetain(pid)
-    removed: SymStep = vec_z3.step(sp, pre, removal, prefix=f"{prefix}.retain")
+    removed: SymStep = vec_z3.step(sp, pre, removal, policy.faults, prefix=f"{prefix}.retain")
     after = removed.post
     cap = sp.capacity(after)
     attempt = policy.trigger_z3(after.len, cap)
     shrunk = vec_z3.step(
-        sp, after, SymShrinkTo(policy.target_z3(after.len, cap), outcome), prefix=f"{prefix}.shrink"
+        sp, after, SymShrinkTo(policy.target_z3(after.len, cap), outcome), policy.faults, prefix=f"{prefix}.shrink"
     )
     # shrink_to's error is ignored: on Err the list stays as retain left it.
     post = ite(attempt, shrunk.post, after)

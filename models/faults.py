@@ -49,7 +49,15 @@ BINDER_FAULTS: dict[str, str] = {
     "binder-target-len-8": "the policy shrinks to len*8 instead of len*2",
 }
 
-FAULTS: dict[str, str] = {**SHRINK_FAULTS, **ALLOCATOR_FAULTS, **BINDER_FAULTS}
+# Faults in the Vec operations binder's registrations and deregistrations make
+# (push, retain): models/vec.py and vec_z3.py carry them; seeded into binder models.
+BINDER_VEC_FAULTS: dict[str, str] = {
+    "vec-in-binder-retain-drops-next": "retain also removes the element after the one it drops",
+    "vec-in-binder-failed-push-drops-last": "a push whose allocation fails loses the last element",
+    "vec-in-binder-push-stale-request": "a push that grows the buffer records its allocation with the old size",
+}
+
+FAULTS: dict[str, str] = {**SHRINK_FAULTS, **ALLOCATOR_FAULTS, **BINDER_FAULTS, **BINDER_VEC_FAULTS}
 
 
 def check_faults(faults: frozenset[str]) -> None:

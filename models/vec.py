@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from models import allocator as kv
 from models.allocator import Allocation, Effects, Fn, Kind, Outcome, Recorder
-from models.elements import Elements
+from models.elements import GARBAGE, Elements
 from models.machine import ISIZE_MAX, USIZE_MAX, Platform, div_ceil, wrap
 
 SUCCESS = Outcome()
@@ -125,6 +125,7 @@ def step(plat: Platform, state: VecState, action: Action, faults: frozenset[str]
         ok, post = reserve(plat, state, 1, action.outcome, rec)
         if ok:
             post = replace(post, len=post.len + 1, elems=post.elems.push(action.identity))
+        post = _push_faults(plat, state, ok, post, faults)
     elif isinstance(action, Pop):
         ok, post = True, _truncated(state, state.len - 1) if state.len else state
     elif isinstance(action, Truncate):
@@ -133,6 +134,9 @@ def step(plat: Platform, state: VecState, action: Action, faults: frozenset[str]
         ok, post = True, _truncated(state, 0)
     elif isinstance(action, Retain):
         elems = state.elems.without(action.drop)
+        if "vec-in-binder-retain-drops-next" in faults and elems.count < state.elems.count:
+            at = _index_of(state.elems, action.drop)  # the dropped one's neighbour now stands here
+            elems = elems.prefix(at).concat(_suffix(elems, at + 1)) if at < elems.count else elems
         ok, post = True, replace(state, len=elems.count, elems=elems)
     else:
         raise TypeError(f"not an action: {action!r}")
@@ -142,6 +146,38 @@ def step(plat: Platform, state: VecState, action: Action, faults: frozenset[str]
 def with_capacity(plat: Platform, capacity: int, outcome: Outcome = SUCCESS) -> Step:
     """`Vec::with_capacity`: `Vec::new()` followed by `reserve(capacity)`."""
     return step(plat, VecState(), Reserve(capacity, outcome))
+
+
+def _push_faults(plat: Platform, pre: VecState, ok: bool, post: VecState, faults: frozenset[str]) -> VecState:
+    """The seeded push faults (models/faults.py); the counterpart of vec_z3._push_faults."""
+    if "vec-in-binder-failed-push-drops-last" in faults and not ok and pre.len > 0:
+        post = _truncated(pre, pre.len - 1)
+    grew = ok and post.layout_len != pre.layout_len and post.buf is not None
+    if "vec-in-binder-push-stale-request" in faults and grew:
+        assert post.buf is not None
+        post = replace(post, buf=replace(post.buf, requested=pre.layout_bytes(plat)))
+    return post
+
+
+def _index_of(elems: Elements, identity: int) -> int:
+    """Where `identity` stands (it must be present)."""
+    index = 0
+    for first, count in elems.runs:
+        if first != GARBAGE and first <= identity < first + count:
+            return index + identity - first
+        index += count
+    raise ValueError(identity)
+
+
+def _suffix(elems: Elements, start: int) -> Elements:
+    """The elements from index `start` on."""
+    rest = Elements()
+    for first, count in elems.runs:
+        skip = min(start, count)
+        start -= skip
+        if count > skip:
+            rest = rest.concat(Elements(((first if first == GARBAGE else first + skip, count - skip),)))
+    return rest
 
 
 def _truncated(state: VecState, new_len: int) -> VecState:

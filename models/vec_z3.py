@@ -210,7 +210,7 @@ def step(
     elif isinstance(action, SymPush):
         ok, grown = reserve(sp, pre, u64(1), action.outcome, rec)
         pushed = dataclasses.replace(grown, len=grown.len + 1, elems=z3.Store(grown.elems, grown.len, action.identity))
-        post = ite(ok, pushed, grown)
+        post = _push_faults(sp, pre, ok, ite(ok, pushed, grown), faults)
     elif isinstance(action, SymTruncate):
         ok, post = z3.BoolVal(True), ite(z3.ULT(action.len, pre.len), dataclasses.replace(pre, len=action.len), pre)
     elif isinstance(action, SymRetain):
@@ -220,6 +220,18 @@ def step(
         raise TypeError(f"not an action: {action!r}")
     post = dataclasses.replace(post, next_id=rec.next_id)
     return SymStep(pre, post, ok, rec.effects(), rec.overflow, constraints)
+
+
+def _push_faults(sp: SymPlatform, pre: SymVec, ok: Any, post: SymVec, faults: frozenset[str]) -> SymVec:
+    """The seeded push faults (models/faults.py); the counterpart of vec._push_faults."""
+    if "vec-in-binder-failed-push-drops-last" in faults:
+        dropped = dataclasses.replace(pre, len=pre.len - 1)
+        post = ite(z3.And(z3.Not(ok), z3.UGT(pre.len, 0)), dropped, post)
+    if "vec-in-binder-push-stale-request" in faults:
+        grew = z3.And(ok, post.layout_len != pre.layout_len, post.buf.live)
+        stale = dataclasses.replace(post.buf, requested=sp.layout_bytes(pre))
+        post = ite(grew, dataclasses.replace(post, buf=stale), post)
+    return post
 
 
 def _retain(pre: SymVec, drop: BV, rec: SymRecorder) -> tuple[SymVec, tuple[Any, ...]]:
@@ -234,8 +246,12 @@ def _retain(pre: SymVec, drop: BV, rec: SymRecorder) -> tuple[SymVec, tuple[Any,
         z3.Implies(found, z3.And(z3.ULT(at, pre.len), pre.elems[at] == drop)),
         z3.Implies(z3.Not(found), z3.ForAll([i], z3.Implies(z3.ULT(i, pre.len), pre.elems[i] != drop))),
     )
-    shifted = z3.Lambda([i], z3.If(z3.ULT(i, at), pre.elems[i], pre.elems[i + 1]))
-    removed = dataclasses.replace(pre, len=pre.len - 1, elems=shifted)
+    # A seeded fault also drops the next element, when there is one.
+    gone = u64(1)
+    if "vec-in-binder-retain-drops-next" in rec.faults:
+        gone = z3.If(z3.ULT(at + 1, pre.len), u64(2), u64(1))
+    shifted = z3.Lambda([i], z3.If(z3.ULT(i, at), pre.elems[i], pre.elems[i + gone]))
+    removed = dataclasses.replace(pre, len=pre.len - gone, elems=shifted)
     return ite(found, removed, pre), constraints
 
 

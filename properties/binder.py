@@ -385,7 +385,7 @@ def failed_register_bad(st: SymBinderStep) -> Any:
 
 def check_failed_register(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[list[Any]]:
-        st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg")
+        st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg", policy.faults)
         return [[*st.constraints, failed_register_bad(st)]]
 
     return _single_step(policy, page, timeout, negated)
@@ -401,9 +401,37 @@ def _vmalloc_shrink_asked(policy: Policy) -> Callable[[SymPlatform, SymVec], lis
     return premise
 
 
-def _register_fails(sp: SymPlatform, pre: SymVec) -> list[Any]:
-    st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg")
-    return [*st.constraints, z3.Not(st.ok)]
+def _dereg_with_others(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]]:
+    """keeps-others' premise: a registered process leaves while another one stays registered."""
+
+    def premise(sp: SymPlatform, pre: SymVec) -> list[Any]:
+        pid = z3.BitVec("pid", 64)
+        st = binder_z3.deregister(sp, policy, pre, pid, SymOutcome.fresh("outcome"), "dereg")
+        return [*st.constraints, z3.ULT(pid, pre.len), z3.UGE(pre.len, 2)]
+
+    return premise
+
+
+def _buffer_changes(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]]:
+    """invariant-forever's premise: an operation changes the buffer (where the invariants are at stake)."""
+
+    def premise(sp: SymPlatform, pre: SymVec) -> list[Any]:
+        outcome = SymOutcome.fresh("outcome")
+        reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy.faults)
+        dereg = binder_z3.deregister(sp, policy, pre, z3.BitVec("pid", 64), outcome, "dereg")
+        return [*reg.constraints, *dereg.constraints, z3.Or(reg.reallocates, dereg.reallocates)]
+
+    return premise
+
+
+def _register_fails(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]]:
+    """failed-register-unchanged's premise: a registration fails."""
+
+    def premise(sp: SymPlatform, pre: SymVec) -> list[Any]:
+        st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg", policy.faults)
+        return [*st.constraints, z3.Not(st.ok)]
+
+    return premise
 
 
 def refused_bad(st: SymBinderStep) -> Any:
@@ -450,7 +478,7 @@ def check_invariant(policy: Policy, page: int, timeout: int, _depth: int) -> Fin
     base = solve([z3.Not(type_invariant(sp, binder_z3.initial(), ghost=False))], timeout)
     is_register = z3.Bool("register")
     outcome = SymOutcome.fresh("outcome")
-    reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg")
+    reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy.faults)
     dereg = binder_z3.deregister(sp, policy, pre, z3.BitVec("pid", 64), outcome, "dereg")
     kept_reg, kept_dereg = type_invariant(sp, reg.post, ghost=False), type_invariant(sp, dereg.post, ghost=False)
     post = z3.If(is_register, z3.Not(kept_reg), z3.Not(kept_dereg))
@@ -488,7 +516,8 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         lambda p, page, t, d: _finding_from_bmc(p, page, t, d, REGROW),
         regrow,
         frozenset({"v6", "naive"}),
-        "as above: v6 after its last process leaves (9 operations), naive after any shrink",
+        "as above: v6 after its last process leaves (7 operations: register 3, deregister 3, register),"
+        " naive after any shrink",
         premise=lambda p, page, t, d: _bmc_happens(p, page, t, d, SHRANK_THEN_REGISTERS_AT.at),
         premise_text=SHRANK_THEN_REGISTERS,
         not_for=frozenset({"never"}),
@@ -499,6 +528,8 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "z3: every state",
         check_keeps_others,
         keeps_others,
+        premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _dereg_with_others(p)),
+        premise_text="a process leaves while another one stays registered",
     ),
     SequenceProperty(
         "binder.failed-register-unchanged",
@@ -506,7 +537,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "z3: every state",
         check_failed_register,
         failed_register,
-        premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _register_fails),
+        premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _register_fails(p)),
         premise_text="a registration fails",
     ),
     SequenceProperty(
@@ -515,6 +546,8 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "z3 induction",
         check_invariant,
         _no_trace,
+        premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _buffer_changes(p)),
+        premise_text="an operation changes the buffer",
     ),
     SequenceProperty(
         "binder.waste-bound",

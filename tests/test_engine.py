@@ -78,6 +78,13 @@ def test_kmalloc_path_keeps_the_object_when_it_fits_in_ksize() -> None:
     assert not PROPS["shrink.change-lowers-physical"].py(plat, s)
 
 
+def _replaced_same_pages(s: Step, size: int) -> bool:
+    """The buffer was replaced although the layout keeps its page count."""
+    pages = [-(-n * size // PAGE) for n in (s.pre.layout_len, s.post.layout_len)]
+    moved = s.pre.buf is not None and s.post.buf is not None and s.pre.buf.id != s.post.buf.id
+    return moved and pages[0] == pages[1]
+
+
 def _one_realloc(s: Step) -> bool:
     return [c.fn.name for c in s.effects.calls] == ["REALLOC"]
 
@@ -88,14 +95,24 @@ CAUGHT: list[tuple[str, str, str, Callable[[Step], bool]]] = [
     ("shrink.capacity-floor", "target-ignores-len", "kvvec-v6/u8", lambda s: s.post.layout_len < s.pre.len),
     ("shrink.never-grows", "noop-check-dropped", "kvvec-v6/u64", lambda s: s.post.layout_len > s.pre.layout_len),
     ("shrink.elements-kept", "copy-one-short", "kvvec-v6/u64", lambda s: s.post.elems.has_garbage()),
-    ("shrink.err-unchanged", "layout-updated-on-err", "kvvec-v6/u8", lambda s: not s.ok),
-    ("shrink.vmalloc-page-rule", "page-rule-off-by-one", "kvvec-v6/t24", lambda s: s.pre.buf is not None),
+    (
+        "shrink.err-unchanged",
+        "layout-updated-on-err",
+        "kvvec-v6/u8",
+        lambda s: not s.ok and s.post.layout_len != s.pre.layout_len,
+    ),
+    ("shrink.vmalloc-page-rule", "page-rule-off-by-one", "kvvec-v6/t24", lambda s: _replaced_same_pages(s, 24)),
     ("shrink.kmalloc-one-realloc", "kmalloc-deep-copy", "kvvec-v6/u8", lambda s: not _one_realloc(s)),
     ("shrink.zst-noop", "zst-check-dropped", "kvvec-v6/zst", lambda s: len(s.effects.calls) == 1),
     ("shrink.target-zero-frees", "target-zero-skipped", "kvvec-v6/u64", lambda s: s.post.buf is not None),
     ("shrink.allocator-contract", "free-before-copy", "kvvec-v6/u8", lambda s: not s.effects.copy_before_free),
     ("shrink.allocator-contract", "old-buffer-leaked", "kvvec-v6/u8", lambda s: s.effects.freed is None),
-    ("shrink.allocator-contract", "free-with-new-layout", "kvvec-v6/pow2", lambda s: s.effects.freed is not None),
+    (
+        "shrink.allocator-contract",
+        "free-with-new-layout",
+        "kvvec-v6/pow2",
+        lambda s: s.effects.freed is not None and s.effects.freed.nbytes < s.pre.buf.requested,  # type: ignore[union-attr]
+    ),
     ("shrink.no-overflow", "target-doubled-unchecked", "kvvec-v6/u8", lambda s: s.overflow),
     (
         "shrink.invariants-kept",
@@ -103,8 +120,7 @@ CAUGHT: list[tuple[str, str, str, Callable[[Step], bool]]] = [
         "kvvec-v6/u8",
         lambda s: s.post.buf is not None and s.post.buf.physical == s.post.buf.requested < 8,
     ),
-    ("shrink.physical-never-grows", "noop-check-dropped", "kvvec-v6/u8", lambda s: s.ok),
-    ("kunit.vmalloc-shrink-frees-pages", "always-noop", "kvvec-v6/u8", lambda s: s.ok),
+    ("kunit.vmalloc-shrink-frees-pages", "always-noop", "kvvec-v6/u8", lambda s: s.ok and s.post == s.pre),
     ("kunit.empty-to-zero", "always-noop", "kvvec-v6/u8", lambda s: s.post.layout_len == 100),
     ("kunit.no-page-freed-noop", "page-rule-off-by-one", "kvvec-v6/u8", lambda s: len(s.effects.calls) > 0),
     ("kunit.min-capacity-kept", "target-ignores-min-capacity", "kvvec-v6/u8", lambda s: s.post.layout_len == 10),
@@ -128,7 +144,9 @@ def test_seeded_fault_is_caught(prop_id: str, fault: str, model_name: str, shows
 def test_every_step_property_has_a_fault_or_a_finding() -> None:
     caught = {c[0] for c in CAUGHT}
     single_call = {pid for pid, p in PROPS.items() if not isinstance(p, SequenceProperty)}
-    assert caught >= single_call - {"shrink.change-lowers-physical"}
+    # The two physical-memory properties are declared VIOLATED on every sized T: a fault cannot be caught there.
+    findings = {"shrink.change-lowers-physical", "shrink.physical-never-grows"}
+    assert caught == single_call - findings
 
 
 def test_sixteen_k_pages_change_the_physical_finding_but_not_the_proofs() -> None:

@@ -113,3 +113,22 @@ def test_a_scenario_whose_premise_cannot_happen_is_vacuous() -> None:
     assert result.verdict is Verdict.VACUOUS and result.detail == "premise never happens: shrink_to returns Err"
     frees = next(s for s in kunit.scenarios(PAGE) if s.id == "kunit.vmalloc-shrink-frees-pages")
     assert check(frees, model_named("kvvec-v6/u8"), PAGE, TIMEOUT_MS).verdict is Verdict.PROVED
+
+
+@pytest.mark.parametrize(
+    ("prop_id", "text"),
+    [
+        ("binder.keeps-others", "a process leaves while another one stays registered"),
+        ("binder.invariant-forever", "an operation changes the buffer"),
+        ("binder.failed-register-unchanged", "a registration fails"),
+    ],
+)
+@pytest.mark.parametrize("policy", ["v6", "v4", "naive", "never"])
+def test_single_step_and_induction_binder_proofs_have_a_witness(prop_id: str, text: str, policy: str) -> None:
+    from models.binder import policy_named
+    from verify.solver import Answer
+
+    prop = next(p for p in binder.PROPERTIES if p.id == prop_id)
+    assert prop.premise is not None and prop.premise_text == text
+    assert prop.premise(policy_named(policy), PAGE, TIMEOUT_MS, 8) is Answer.SAT
+

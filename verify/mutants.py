@@ -17,15 +17,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from models.catalogue import ModelSpec, model_named
-from models.faults import BINDER_FAULTS, FAULTS
+from models.faults import BINDER_FAULTS, BINDER_VEC_FAULTS, FAULTS
 from properties.base import Verdict
 from properties.registry import all_properties, applicable
 from verify import workers
 from verify.engine import ReplayError, check
+from verify.trace import Trace
 
 # The models a fault is seeded into: shrink_to and allocator faults into the
 # KVVec models with a zero-sized and a one-byte T (the series' KUnit element),
-# binder faults into the merged v6 policy.
+# binder faults and faults of the Vec operations binder makes into the merged v6 policy.
 KVVEC_MODELS = ("kvvec-v6/zst", "kvvec-v6/u8")
 BINDER_MODELS = ("binder/v6",)
 
@@ -46,10 +47,11 @@ class Outcome:
     cell: Cell
     seconds: float
     counterexample: str = ""  # the replayed trace, one line
+    trace: Trace | None = None  # the replayed trace itself
 
 
 def models_for(fault: str) -> tuple[ModelSpec, ...]:
-    names = BINDER_MODELS if fault in BINDER_FAULTS else KVVEC_MODELS
+    names = BINDER_MODELS if fault in BINDER_FAULTS or fault in BINDER_VEC_FAULTS else KVVEC_MODELS
     return tuple(model_named(n) for n in names)
 
 
@@ -64,7 +66,8 @@ def _judge(fault: str, prop_id: str, model_name: str, page_size: int, timeout_ms
         return Outcome(fault, prop_id, model_name, Cell.UNREPLAYED, 0.0)
     if result.verdict is Verdict.VIOLATED:
         assert result.counterexample is not None
-        return Outcome(fault, prop_id, model_name, Cell.KILLED, result.seconds, result.counterexample.one_line())
+        cex = result.counterexample
+        return Outcome(fault, prop_id, model_name, Cell.KILLED, result.seconds, cex.one_line(), cex)
     cell = Cell.UNKNOWN if result.verdict is Verdict.UNKNOWN else Cell.SURVIVED
     return Outcome(fault, prop_id, model_name, cell, result.seconds)
 
@@ -105,7 +108,8 @@ def matrix(outcomes: Sequence[Outcome], faults: Sequence[str]) -> str:
     lines.append("cells: X killed (replayed counterexample), . survived, ! violated but not replayable, ? unknown,")
     lines.append("       - already violated unmutated; one character per model the fault is seeded into")
     header = " ".join(f"{column[p]:>3}" for p in prop_ids)
-    lines.append(f"{'mutant':<30} {header}  killed by")
+    width = max([30, *map(len, faults)])
+    lines.append(f"{'mutant':<{width}} {header}  killed by")
     for fault in faults:
         mine = [o for o in outcomes if o.fault == fault]
         cells = []
@@ -113,7 +117,7 @@ def matrix(outcomes: Sequence[Outcome], faults: Sequence[str]) -> str:
             chars = "".join(o.cell.value for o in mine if o.prop_id == p)
             cells.append(f"{chars or ' ':>3}")
         kills = sorted({column[o.prop_id] for o in killers(mine, fault)})
-        lines.append(f"{fault:<30} {' '.join(cells)}  {','.join(map(str, kills)) or 'SURVIVED'}")
+        lines.append(f"{fault:<{width}} {' '.join(cells)}  {','.join(map(str, kills)) or 'SURVIVED'}")
     return "\n".join(lines)
 
 

@@ -45,7 +45,7 @@ def unroll(sp: SymPlatform, policy: Policy, k: int, start: SymVec | None = None)
     for i in range(k):
         is_register = z3.Bool(f"op{i}.register")
         outcome = SymOutcome.fresh(f"op{i}")
-        reg = binder_z3.register(sp, state, u64(1000 + i), outcome, f"op{i}.reg")
+        reg = binder_z3.register(sp, state, u64(1000 + i), outcome, f"op{i}.reg", policy.faults)
         dereg = binder_z3.deregister(sp, policy, state, u64(0), outcome, f"op{i}.dereg", remove_one=True)
         # A deregistration needs a registered process.
         constraints.append(z3.Implies(z3.Not(is_register), z3.UGT(state.len, 0)))
