@@ -151,6 +151,7 @@ def test_bmc_depth_bounds_what_is_found() -> None:
     assert short.verdict is Verdict.PROVED and "up to 6 operations" in short.scope
     found = prop.check(policy_named("v6"), 4096, 60_000, 7)
     assert found.verdict is Verdict.VIOLATED and len(found.actions) == 7
+    assert "v6 after its last process leaves (7 operations: register 3, deregister 3, register)" in prop.explanation
 
 
 @pytest.mark.parametrize(
