@@ -55,14 +55,14 @@ def report(result: Conformance) -> list[str]:
     if diff is None:
         return [
             f"PROVED conformant  shrink_to ({where}) makes the model's transition (models/vec.py) "
-            f"for T of {sizes} bytes, every pre-state satisfying the type invariants, every min_capacity "
+            f"for size_of::<T>() in {{{sizes}}}, every pre-state satisfying the type invariants, every min_capacity "
             f"and every allocator outcome ({result.seconds:.1f} s)"
         ]
     plat = Platform(diff.elem_size, diff.page_size)
     lines = ", ".join(str(n) for n in diff.lines)
     return [
         f"VIOLATED  shrink_to ({where}) differs from the model in: {', '.join(diff.differing())}",
-        f"  input:  T of {diff.elem_size} bytes, PAGE_SIZE {diff.page_size}; {state_text(plat, diff.pre)}; "
+        f"  input:  size_of::<T>() = {diff.elem_size}, PAGE_SIZE {diff.page_size}; {state_text(plat, diff.pre)}; "
         f"shrink_to({diff.action.min_capacity}), {diff.action.outcome.describe()}",
         f"  source: {step_text(plat, diff.source)}",
         f"  model:  {step_text(plat, diff.model)}",

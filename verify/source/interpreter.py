@@ -277,6 +277,7 @@ class Interpreter:
         value = self._eval(scrutinee, env)
         if not isinstance(value, Fallible):
             return self._unsupported(scrutinee, "match on a value that is not a Result or an Option")
+        remaining = {True, False}  # the variants (ok or not) no arm has taken yet
         for arm in body.named_children:
             if arm.type != "match_arm":
                 continue
@@ -285,31 +286,37 @@ class Interpreter:
             assert pattern is not None and result is not None
             if pattern.child_by_field_name("condition") is not None:
                 return self._unsupported(pattern, "match guard")
-            taken, bindings = self._arm(pattern, value)
-            if self.domain.decide(taken):
+            variants, bindings = self._arm(pattern, value)
+            if not variants & remaining:
+                continue
+            # The last arm that can match is taken without a decision: the match is exhaustive.
+            matches = value.ok if True in variants else self.domain.negate(value.ok)
+            if variants >= remaining or self.domain.decide(matches):
                 self.lines.append(arm.start_point[0] + 1)
                 return self._eval(result, {**env, **bindings})
+            remaining -= variants
         return self._unsupported(node, "match that is not exhaustive over Ok/Err or Some/None")
 
-    def _arm(self, pattern: tree_sitter.Node, value: Fallible) -> tuple[Any, dict[str, Any]]:
-        """Whether the arm matches (a domain boolean) and what it binds."""
+    def _arm(self, pattern: tree_sitter.Node, value: Fallible) -> tuple[set[bool], dict[str, Any]]:
+        """The variants the arm matches (True: Ok or Some) and what it binds."""
         inner = pattern.named_children[0] if pattern.named_children else pattern
         text = self._text(inner)
         if text == "_":
-            return True, {}
+            return {True, False}, {}
         if text == "None" and value.option:
-            return self.domain.negate(value.ok), {}
+            return {False}, {}
         if inner.type != "tuple_struct_pattern":
             return self._unsupported(inner, "match pattern")
         head = self._text(inner.named_children[0])
-        args = inner.named_children[1:]
-        if len(args) != 1 or args[0].type not in ("identifier", "_") and self._text(args[0]) != "_":
+        # `_` is not a named node: take the pattern's parts without the punctuation.
+        args = [c for c in inner.children[1:] if c.type not in ("(", ")", ",")]
+        if len(args) != 1 or self._text(args[0]) != "_" and args[0].type != "identifier":
             return self._unsupported(inner, "match pattern")
         bound = self._text(args[0])
         if head in ("Ok", "Some") and (head == "Some") == value.option:
-            return value.ok, ({} if bound == "_" else {bound: value.value})
+            return {True}, ({} if bound == "_" else {bound: value.value})
         if head == "Err" and not value.option:
-            return self.domain.negate(value.ok), ({} if bound == "_" else {bound: value.error})
+            return {False}, ({} if bound == "_" else {bound: value.error})
         return self._unsupported(inner, "match pattern")
 
     def _try(self, node: tree_sitter.Node, value: Any) -> Any:
