@@ -6,7 +6,7 @@ It measures, in one run: `verify run all` cold (no cache) and warm (cache
 filled), and cold with --confirm (CI's gate); the bare solver's total time on the dumped queries and the tool's time
 as a ratio of it; the explorer's states per second and how its time grows with
 the capacity bound; cross-check steps per second; peak memory of a run; `verify source`
-proving the v6 fixture's shrink_to conformant.
+proving the v6 fixture's shrink_to and reserve conformant.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def main() -> None:
         f"| peak memory of a run (largest process) | {peak:.0f} MiB | <= {TARGETS['memory_mib']:.0f} MiB |"
         f" {mark(peak <= TARGETS['memory_mib'])} |",
         f"| cross-check, random operations checked against Z3 | {rate:.1f} steps/s | | |",
-        f"| `verify source --kvec tests/data/source/kvec_v6.rs` (shrink_to conformance) | {source:.1f} s |"
+        f"| `verify source --kvec tests/data/source/kvec_v6.rs` (shrink_to and reserve) | {source:.1f} s |"
         f" <= {TARGETS['source']:.0f} s | {mark(source <= TARGETS['source'])} |",
         "",
         "## Explorer growth (binder v6, PAGE_SIZE 64)",

@@ -33,9 +33,10 @@ def test_v6_fixture_in_a_kernel_tree_is_proved_conformant(tmp_path: Path, capsys
     kvec.parent.mkdir(parents=True)
     shutil.copy(DATA / "kvec_v6.rs", kvec)
     assert main(["source", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("PROVED conformant  shrink_to")
-    assert f"{kvec}:" in out and "{0, 1, 8, 24}" in out
+    shrink, reserve = capsys.readouterr().out.splitlines()
+    assert shrink.startswith(f"PROVED conformant  shrink_to ({kvec}:{_line_of(kvec, 'pub fn shrink_to(')})")
+    assert reserve.startswith(f"PROVED conformant  reserve ({kvec}:{_line_of(kvec, 'pub fn reserve(')})")
+    assert "{0, 1, 8, 24}" in shrink and "{0, 1, 8, 24}" in reserve
 
 
 # Each deviation: the aspect the solver reports and a line of the deviation the replayed run goes through.
@@ -59,6 +60,16 @@ def test_each_deviation_is_found_with_the_source_line(
     assert first.startswith("VIOLATED  shrink_to") and aspect in first
     assert _line_of(path, line_text) in _lines_run(out)
     assert "replayed on the concrete source back end" in out
+
+
+def test_a_deviating_reserve_is_found_and_shrink_to_still_proved(capsys: pytest.CaptureFixture[str]) -> None:
+    path = DATA / "kvec_reserve_exact.rs"
+    assert main(["source", "--kvec", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("PROVED conformant  shrink_to")
+    violated = out[out.index("VIOLATED  reserve"):]
+    assert "allocator calls" in violated.splitlines()[0] and "reserve(" in violated
+    assert _line_of(path, "let new_cap = wanted;") in _lines_run(violated)
 
 
 def test_a_difference_is_a_replayed_input_with_both_post_states() -> None:

@@ -203,9 +203,9 @@ def build_parser() -> Parser:
     graph.add_argument("--output", type=Path, help="write the DOT here instead of standard output")
     source = commands.add_parser(
         "source",
-        help="prove the kernel's own shrink_to conformant to the model",
-        description="Read shrink_to from a kernel tree (PATH/rust/kernel/alloc/kvec.rs) or a file and prove it "
-        "makes the model's transition: exit 0 PROVED conformant, 1 VIOLATED (a replayed difference), "
+        help="prove the kernel's own shrink_to and reserve conformant to the model",
+        description="Read shrink_to and reserve from a kernel tree (PATH/rust/kernel/alloc/kvec.rs) or a file and "
+        "prove they make the model's transitions: exit 0 PROVED conformant, 1 VIOLATED (a replayed difference), "
         "2 UNKNOWN (an unsupported construct) or a usage error.",
     )
     where = source.add_mutually_exclusive_group(required=True)

@@ -1,7 +1,9 @@
 """`verify source`: the command line's view of conformance (verdict lines and exit codes).
 
-Exit codes: 0 PROVED conformant; 1 VIOLATED (a replayed difference); 2 UNKNOWN
-(an unsupported construct, a solver that gave up) or a usage error.
+One verdict line per function (shrink_to, then reserve). Exit codes: 0 every
+function PROVED conformant; 1 some VIOLATED (a replayed difference) and none
+UNKNOWN; 2 some UNKNOWN (an unsupported construct, a solver that gave up) or a
+usage error.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from pathlib import Path
 
 from models.allocator import Allocation, Effects, Fn
 from models.machine import Platform
-from models.vec import Step, VecState
-from verify.source.conformance import KVEC, Conformance, check_shrink_to, shrink_to_function
-from verify.source.locate import SourceError, Unsupported
+from models.vec import ShrinkTo, Step, VecState
+from verify.source.conformance import KVEC, OPERATIONS, Conformance, Difference, check
+from verify.source.locate import SourceError, Unsupported, find_method
 
 EXIT_CONFORMANT, EXIT_DIFFERENT, EXIT_UNKNOWN = 0, 1, 2
 
@@ -27,18 +29,22 @@ def run(tree: Path | None, kvec: Path | None) -> int:
         kvec = tree / KVEC
     if not kvec.is_file():
         return _error(f"{kvec}: no such file")
-    try:
-        fn = shrink_to_function(kvec)
-        result = check_shrink_to(fn)
-    except Unsupported as e:
-        print(f"UNKNOWN  shrink_to: {e}")
-        return EXIT_UNKNOWN
-    except SourceError as e:
-        return _error(str(e))
-    print("\n".join(report(result)))
-    if result.unknown:
-        return EXIT_UNKNOWN
-    return EXIT_DIFFERENT if result.difference is not None else EXIT_CONFORMANT
+    codes = []
+    for op in OPERATIONS:
+        try:
+            result = check(op, find_method(kvec, op.impl, op.name))
+        except Unsupported as e:
+            print(f"UNKNOWN  {op.name}: {e}")
+            codes.append(EXIT_UNKNOWN)
+            continue
+        except SourceError as e:
+            return _error(str(e))
+        print("\n".join(report(result)))
+        if result.unknown:
+            codes.append(EXIT_UNKNOWN)
+        else:
+            codes.append(EXIT_DIFFERENT if result.difference is not None else EXIT_CONFORMANT)
+    return max(codes)
 
 
 def _error(message: str) -> int:
@@ -47,28 +53,34 @@ def _error(message: str) -> int:
 
 
 def report(result: Conformance) -> list[str]:
+    name = result.operation.name
     where = f"{result.function.path}:{result.function.line}"
     sizes = ", ".join(str(s) for s in result.sizes)
     if result.unknown:
-        return [f"UNKNOWN  shrink_to ({where}): {result.unknown}"]
+        return [f"UNKNOWN  {name} ({where}): {result.unknown}"]
     diff = result.difference
     if diff is None:
         return [
-            f"PROVED conformant  shrink_to ({where}) makes the model's transition (models/vec.py) "
-            f"for size_of::<T>() in {{{sizes}}}, every pre-state satisfying the type invariants, every min_capacity "
+            f"PROVED conformant  {name} ({where}) makes the model's transition (models/vec.py) "
+            f"for size_of::<T>() in {{{sizes}}}, every pre-state satisfying the type invariants, every "
+            f"{result.operation.argument} "
             f"and every allocator outcome ({result.seconds:.1f} s)"
         ]
     plat = Platform(diff.elem_size, diff.page_size)
     lines = ", ".join(str(n) for n in diff.lines)
     return [
-        f"VIOLATED  shrink_to ({where}) differs from the model in: {', '.join(diff.differing())}",
+        f"VIOLATED  {name} ({where}) differs from the model in: {', '.join(diff.differing())}",
         f"  input:  size_of::<T>() = {diff.elem_size}, PAGE_SIZE {diff.page_size}; {state_text(plat, diff.pre)}; "
-        f"shrink_to({diff.action.min_capacity}), {diff.action.outcome.describe()}",
+        f"{name}({_argument(diff)}), {diff.action.outcome.describe()}",
         f"  source: {step_text(plat, diff.source)}",
         f"  model:  {step_text(plat, diff.model)}",
         f"  source lines run: {result.function.path}:{lines}",
         "  (replayed on the concrete source back end and on the reference model)",
     ]
+
+
+def _argument(diff: Difference) -> int:
+    return diff.action.min_capacity if isinstance(diff.action, ShrinkTo) else diff.action.additional
 
 
 def state_text(plat: Platform, v: VecState) -> str:

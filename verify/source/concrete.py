@@ -15,7 +15,7 @@ from models import allocator as kv
 from models import vec
 from models.allocator import Allocation, Fn, Kind, Outcome, Recorder
 from models.machine import ISIZE_MAX, USIZE_MAX, Platform, div_ceil, wrap
-from models.vec import ShrinkTo, Step, VecState
+from models.vec import Reserve, ShrinkTo, Step, VecState
 from verify.source.interpreter import Fallible, Interpreter, Layout, Ptr, Token
 from verify.source.locate import Function
 
@@ -93,12 +93,16 @@ class ConcreteDomain:
             self.rec.copy(src, dst, nbytes)
 
 
-def shrink_to(fn: Function, plat: Platform, pre: VecState, action: ShrinkTo) -> tuple[Step, list[int]]:
-    """The source's `shrink_to` on one input: the step it takes (in the model's terms) and the lines it ran."""
+def transition(fn: Function, plat: Platform, pre: VecState, action: ShrinkTo | Reserve) -> tuple[Step, list[int]]:
+    """The source function on one input: the step it takes (in the model's terms) and the lines it ran, in order.
+
+    `fn` is `shrink_to(min_capacity, flags)` or `reserve(additional, flags)`: its argument is the action's.
+    """
     domain = ConcreteDomain(plat, action.outcome, pre.next_id)
     fields: dict[str, Any] = {"len": pre.len, "layout": Layout(pre.layout_len), "ptr": Ptr(pre.buf)}
     run = Interpreter(fn, domain, fields)
-    result = run.run([action.min_capacity, Token("flags")])
+    argument = action.min_capacity if isinstance(action, ShrinkTo) else action.additional
+    result = run.run([argument, Token("flags")])
     ok = isinstance(result, Fallible) and bool(result.ok)
     buf = fields["ptr"].alloc
     # The elements are what the buffer now behind the pointer holds: the model's memory rule.

@@ -1,7 +1,7 @@
-"""Conformance: the source's `shrink_to` makes the model's transition, for every pre-state and outcome.
+"""Conformance: the source's `shrink_to` and `reserve` make the model's transitions, for every input.
 
-For each element size, Z3 is asked for a pre-state satisfying the type
-invariants, a `min_capacity` and an allocator outcome where the source's
+For each function and element size, Z3 is asked for a pre-state satisfying the
+type invariants, an argument and an allocator outcome where the source's
 transition (symbolic.py) and the model's (models/vec_z3.step) differ in the
 result, the post-state, the allocator calls (in order), the allocation, the
 copy, the free or a wrap-around. UNSAT for every size: PROVED conformant. SAT:
@@ -21,15 +21,34 @@ import z3
 from models import vec, vec_z3
 from models.allocator import MAX_CALLS, Outcome
 from models.machine import BITS, Platform
-from models.vec import ShrinkTo, Step, VecState
-from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep, type_invariant
+from models.vec import Reserve, ShrinkTo, Step, VecState
+from models.vec_z3 import SymAction, SymOutcome, SymPlatform, SymReserve, SymShrinkTo, SymStep, type_invariant
 from verify.engine import ReplayError, _outcome_from_model, _state_from_model, canonical_pre
 from verify.solver import Answer, Solved, minimal_model, solve
 from verify.source import concrete, symbolic
 from verify.source.locate import Function, find_method
 
 KVEC = Path("rust/kernel/alloc/kvec.rs")
-SHRINK_IMPL = "Vec<T, KVmalloc>"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A function of kvec.rs under check: where it is, and its action in the two encodings of the model."""
+
+    name: str
+    impl: str  # the impl block's self type
+    argument: str  # the parameter after self, named as in the model's action
+
+    def sym_action(self, argument: Any, outcome: SymOutcome) -> SymAction:
+        return SymShrinkTo(argument, outcome) if self.name == "shrink_to" else SymReserve(argument, outcome)
+
+    def action(self, argument: int, outcome: Outcome) -> ShrinkTo | Reserve:
+        return ShrinkTo(argument, outcome) if self.name == "shrink_to" else Reserve(argument, outcome)
+
+
+SHRINK_TO = Operation("shrink_to", "Vec<T, KVmalloc>", "min_capacity")
+RESERVE = Operation("reserve", "Vec<T, A>", "additional")  # the generic impl: the growth rule of every Vec
+OPERATIONS = (SHRINK_TO, RESERVE)
 # The element sizes of the fixed-size Vec models: a zero-sized T, u8, binder's 8 bytes, a 24-byte T.
 ELEMENT_SIZES = (0, 1, 8, 24)
 
@@ -41,7 +60,7 @@ class Difference:
     elem_size: int
     page_size: int
     pre: VecState
-    action: ShrinkTo
+    action: ShrinkTo | Reserve
     source: Step
     model: Step
     lines: tuple[int, ...]
@@ -54,6 +73,7 @@ class Difference:
 class Conformance:
     """The outcome for one function: `difference` None and `unknown` empty means PROVED conformant."""
 
+    operation: Operation
     function: Function
     faults: frozenset[str]
     sizes: tuple[int, ...] = ()
@@ -64,7 +84,7 @@ class Conformance:
 
 
 def shrink_to_function(path: Path) -> Function:
-    return find_method(path, SHRINK_IMPL, "shrink_to")
+    return find_method(path, SHRINK_TO.impl, SHRINK_TO.name)
 
 
 def check_shrink_to(
@@ -74,16 +94,28 @@ def check_shrink_to(
     page_size: int = 4096,
     timeout_ms: int = 60_000,
 ) -> Conformance:
-    """Prove the source's shrink_to equal to the model's (with `faults` seeded in the model), size by size."""
+    return check(SHRINK_TO, fn, faults, sizes, page_size, timeout_ms)
+
+
+def check(
+    op: Operation,
+    fn: Function,
+    faults: frozenset[str] = frozenset(),
+    sizes: tuple[int, ...] = ELEMENT_SIZES,
+    page_size: int = 4096,
+    timeout_ms: int = 60_000,
+) -> Conformance:
+    """Prove the source function equal to the model's (with `faults` seeded in the model), size by size."""
     start = time.perf_counter()
-    result = Conformance(fn, faults, sizes)
+    result = Conformance(op, fn, faults, sizes)
     for size in sizes:
         plat = Platform(elem_size=size, page_size=page_size)
         sp = SymPlatform(plat)
         pre = canonical_pre("pre")
-        action = SymShrinkTo(z3.BitVec("min_capacity", BITS), vec_z3.SymOutcome.fresh("outcome"))
-        model = vec_z3.step(sp, pre, action, faults)
-        source = symbolic.shrink_to(fn, sp, pre, action.min_capacity, action.outcome)
+        argument = z3.BitVec(op.argument, BITS)
+        outcome = SymOutcome.fresh("outcome")
+        model = vec_z3.step(sp, pre, op.sym_action(argument, outcome), faults)
+        source = symbolic.transition(fn, sp, pre, argument, outcome)
         aspect, solved = _first_disagreement([type_invariant(sp, pre)], aspects(source, model), timeout_ms)
         if solved.answer is Answer.UNKNOWN:
             result.unknown = f"T of {size} bytes, {aspect}: {solved.reason or 'the solver gave up'}"
@@ -93,12 +125,11 @@ def check_shrink_to(
             continue
         query = [type_invariant(sp, pre), z3.Not(dict(aspects(source, model))[aspect])]
         # Smallest buffer first, then the other inputs; allocations that succeed unless failing matters.
-        objectives = [pre.layout_len, pre.len, action.min_capacity, pre.buf.physical, pre.buf.vmalloc,
-                      z3.Not(action.outcome.kmalloc_ok), z3.Not(action.outcome.vmalloc_ok)]
+        objectives = [pre.layout_len, pre.len, argument, pre.buf.physical, pre.buf.vmalloc,
+                      z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok)]
         m = minimal_model(query, objectives, timeout_ms) or solved.model
         pre_py = _state_from_model(m, pre)
-        action_py = ShrinkTo(int(m.eval(action.min_capacity, model_completion=True).as_long()),
-                            _outcome_from_model(m, action.outcome))
+        action_py = op.action(int(m.eval(argument, model_completion=True).as_long()), _outcome_from_model(m, outcome))
         result.difference = replay(fn, plat, pre_py, action_py, faults)
         break
     result.seconds = time.perf_counter() - start
@@ -119,12 +150,14 @@ def _first_disagreement(setting: list[Any], agreements: list[tuple[str, Any]], t
     return "", solved
 
 
-def replay(fn: Function, plat: Platform, pre: VecState, action: ShrinkTo, faults: frozenset[str]) -> Difference:
+def replay(
+    fn: Function, plat: Platform, pre: VecState, action: ShrinkTo | Reserve, faults: frozenset[str]
+) -> Difference:
     """Run the input on both concrete sides; a solver answer that does not replay is an internal error."""
     broken = pre.invariant_violations(plat)
     if broken:
         raise ReplayError(f"conformance counterexample's pre-state breaks {broken}")
-    source, lines = concrete.shrink_to(fn, plat, pre, action)
+    source, lines = concrete.transition(fn, plat, pre, action)
     model = vec.step(plat, pre, action, faults)
     if not differing(source, model):
         raise ReplayError("the solver's difference between source and model does not replay concretely")

@@ -387,6 +387,8 @@ class Interpreter:
         self, node: tree_sitter.Node, receiver: Any, name: str, arg_nodes: list[tree_sitter.Node], env: dict[str, Any]
     ) -> Any:
         d = self.domain
+        if name == "ok_or" and isinstance(receiver, Fallible) and receiver.option and len(arg_nodes) == 1:
+            return Fallible(receiver.ok, receiver.value, self._eval(arg_nodes[0], env))
         if name == "map_err" and isinstance(receiver, Fallible) and len(arg_nodes) == 1:
             return Fallible(receiver.ok, receiver.value, self._error_closure(arg_nodes[0], env), receiver.option)
         args = [self._eval(a, env) for a in arg_nodes]
@@ -454,8 +456,9 @@ class Interpreter:
         if path in COPY and len(args) == 3 and isinstance(args[0], Ptr) and isinstance(args[1], Ptr):
             d.copy(args[0].alloc, args[1].alloc, d.arith("*", args[2], d.elem_size()))
             return UNIT
-        if path.startswith("KVmalloc::"):
-            return self._kvmalloc(node, path.removeprefix("KVmalloc::"), args)
+        # `A::` is the Vec's allocator: the models check KVVec, so it is KVmalloc.
+        if path.startswith(("KVmalloc::", "A::")):
+            return self._kvmalloc(node, path.split("::", 1)[1], args)
         return self._unsupported(node, "call")
 
     def _kvmalloc(self, node: tree_sitter.Node, name: str, args: list[Any]) -> Any:

@@ -145,9 +145,9 @@ class Path:
     lines: tuple[int, ...]
 
 
-def shrink_to(fn: Function, sp: SymPlatform, pre: SymVec, min_capacity: Any, outcome: SymOutcome) -> SymStep:
-    """The source's `shrink_to` as one transition over every path, in the terms of vec_z3.step."""
-    paths = explore_shrink_to(fn, sp, pre, min_capacity, outcome)
+def transition(fn: Function, sp: SymPlatform, pre: SymVec, argument: Any, outcome: SymOutcome) -> SymStep:
+    """The source function (`shrink_to` or `reserve`) as one transition over every path, as vec_z3.step's."""
+    paths = explore(fn, sp, pre, argument, outcome)
     *rest, last = paths
     folded = last.step
     for path in reversed(rest):
@@ -155,7 +155,8 @@ def shrink_to(fn: Function, sp: SymPlatform, pre: SymVec, min_capacity: Any, out
     return folded
 
 
-def explore_shrink_to(fn: Function, sp: SymPlatform, pre: SymVec, min_capacity: Any, outcome: SymOutcome) -> list[Path]:
+def explore(fn: Function, sp: SymPlatform, pre: SymVec, argument: Any, outcome: SymOutcome) -> list[Path]:
+    """Every path through the function, each with its condition, its step and the lines it ran."""
     paths: list[Path] = []
     prefix: list[bool] | None = []
     while prefix is not None:
@@ -165,7 +166,7 @@ def explore_shrink_to(fn: Function, sp: SymPlatform, pre: SymVec, min_capacity: 
         domain = SymbolicDomain(sp, outcome, pre.next_id, decisions)
         fields: dict[str, Any] = {"len": pre.len, "layout": Layout(pre.layout_len), "ptr": Ptr(pre.buf)}
         run = Interpreter(fn, domain, fields)
-        result = run.run([min_capacity, Token("flags")])
+        result = run.run([argument, Token("flags")])
         ok = _bool(result.ok) if isinstance(result, Fallible) else z3.BoolVal(False)
         buf = fields["ptr"].alloc
         post = dataclasses.replace(

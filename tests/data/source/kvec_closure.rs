@@ -37,6 +37,39 @@ where
     pub const fn len(&self) -> usize {
         self.len
     }
+
+    /// Makes room for at least `additional` more elements.
+    ///
+    /// The capacity at least doubles, so pushing one element at a time
+    /// reallocates only a logarithmic number of times.
+    pub fn reserve(&mut self, additional: usize, flags: Flags) -> Result<(), AllocError> {
+        let len = self.len();
+        let cap = self.capacity();
+
+        // Enough room already.
+        if cap - len >= additional {
+            return Ok(());
+        }
+
+        // The capacity of a zero-sized `T` is already `usize::MAX`.
+        if Self::is_zst() {
+            return Err(AllocError);
+        }
+
+        // The type invariants keep `cap <= isize::MAX`: doubling it cannot wrap.
+        let wanted = len.checked_add(additional).ok_or(AllocError)?;
+        let new_cap = core::cmp::max(cap * 2, wanted);
+        let layout = ArrayLayout::new(new_cap)?;
+
+        // SAFETY: `self.ptr` is dangling with an empty layout, or came from `A` with `self.layout`.
+        let ptr = unsafe {
+            A::realloc(Some(self.ptr.cast()), layout.into(), self.layout.into(), flags, NumaNode::NO_NODE)?
+        };
+
+        self.ptr = ptr.cast();
+        self.layout = layout;
+        Ok(())
+    }
 }
 
 impl<T> Vec<T, KVmalloc> {
