@@ -117,6 +117,7 @@ class Interpreter:
     domain: Domain
     fields: dict[str, Any]
     lines: list[int] = field(default_factory=list)
+    possible_effects: set[str] = field(default_factory=set)  # what this path's allocator calls may have done
 
     def run(self, args: list[Any]) -> Any:
         """The function's value for these arguments (after `self`, in order)."""
@@ -454,12 +455,24 @@ class Interpreter:
         if path == "ArrayLayout::empty" and not args:
             return Layout(d.const(0))
         if path in COPY and len(args) == 3 and isinstance(args[0], Ptr) and isinstance(args[1], Ptr):
+            self._effects(node, {"copy"})
             d.copy(args[0].alloc, args[1].alloc, d.arith("*", args[2], d.elem_size()))
             return UNIT
         # `A::` is the Vec's allocator: the models check KVVec, so it is KVmalloc.
         if path.startswith(("KVmalloc::", "A::")):
             return self._kvmalloc(node, path.split("::", 1)[1], args)
         return self._unsupported(node, "call")
+
+    def _effects(self, node: tree_sitter.Node, kinds: set[str]) -> None:
+        """Refuse a path whose calls may allocate, copy or free twice: a model step records one of each.
+
+        Such a path (a double free, say) would otherwise lose an effect from the
+        record, and a difference could go unseen; it is UNKNOWN instead.
+        """
+        twice = kinds & self.possible_effects
+        if twice:
+            self._unsupported(node, f"second possible {'/'.join(sorted(twice))} on one path (a step records one)")
+        self.possible_effects |= kinds
 
     def _kvmalloc(self, node: tree_sitter.Node, name: str, args: list[Any]) -> Any:
         """`KVmalloc::realloc(ptr, layout, old, flags, nid)`, `alloc(layout, flags, nid)`, `free(ptr, layout)`."""
@@ -471,12 +484,15 @@ class Interpreter:
                 some = args[0].ok is True and isinstance(args[0].value, Ptr)
                 current = args[0].value.alloc if some else d.dangling()
                 old_bytes = d.layout_bytes(old.len)
+                self._effects(node, {"allocation", "copy", "free"})
                 ok, alloc = d.allocator(Fn.REALLOC, current, d.layout_bytes(layout.len), old_bytes)
                 return Fallible(ok, Ptr(alloc), Token("AllocError"))
         if name == "alloc" and len(args) == 3 and isinstance(args[0], Layout):
+            self._effects(node, {"allocation"})
             ok, alloc = d.allocator(Fn.ALLOC, d.dangling(), d.layout_bytes(args[0].len), d.const(0))
             return Fallible(ok, Ptr(alloc), Token("AllocError"))
         if name == "free" and len(args) == 2 and isinstance(args[0], Ptr) and isinstance(args[1], Layout):
+            self._effects(node, {"free"})
             d.allocator(Fn.FREE, args[0].alloc, d.const(0), d.layout_bytes(args[1].len))
             return UNIT
         return self._unsupported(node, "KVmalloc call")
