@@ -217,7 +217,3 @@ def aspects(src: SymStep, model: SymStep) -> list[tuple[str, Any]]:
 def _same_alloc(a: Any, b: Any) -> Any:
     return z3.And(a.live == b.live, z3.Implies(a.live, z3.And(
         a.id == b.id, a.vmalloc == b.vmalloc, a.requested == b.requested, a.physical == b.physical)))
-
-
-def describe_outcome(o: Outcome) -> str:
-    return o.describe()
