@@ -48,6 +48,7 @@ from verify.report import row, summary
 from verify.runner import default_jobs, run_checks
 from verify.show import render_table, to_dot
 from verify.solver import CONFIRM_ENV, DUMP_ENV, seconds_to_ms, timeout_problem
+from verify.source import command as source_command
 from verify.trace import TraceError, load, save
 from verify.workers import WORKERS_PER_CORE
 
@@ -222,6 +223,16 @@ def build_parser() -> Parser:
     graph.add_argument("--max-capacity", type=int, default=40, help="the instance's capacity bound (default 40)")
     graph.add_argument("--trace", type=Path, help="a binder trace whose path is highlighted")
     graph.add_argument("--output", type=Path, help="write the DOT here instead of standard output")
+    source = commands.add_parser(
+        "source",
+        help="prove the kernel's own shrink_to and reserve conformant to the model",
+        description="Read shrink_to and reserve from a kernel tree (PATH/rust/kernel/alloc/kvec.rs) or a file and "
+        "prove they make the model's transitions: exit 0 PROVED conformant, 1 VIOLATED (a replayed difference), "
+        "2 UNKNOWN (an unsupported construct) or a usage error.",
+    )
+    where = source.add_mutually_exclusive_group(required=True)
+    where.add_argument("path", nargs="?", type=Path, help="a kernel tree")
+    where.add_argument("--kvec", type=Path, metavar="FILE", help="a kvec.rs file instead of a tree")
     return parser
 
 
@@ -503,6 +514,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return command_mutants(args)
     if args.command == "crosscheck":
         return command_crosscheck(args)
+    if args.command == "source":
+        return source_command.run(args.path, args.kvec)
     return command_run(args)
 
 
