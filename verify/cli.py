@@ -546,6 +546,16 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
+def _stopped(how: str, code: int, program: bool) -> int:
+    """One line for a run stopped by a signal; its workers have ended already (verify.workers)."""
+    print(f"verify: {how}", file=sys.stderr)
+    if program:
+        # Stopped anywhere, even inside a solver object's constructor, whose finalizer would then
+        # print an "Exception ignored" traceback at exit. Nothing of the run depends on it any more.
+        sys.unraisablehook = lambda _: None
+    return code
+
+
 def _internal_error(error: Exception, verbose: bool) -> int:
     """One line for a bug in verify: exit 2, never 1 (a finding); the traceback only when asked for."""
     if verbose or os.environ.get(TRACEBACK_ENV):
@@ -584,11 +594,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        print("verify: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _stopped("interrupted", EXIT_INTERRUPTED, argv is None)
     except Terminated:
-        print("verify: terminated", file=sys.stderr)
-        return EXIT_TERMINATED
+        return _stopped("terminated", EXIT_TERMINATED, argv is None)
     except Exception as e:
         return _internal_error(e, verbose)
 

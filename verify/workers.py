@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 
@@ -59,12 +60,30 @@ def _die_with_parent(parent: int) -> None:
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """SIGTERM and SIGINT wait until the block ends: a file being written is finished and renamed first."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    """SIGTERM and SIGINT wait until the block ends: a file being written is finished and renamed first.
+
+    They are held by a handler, then raised again as they would have acted
+    (a worker's SIGTERM ends it, the parent's raises). A thread mask would not
+    do: the kernel hands a process's signal to any thread that does not block it.
+    Only the main thread can set handlers; elsewhere the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: set outside Python, which could not be put back
+            previous[signum] = handler
+            signal.signal(signum, lambda number, _: held.append(number))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for number in held:
+            signal.raise_signal(number)
 
 
 def _stop(executor: ProcessPoolExecutor) -> None:
