@@ -58,6 +58,9 @@ class Trace:
     policy: str | None = None  # binder traces: the shrink policy
     setup: tuple[Action, ...] = ()  # operations that built `initial` (KUnit scenarios)
     cycle_from: int | None = None  # for a cycle: the index of its first operation
+    # What state 0 is: "new" (`KVVec::new()`, or a single call's pre-state), or
+    # "arbitrary" (a state the solver chose among those satisfying the type invariants).
+    start: str = "new"
 
     @property
     def platform(self) -> Platform:
@@ -91,6 +94,8 @@ class Trace:
             "failing_step": self.failing_step,
             "cycle_from": self.cycle_from,
         }
+        if self.start != "new":  # written only when it says something, so existing traces keep their text
+            meta["start"] = self.start
         states = [_state(0, self.initial, plat, None)]
         states += [_state(i, s.post, plat, s) for i, s in enumerate(self.steps, start=1)]
         trace = itf_py.Trace(meta=meta, params=[], vars=VARS, states=states, loop=self.cycle_from)
@@ -109,7 +114,12 @@ class Trace:
     def one_line(self) -> str:
         plat = self.platform
         if self.policy is not None:
-            return _binder_line(plat, self.steps, self.cycle_from)
+            line = _binder_line(plat, self.steps, self.cycle_from)
+            if self.start == "arbitrary":
+                s0 = self.initial
+                origin = f"len={s0.len} cap={s0.capacity(plat)} {describe_buffer(s0.buf)}"
+                return f"from an arbitrary state satisfying the type invariants ({origin}), {line}"
+            return line
         s = self.steps[-1]
         assert isinstance(s, Step)
         a = s.action
