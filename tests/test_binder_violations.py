@@ -20,6 +20,7 @@ from models.vec import VecState
 from properties.base import Verdict
 from properties.binder import PROPERTIES, SequenceProperty
 from verify import runner
+from verify.cli import main
 from verify.engine import Result, check
 from verify.gate import EXIT_ERROR, exit_code
 from verify.runner import run_checks
@@ -168,3 +169,23 @@ def test_an_internal_error_in_one_check_leaves_the_others(monkeypatch: pytest.Mo
     assert results[0].detail == "internal error: RuntimeError: injected over two lines"
     assert results[1].verdict is Verdict.PROVED
     assert exit_code(results) == EXIT_ERROR
+
+
+def test_verify_run_reports_every_row_and_exits_2_after_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    real_check = runner.check
+
+    def crashing(prop: SequenceProperty, model: ModelSpec, *args: object) -> Result:
+        if model.name == "binder/v4":
+            raise KeyError("boom")
+        return real_check(prop, model, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "check", crashing)
+    args = ["run", "binder.failed-register-unchanged", "--jobs", "1", "--no-cache"]
+    code = main([*args, "--counterexamples", str(tmp_path / "cex")])
+    out = capsys.readouterr().out
+    assert code == EXIT_ERROR
+    assert "internal error: KeyError: 'boom'" in out
+    for policy in ("v6", "naive", "never"):
+        assert any(line.startswith("PROVED") and f"binder/{policy}" in line for line in out.splitlines()), policy
