@@ -9,14 +9,14 @@ ignores shrink_to's error. The Z3 counterpart is binder_z3.py.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import z3
 
 from models import vec
 from models.allocator import Outcome
-from models.faults import BINDER_FAULTS
+from models.faults import BINDER_FAULTS, BINDER_OPERATION_FAULTS
 from models.machine import Platform
 from models.vec import Push, Retain, ShrinkTo, Step, VecState
 
@@ -34,7 +34,9 @@ class Policy:
     target: Callable[[int, int], int]
     trigger_z3: Callable[[Any, Any], Any]
     target_z3: Callable[[Any, Any], Any]
-    # Seeded Vec and allocator faults (models/faults.py), passed to the Vec steps of every operation.
+    # Seeded faults carried into every operation (models/faults.py): Vec and allocator faults, passed to
+    # the Vec steps, and faults in the operations themselves, which binder_step and binder_z3 apply alike;
+    # empty for the kernel's code.
     faults: frozenset[str] = frozenset()
 
 
@@ -138,15 +140,23 @@ def binder_step(plat: Platform, policy: Policy, state: VecState, action: BinderA
     assert plat.elem_size == ELEM_SIZE
     if isinstance(action, Register):
         pushed = vec.step(plat, state, Push(action.pid, action.outcome), policy.faults)
-        return BinderStep(state, action, pushed.post, pushed.ok, (pushed,))
+        post = pushed.post
+        if not pushed.ok and "binder-failed-register-pops" in policy.faults and state.len:
+            post = replace(post, len=state.len - 1, elems=state.elems.prefix(state.len - 1))
+        return BinderStep(state, action, post, pushed.ok, (pushed,))
     removed = vec.step(plat, state, Retain(action.pid), policy.faults)
     after = removed.post
+    if "binder-dereg-removes-last" in policy.faults and after.len < state.len:
+        after = replace(after, elems=state.elems.prefix(after.len))
     if not policy.trigger(after.len, after.capacity(plat)):
         return BinderStep(state, action, after, True, (removed,))
     target = policy.target(after.len, after.capacity(plat))
     shrunk = vec.step(plat, after, ShrinkTo(target, action.outcome), policy.faults)
+    post = shrunk.post
+    if not shrunk.ok and "binder-shrink-err-adopted" in policy.faults:
+        post = replace(post, layout_len=target)
     # shrink_to's error is ignored: the list stays as retain left it.
-    return BinderStep(state, action, shrunk.post, True, (removed, shrunk))
+    return BinderStep(state, action, post, True, (removed, shrunk))
 
 
 def with_faults(policy: Policy, faults: frozenset[str]) -> Policy:
@@ -164,6 +174,8 @@ def with_faults(policy: Policy, faults: frozenset[str]) -> Policy:
         target, target_z3 = (lambda n, cap: cap // 2), (lambda n, cap: z3.UDiv(cap, 2))
     if "binder-target-len-8" in faults:
         target, target_z3 = (lambda n, cap: n * 8), (lambda n, cap: n * 8)
-    if (trigger, target, vec_faults) == (policy.trigger, policy.target, policy.faults):
+    # The policy's own rule faults change trigger and target; every other fault rides along in `faults`.
+    carried = frozenset(f for f in faults if f not in BINDER_FAULTS or f in BINDER_OPERATION_FAULTS)
+    if (trigger, target, carried) == (policy.trigger, policy.target, policy.faults):
         return policy
-    return Policy(policy.name, policy.rule, trigger, target, trigger_z3, target_z3, vec_faults)
+    return Policy(policy.name, policy.rule, trigger, target, trigger_z3, target_z3, carried)

@@ -39,10 +39,14 @@ def _changed(pre: SymVec, post: SymVec) -> Any:
 def register(
     sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome, prefix: str, faults: frozenset[str] = frozenset()
 ) -> SymBinderStep:
-    """A registration; `faults` are the policy's seeded Vec faults (`Policy.faults`), as binder.binder_step passes."""
+    """A registration; `faults` are the policy's seeded faults (`Policy.faults`), as binder.binder_step applies them."""
     st = vec_z3.step(sp, pre, SymPush(pid, outcome), faults, prefix=prefix)
+    post = st.post
+    if "binder-failed-register-pops" in faults:
+        popped = dataclasses.replace(post, len=pre.len - 1)  # a failed push leaves the elements as they were
+        post = ite(z3.And(z3.Not(st.ok), z3.UGT(pre.len, 0)), popped, post)
     false = z3.BoolVal(False)
-    return SymBinderStep(pre, st.post, st.ok, _changed(pre, st.post), false, false, st.constraints)
+    return SymBinderStep(pre, post, st.ok, _changed(pre, post), false, false, st.constraints)
 
 
 def deregister(
@@ -53,18 +57,31 @@ def deregister(
     outcome: SymOutcome,
     prefix: str,
     remove_one: bool = False,
+    at: Any = None,
 ) -> SymBinderStep:
-    removal = SymTruncate(pre.len - 1) if remove_one else SymRetain(pid)
-    removed: SymStep = vec_z3.step(sp, pre, removal, policy.faults, prefix=f"{prefix}.retain")
-    after = removed.post
+    """`at`: remove the process at this index, without retain's quantifier; the same as retain of `pid`
+    when `pid` stands there and the identities are distinct (as in every list built from new()), and
+    retain itself is not faulted (a seeded retain fault needs the real retain step)."""
+    if at is not None and "vec-in-binder-retain-drops-next" not in policy.faults:
+        i = z3.BitVec("i", 64)
+        shifted = z3.Lambda([i], z3.If(z3.ULT(i, at), pre.elems[i], pre.elems[i + 1]))
+        after, removal_constraints = dataclasses.replace(pre, len=pre.len - 1, elems=shifted), ()
+    else:
+        removal = SymTruncate(pre.len - 1) if remove_one else SymRetain(pid)
+        removed: SymStep = vec_z3.step(sp, pre, removal, policy.faults, prefix=f"{prefix}.retain")
+        after, removal_constraints = removed.post, removed.constraints
+    if "binder-dereg-removes-last" in policy.faults:
+        after = ite(z3.ULT(after.len, pre.len), dataclasses.replace(after, elems=pre.elems), after)
     cap = sp.capacity(after)
     attempt = policy.trigger_z3(after.len, cap)
-    shrunk = vec_z3.step(
-        sp, after, SymShrinkTo(policy.target_z3(after.len, cap), outcome), policy.faults, prefix=f"{prefix}.shrink"
-    )
+    target = policy.target_z3(after.len, cap)
+    shrunk = vec_z3.step(sp, after, SymShrinkTo(target, outcome), policy.faults, prefix=f"{prefix}.shrink")
+    shrunk_post = shrunk.post
+    if "binder-shrink-err-adopted" in policy.faults:
+        shrunk_post = ite(shrunk.ok, shrunk_post, dataclasses.replace(shrunk_post, layout_len=target))
     # shrink_to's error is ignored: on Err the list stays as retain left it.
-    post = ite(attempt, shrunk.post, after)
-    constraints = removed.constraints + shrunk.constraints
+    post = ite(attempt, shrunk_post, after)
+    constraints = removal_constraints + shrunk.constraints
     return SymBinderStep(pre, post, z3.BoolVal(True), _changed(pre, post), attempt, shrunk.ok, constraints)
 
 

@@ -41,12 +41,21 @@ ALLOCATOR_FAULTS: dict[str, str] = {
     "realloc-zero-free-size": "realloc to size 0 frees with the new layout (0 bytes), not the old one",
 }
 
+# Faults in binder's operations rather than its policy: binder.binder_step and
+# binder_z3's register and deregister apply them alike (through Policy.faults).
+BINDER_OPERATION_FAULTS: dict[str, str] = {
+    "binder-dereg-removes-last": "a deregistration removes the last process instead of the one leaving",
+    "binder-failed-register-pops": "a failed registration also removes the last process",
+    "binder-shrink-err-adopted": "a deregistration whose shrink_to fails records the target capacity anyway",
+}
+
 BINDER_FAULTS: dict[str, str] = {
     "binder-shrink-dropped": "the policy never calls shrink_to",
     "binder-trigger-inverted": "the policy shrinks when len >= cap/4 instead of len < cap/4",
     "binder-trigger-cap-8": "the policy shrinks only when len < cap/8",
     "binder-target-cap-half": "the policy shrinks to cap/2 (v4's target) instead of len*2",
     "binder-target-len-8": "the policy shrinks to len*8 instead of len*2",
+    **BINDER_OPERATION_FAULTS,
 }
 
 # Faults in the Vec operations binder's registrations and deregistrations make

@@ -4,13 +4,17 @@ Each property names its method: the explicit-state explorer (exhaustive on a
 small instance), bounded model checking from the empty list (PROVED up to k
 steps), Z3 over every state (one operation from any state satisfying the type
 invariants), or induction (every sequence). Every violation is a trace of
-operations from `KVVec::new()`, replayed on the Python model before it is
-reported; `violated` is the Python judge of such a trace.
+operations, replayed on the Python model before it is reported; `violated` is
+the Python judge of such a trace. A trace starts from `KVVec::new()`, or, for
+a violation the solver found from an arbitrary pre-state (single-operation
+proofs, the induction step), from that pre-state; BMC from `KVVec::new()`
+(`from_new`) then says whether such a violation is reachable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -20,7 +24,7 @@ import networkx as nx
 import z3
 
 from models import binder_z3
-from models.allocator import kmalloc_physical
+from models.allocator import Outcome, kmalloc_physical
 from models.allocator_z3 import SymOutcome
 from models.binder import ELEM_SIZE, BinderAction, BinderStep, Deregister, Policy, Register, binder_step
 from models.binder_z3 import SymBinderStep
@@ -31,8 +35,8 @@ from models.vec_z3 import SymPlatform, SymVec, type_invariant
 from properties.base import Verdict
 from properties.shrink import state_equal_py, state_equal_z3
 from verify.explorer import Exploration, Instance, canonical, explore, realloc_cycle, worst_reallocations
-from verify.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches
-from verify.solver import Answer, solve
+from verify.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches, state_from_model
+from verify.solver import Answer, minimal_model, solve
 
 INSTANCE = Instance(page_size=64, max_capacity=40)
 # `never` never shrinks: properties about what follows a shrink say nothing about it.
@@ -53,6 +57,9 @@ class Finding:
     mark: int | None = None  # for a cycle: the index of its first operation
     detail: str = ""
     undecided: bool = False  # a query behind the verdict timed out: it may be decided another time
+    # The state the trace starts from when the solver chose it (any state
+    # satisfying the type invariants); None: `KVVec::new()`.
+    start: VecState | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,9 @@ class SequenceProperty:
     premise_text: str = ""
     # Policies the property says nothing about (its premise never happens there).
     not_for: frozenset[str] = frozenset()
+    # For a property checked from arbitrary states: the same violation as a BMC
+    # predicate, to look for it from `KVVec::new()` once one is found.
+    from_new: JudgedPredicate | None = None
 
     def applies(self, model: ModelSpec) -> bool:
         return model.policy is not None and model.policy not in self.not_for
@@ -80,9 +90,11 @@ class SequenceProperty:
         return model.policy in self.expect_violated_on
 
 
-def replay(plat: Platform, policy: Policy, actions: tuple[BinderAction, ...]) -> list[BinderStep]:
-    """Run a trace of operations from `KVVec::new()` on the Python model."""
-    state, steps = VecState(), []
+def replay(
+    plat: Platform, policy: Policy, actions: tuple[BinderAction, ...], start: VecState | None = None
+) -> list[BinderStep]:
+    """Run a trace of operations from `start` (`KVVec::new()` by default) on the Python model."""
+    state, steps = start or VecState(), []
     for action in actions:
         taken = binder_step(plat, policy, state, action)
         steps.append(taken)
@@ -169,6 +181,11 @@ def failed_register(plat: Platform, steps: list[BinderStep], _mark: int) -> bool
     return s is not None and isinstance(s.action, Register) and not s.ok and not state_equal_py(s.pre, s.post)
 
 
+def breaks_invariant(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
+    """The last operation left a state that breaks the type invariants."""
+    return bool(steps) and bool(steps[-1].post.invariant_violations(plat))
+
+
 # --- explicit-state checks ------------------------------------------------------
 
 
@@ -246,12 +263,44 @@ def _sym(page: int) -> SymPlatform:
 
 
 def _finding_from_bmc(policy: Policy, page: int, timeout: int, depth: int, bad: JudgedPredicate) -> Finding:
-    sp = _sym(page)
-    judge, bad_at = bad.judge, bad.at
-    solved, u = bmc(sp, policy, depth, bad_at, timeout)
     scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {page} B"
+    found = _bmc_once(policy, page, timeout, depth, bad, bad.at, scope)
+    if found.verdict is Verdict.PROVED:
+        return _by_induction(_sym(page), policy, depth, bad.at, timeout, scope)
+    return found
+
+
+def bmc_from_new(policy: Policy, page: int, timeout: int, depth: int, bad: JudgedPredicate) -> Finding:
+    """BMC from `KVVec::new()`, one depth after another: PROVED up to `depth` operations, or the shortest trace.
+
+    Deepening one operation at a time finds a shallow violation without
+    unrolling the full depth, which for retain's unrolling is slow.
+    """
+    scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {page} B"
+    deadline = time.perf_counter() + timeout / 1000
+    for k in range(1, depth + 1):
+        remaining = int((deadline - time.perf_counter()) * 1000)
+        if remaining <= 0:
+            return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=f"timeout after {k - 1} operations")
+
+        def last(sp: SymPlatform, u: Unrolling, i: int, k: int = k) -> Any:
+            return bad.at(sp, u, i) if i == k - 1 else z3.BoolVal(False)  # shallower ones are already refuted
+
+        found = _bmc_once(policy, page, remaining, k, bad, last, scope)
+        if found.verdict is not Verdict.PROVED:
+            return found
+    return Finding(Verdict.PROVED, scope, page_size=page)
+
+
+def _bmc_once(
+    policy: Policy, page: int, timeout: int, depth: int, bad: JudgedPredicate, at: Callable[..., Any], scope: str
+) -> Finding:
+    """One BMC query of `depth` operations for `at`; a violation comes with its shortest replayed prefix."""
+    sp = _sym(page)
+    judge = bad.judge
+    solved, u = bmc(sp, policy, depth, at, timeout, bad.by_retain)
     if solved.answer is Answer.UNSAT:
-        return _by_induction(sp, policy, depth, bad_at, timeout, scope)
+        return Finding(Verdict.PROVED, scope, page_size=page)
     if solved.answer is Answer.UNKNOWN:
         return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=solved.reason)
     actions = actions_from_model(solved.model, u)
@@ -322,6 +371,7 @@ class JudgedPredicate:
     name: str
     judge: Callable[[Platform, list[BinderStep], int], bool]
     at: Callable[[SymPlatform, Unrolling, int], Any]
+    by_retain: bool = False  # unroll deregistrations with retain of a chosen process (sequences.unroll)
 
 
 REGROW = JudgedPredicate("regrow", regrow, regrow_bad)
@@ -345,26 +395,79 @@ def _single_step_happens(
     return solve([*assumptions, *premise(sp, pre)], timeout).answer
 
 
+@dataclass(frozen=True)
+class SymOperation:
+    """The operation of a single-step query: a registration or not, the process, the allocator outcome."""
+
+    register: Any  # a Z3 Boolean
+    pid: Any
+    outcome: SymOutcome
+
+
+# One case of a negated one-operation claim: its constraints and the operation they are about.
+Case = tuple[list[Any], SymOperation]
+
+
 def _single_step(
-    policy: Policy, page: int, timeout: int, claim: Callable[[SymPlatform, SymVec], list[list[Any]]]
+    policy: Policy, page: int, timeout: int, claim: Callable[[SymPlatform, SymVec], list[Case]]
 ) -> Finding:
-    """Prove a one-operation claim; `claim` gives the negated claim as cases, each its own query."""
+    """Prove a one-operation claim; `claim` gives the negated claim as cases, each its own query.
+
+    A case the solver satisfies is a violation from an arbitrary pre-state:
+    the pre-state and the operation are read back from its model.
+    """
     sp, pre, assumptions = _fresh_pre(page)
     scope = f"z3: one operation from every state, all 64-bit values, PAGE_SIZE {page} B"
-    for case in claim(sp, pre):
-        solved = solve([*assumptions, *case], timeout)
+    for constraints, operation in claim(sp, pre):
+        query = [*assumptions, *constraints]
+        solved = solve(query, timeout)
         if solved.answer is Answer.UNKNOWN:
             return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=solved.reason)
         if solved.answer is Answer.SAT:
-            detail = "a pre-state violates it (no trace from new())"
-            return Finding(Verdict.VIOLATED, scope, page_size=page, detail=detail)
+            return _violation_from_model(query, solved.model, pre, operation, scope, page, timeout)
     return Finding(Verdict.PROVED, scope, page_size=page)
 
 
+def _violation_from_model(
+    query: list[Any], model: Any, pre: SymVec, operation: SymOperation, scope: str, page: int, timeout: int
+) -> Finding:
+    """The pre-state and operation of a satisfied single-step query, as a Finding that starts there.
+
+    Allocation identities are only compared for equality, so a model with the
+    canonical ones (the buffer 1, the next allocation 2) is asked for first,
+    the smallest list, process and object first, allocations that succeed unless
+    failure is needed, for a readable trace; the first model otherwise.
+    """
+    canonical = [*query, z3.Implies(pre.buf.live, pre.buf.id == 1), pre.next_id == 2]
+    m = model
+    if solve(canonical, timeout).answer is Answer.SAT:
+        o = operation.outcome
+        objectives = [pre.layout_len, pre.len, operation.pid, pre.buf.physical]
+        objectives += [z3.Not(o.kmalloc_ok), z3.Not(o.vmalloc_ok)]
+        m = minimal_model(canonical, objectives, timeout) or model
+    outcome = Outcome(
+        z3.is_true(m.eval(operation.outcome.kmalloc_ok, True)), z3.is_true(m.eval(operation.outcome.vmalloc_ok, True))
+    )
+    pid = int(m.eval(operation.pid, True).as_long())
+    action: BinderAction = Register(pid, outcome) if z3.is_true(m.eval(operation.register, True)) else Deregister(
+        pid, outcome
+    )
+    return Finding(Verdict.VIOLATED, scope, (action,), page, start=state_from_model(m, pre))
+
+
+def _deregistration(pid: Any) -> SymOperation:
+    return SymOperation(z3.BoolVal(False), pid, SymOutcome.fresh("outcome"))
+
+
+def _registration(pid: Any) -> SymOperation:
+    return SymOperation(z3.BoolVal(True), pid, SymOutcome.fresh("outcome"))
+
+
 def check_keeps_others(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
-    def negated(sp: SymPlatform, pre: SymVec) -> list[list[Any]]:
-        pid = z3.BitVec("pid", 64)
-        st = binder_z3.deregister(sp, policy, pre, pid, SymOutcome.fresh("outcome"), "dereg")
+    def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
+        op = _deregistration(z3.BitVec("pid", 64))
+        pid = op.pid
+        st = binder_z3.deregister(sp, policy, pre, pid, op.outcome, "dereg")
         k = z3.BitVec("k", 64)
         present = z3.ULT(pid, pre.len)  # the pre-state's identities are 0..len-1
         shifted = z3.And(
@@ -373,9 +476,23 @@ def check_keeps_others(policy: Policy, page: int, timeout: int, _depth: int) -> 
         )
         unchanged = z3.And(st.post.len == pre.len, z3.Implies(z3.ULT(k, pre.len), st.post.elems[k] == k))
         # Two cases, two queries: retain's "not found" is a quantifier, and alone it is quick to refute.
-        return [[*st.constraints, present, z3.Not(shifted)], [*st.constraints, z3.Not(present), z3.Not(unchanged)]]
+        return [
+            ([*st.constraints, present, z3.Not(shifted)], op),
+            ([*st.constraints, z3.Not(present), z3.Not(unchanged)], op),
+        ]
 
     return _single_step(policy, page, timeout, negated)
+
+
+def keeps_others_bad(sp: SymPlatform, u: Unrolling, i: int) -> Any:
+    """Deregistration i (by retain, from new(): distinct processes) did not remove exactly its process."""
+    s, at = u.steps[i], u.removed_at[i]
+    k = z3.BitVec(f"op{i}.k", 64)
+    shifted = z3.And(
+        s.post.len == s.pre.len - 1,
+        z3.Implies(z3.ULT(k, s.post.len), s.post.elems[k] == z3.If(z3.ULT(k, at), s.pre.elems[k], s.pre.elems[k + 1])),
+    )
+    return z3.And(z3.Not(u.is_register[i]), z3.Not(shifted))
 
 
 def failed_register_bad(st: SymBinderStep) -> Any:
@@ -384,9 +501,10 @@ def failed_register_bad(st: SymBinderStep) -> Any:
 
 
 def check_failed_register(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
-    def negated(sp: SymPlatform, pre: SymVec) -> list[list[Any]]:
-        st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg", policy.faults)
-        return [[*st.constraints, failed_register_bad(st)]]
+    def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
+        op = _registration(z3.BitVec("pid", 64))
+        st = binder_z3.register(sp, pre, op.pid, op.outcome, "reg", policy.faults)
+        return [([*st.constraints, failed_register_bad(st)], op)]
 
     return _single_step(policy, page, timeout, negated)
 
@@ -440,9 +558,10 @@ def refused_bad(st: SymBinderStep) -> Any:
 
 
 def check_never_refused(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
-    def negated(sp: SymPlatform, pre: SymVec) -> list[list[Any]]:
-        st = binder_z3.deregister(sp, policy, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "dereg")
-        return [[*st.constraints, refused_bad(st)]]
+    def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
+        op = _deregistration(z3.BitVec("pid", 64))
+        st = binder_z3.deregister(sp, policy, pre, op.pid, op.outcome, "dereg")
+        return [([*st.constraints, refused_bad(st)], op)]
 
     return _single_step(policy, page, timeout, negated)
 
@@ -470,29 +589,43 @@ ONE_STEP_PREDICATES = (
     OneStepPredicate("page-rule-refuses", refused, refused_bad, Deregister),
 )
 
+# The same violations over BMC's unrolling, looked for from KVVec::new() once
+# a single-step proof (or the induction step) finds one from an arbitrary state.
+KEEPS_OTHERS_FROM_NEW = JudgedPredicate("keeps-others", keeps_others, keeps_others_bad, by_retain=True)
+FAILED_REGISTER_FROM_NEW = JudgedPredicate(
+    "failed-register-changes", failed_register, lambda sp, u, i: failed_register_bad(u.steps[i])
+)
+REFUSED_FROM_NEW = JudgedPredicate("page-rule-refuses", refused, lambda sp, u, i: refused_bad(u.steps[i]))
+INVARIANT_FROM_NEW = JudgedPredicate(
+    "invariant-broken", breaks_invariant, lambda sp, u, i: z3.Not(type_invariant(sp, u.states[i + 1], ghost=False))
+)
+
 
 def check_invariant(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
     """Induction: new() satisfies the type invariants, and every operation keeps them."""
     sp, pre, assumptions = _fresh_pre(page, ghost=False)
     scope = f"z3 induction: every sequence of operations, PAGE_SIZE {page} B"
     base = solve([z3.Not(type_invariant(sp, binder_z3.initial(), ghost=False))], timeout)
+    if base.answer is not Answer.UNSAT:
+        # new() itself breaks them: no operation to replay, so no trace; a fault of the model, not of binder.
+        detail = "KVVec::new() breaks the type invariants" if base.answer is Answer.SAT else base.reason
+        return Finding(Verdict.VIOLATED if base.answer is Answer.SAT else Verdict.UNKNOWN, scope, page_size=page,
+                       detail=detail)
     is_register = z3.Bool("register")
     outcome = SymOutcome.fresh("outcome")
+    pid = z3.BitVec("pid", 64)
     reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy.faults)
-    dereg = binder_z3.deregister(sp, policy, pre, z3.BitVec("pid", 64), outcome, "dereg")
+    dereg = binder_z3.deregister(sp, policy, pre, pid, outcome, "dereg")
     kept_reg, kept_dereg = type_invariant(sp, reg.post, ghost=False), type_invariant(sp, dereg.post, ghost=False)
     post = z3.If(is_register, z3.Not(kept_reg), z3.Not(kept_dereg))
-    step = solve([*assumptions, *reg.constraints, *dereg.constraints, post], timeout)
-    answers = {base.answer, step.answer}
-    if answers == {Answer.UNSAT}:
+    query = [*assumptions, *reg.constraints, *dereg.constraints, post]
+    step = solve(query, timeout)
+    if step.answer is Answer.UNSAT:
         return Finding(Verdict.PROVED, scope, page_size=page)
-    if Answer.SAT in answers:
-        return Finding(Verdict.VIOLATED, scope, page_size=page, detail="the invariant is not inductive")
-    return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=base.reason or step.reason)
-
-
-def _no_trace(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
-    return False
+    if step.answer is Answer.UNKNOWN:
+        return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=step.reason)
+    operation = SymOperation(is_register, z3.If(is_register, pre.next_id + 1000, pid), outcome)
+    return _violation_from_model(query, step.model, pre, operation, scope, page, timeout)
 
 
 PROPERTIES: tuple[SequenceProperty, ...] = (
@@ -530,6 +663,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         keeps_others,
         premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _dereg_with_others(p)),
         premise_text="a process leaves while another one stays registered",
+        from_new=KEEPS_OTHERS_FROM_NEW,
     ),
     SequenceProperty(
         "binder.failed-register-unchanged",
@@ -539,13 +673,15 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         failed_register,
         premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _register_fails(p)),
         premise_text="a registration fails",
+        from_new=FAILED_REGISTER_FROM_NEW,
     ),
     SequenceProperty(
         "binder.invariant-forever",
         "every sequence of registrations and deregistrations keeps the KVVec type invariants",
         "z3 induction",
         check_invariant,
-        _no_trace,
+        breaks_invariant,
+        from_new=INVARIANT_FROM_NEW,
         premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _buffer_changes(p)),
         premise_text="an operation changes the buffer",
     ),
@@ -579,6 +715,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _vmalloc_shrink_asked(p)),
         premise_text="the policy asks a vmalloc buffer to shrink",
         not_for=frozenset({"never"}),
+        from_new=REFUSED_FROM_NEW,
     ),
     SequenceProperty(
         "binder.no-thrash",

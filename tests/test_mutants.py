@@ -130,6 +130,11 @@ def test_a_fault_is_killed_where_it_matters(matrix: list[Outcome]) -> None:
     assert by[("copy-one-short", "shrink.elements-kept", "kvvec-v6/u8")] is Cell.KILLED
     assert by[("kmalloc-unrounded", "shrink.invariants-kept", "kvvec-v6/u8")] is Cell.KILLED
     assert by[("binder-shrink-dropped", "binder.waste-bound", "binder/v6")] is Cell.KILLED
+    # The operation faults break what the single-step proofs and the induction step check, from any state.
+    assert by[("binder-dereg-removes-last", "binder.keeps-others", "binder/v6")] is Cell.KILLED
+    assert by[("binder-failed-register-pops", "binder.failed-register-unchanged", "binder/v6")] is Cell.KILLED
+    assert by[("binder-shrink-err-adopted", "binder.invariant-forever", "binder/v6")] is Cell.KILLED
+    assert by[("binder-target-len-8", "binder.page-rule-never-refuses", "binder/v6")] is Cell.KILLED
     # Copying one element short is invisible to the capacity: that property must not claim the kill.
     assert by[("copy-one-short", "shrink.capacity-floor", "kvvec-v6/u8")] is Cell.SURVIVED
 

@@ -18,14 +18,14 @@ import z3
 from models import vec_z3
 from models.allocator import Allocation, Kind, Outcome
 from models.allocator_z3 import SymOutcome
-from models.binder import policy_named, with_faults
+from models.binder import Policy, policy_named, with_faults
 from models.catalogue import ModelSpec
 from models.elements import Elements
 from models.machine import BITS, Platform
 from models.vec import ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, SymShrinkTo, SymVec, lift_state, type_invariant
 from properties.base import Property, Scenario, StepProperty, Verdict
-from properties.binder import BMC_DEPTH, SequenceProperty, replay
+from properties.binder import BMC_DEPTH, Finding, SequenceProperty, bmc_from_new, replay
 from verify.cache import ProofCache, make_key
 from verify.replay import replay as replay_trace
 from verify.solver import Answer, fresh_context, minimal_model, solve, solver_version
@@ -192,6 +192,8 @@ def _check_sequence(
         )
     if not found.actions:
         raise ReplayError(f"{prop.id} on {model.name}: a violation without a replayable trace ({found.detail})")
+    if found.start is not None:
+        return _violated_from_arbitrary(prop, model, policy, found, timeout_ms, bmc_depth, start)
     plat = Platform(model.size_min, found.page_size)
     steps = replay(plat, policy, found.actions)
     if not prop.violated(plat, steps, found.mark or 0):
@@ -201,6 +203,49 @@ def _check_sequence(
         tuple(sorted(model.faults)), policy.name, cycle_from=found.mark, start="new",
     )
     return Result(prop, model, Verdict.VIOLATED, seconds, cex, found.detail, found.scope)
+
+
+def _violated_from_arbitrary(
+    prop: SequenceProperty, model: ModelSpec, policy: Policy, found: Finding, timeout_ms: int, bmc_depth: int,
+    start: float,
+) -> Result:
+    """A violation the solver found from an arbitrary pre-state, then looked for from `KVVec::new()`.
+
+    The pre-state must satisfy the type invariants and the operations must
+    violate the property on the Python model from it. BMC from new() within
+    `bmc_depth` operations then says whether a list binder really builds can
+    get there; its trace, when it finds one, is the one reported.
+    """
+    assert found.start is not None
+    plat = Platform(model.size_min, found.page_size)
+    broken = found.start.invariant_violations(plat)
+    if broken:
+        raise ReplayError(f"{prop.id} on {model.name}: the counterexample's pre-state breaks {broken}")
+    steps = replay(plat, policy, found.actions, found.start)
+    if not prop.violated(plat, steps, 0):
+        raise ReplayError(f"{prop.id} on {model.name}: the trace does not violate the property in Python")
+    faults = tuple(sorted(model.faults))
+    cex = Trace(
+        prop.id, model.name, plat.elem_size, plat.page_size, found.start, tuple(steps), faults, policy.name,
+        start="arbitrary",
+    )
+    detail = "violated from an arbitrary state satisfying the type invariants"
+    if prop.from_new is None:
+        return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex, detail, found.scope)
+    reach = bmc_from_new(policy, plat.page_size, timeout_ms, bmc_depth, prop.from_new)
+    if reach.verdict is Verdict.VIOLATED:
+        from_new = replay(plat, policy, reach.actions)
+        if not prop.violated(plat, from_new, 0):
+            raise ReplayError(f"{prop.id} on {model.name}: the trace from KVVec::new() does not violate it in Python")
+        cex = Trace(
+            prop.id, model.name, plat.elem_size, plat.page_size, VecState(), tuple(from_new), faults, policy.name
+        )
+        detail += f"; also reachable from KVVec::new() in {len(from_new)} operations"
+    elif reach.verdict is Verdict.PROVED:
+        detail += f"; not reachable from KVVec::new() within {bmc_depth} operations"
+    else:
+        detail += f"; whether KVVec::new() reaches it within {bmc_depth} operations is not decided ({reach.detail})"
+    return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex, detail, found.scope)
 
 
 def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms: int, minimise: bool) -> Result:

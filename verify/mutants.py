@@ -3,8 +3,9 @@
 A property kills a mutant when it is declared PROVED on the unmutated model
 and the mutant makes it VIOLATED, with a counterexample that replayed on the
 mutated Python model (the engine replays every counterexample before
-reporting it). A violation the engine could not replay, a timeout, or a
-property already violated on the unmutated model kills nothing.
+reporting it, a violation found from an arbitrary state from that state). A
+timeout, an internal error (such as a counterexample that does not replay),
+or a property already violated on the unmutated model kills nothing.
 Counterexamples are not minimised here: a kill needs a replayed trace, not
 the smallest one, and minimising is most of a violation's cost.
 """
@@ -34,8 +35,7 @@ BINDER_MODELS = ("binder/v6",)
 class Cell(enum.Enum):
     KILLED = "X"  # violated with a replayed counterexample
     SURVIVED = "."  # still proved
-    UNREPLAYED = "!"  # the solver found a violation the engine could not replay as a trace
-    UNKNOWN = "?"  # the solver gave up
+    UNKNOWN = "?"  # the solver gave up, or an internal error
     NOT_A_KILLER = "-"  # already violated without the fault, or not applicable
 
 
@@ -62,8 +62,8 @@ def _judge(fault: str, prop_id: str, model_name: str, page_size: int, timeout_ms
         return Outcome(fault, prop_id, model_name, Cell.NOT_A_KILLER, 0.0)
     try:
         result = check(prop, base.with_faults(frozenset({fault})), page_size, timeout_ms, minimise=False)
-    except ReplayError:
-        return Outcome(fault, prop_id, model_name, Cell.UNREPLAYED, 0.0)
+    except ReplayError:  # a bug in the checker, not a kill
+        return Outcome(fault, prop_id, model_name, Cell.UNKNOWN, 0.0)
     if result.verdict is Verdict.VIOLATED:
         assert result.counterexample is not None
         cex = result.counterexample
@@ -105,7 +105,7 @@ def matrix(outcomes: Sequence[Outcome], faults: Sequence[str]) -> str:
     column = {p: i + 1 for i, p in enumerate(prop_ids)}
     lines = ["properties:"]
     lines += [f"  {column[p]:>2} {p}" for p in prop_ids]
-    lines.append("cells: X killed (replayed counterexample), . survived, ! violated but not replayable, ? unknown,")
+    lines.append("cells: X killed (replayed counterexample), . survived, ? unknown or internal error,")
     lines.append("       - already violated unmutated; one character per model the fault is seeded into")
     header = " ".join(f"{column[p]:>3}" for p in prop_ids)
     width = max([30, *map(len, faults)])

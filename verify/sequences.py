@@ -18,10 +18,12 @@ from typing import Any
 import z3
 
 from models import binder_z3
-from models.allocator import Outcome
+from models.allocator import Allocation, Kind, Outcome
 from models.allocator_z3 import SymOutcome, ite, u64
 from models.binder import BinderAction, Deregister, Policy, Register
 from models.binder_z3 import SymBinderStep
+from models.elements import Elements
+from models.vec import VecState
 from models.vec_z3 import SymPlatform, SymVec, type_invariant
 from verify.solver import Answer, Solved, solve
 
@@ -35,18 +37,34 @@ class Unrolling:
     is_register: tuple[Any, ...]
     outcomes: tuple[SymOutcome, ...]
     constraints: tuple[Any, ...]
+    # With `by_retain`: the index of the process each deregistration removes.
+    removed_at: tuple[Any, ...] = ()
 
 
-def unroll(sp: SymPlatform, policy: Policy, k: int, start: SymVec | None = None) -> Unrolling:
-    """k operations from `start`, `KVVec::new()` by default."""
+def unroll(
+    sp: SymPlatform, policy: Policy, k: int, start: SymVec | None = None, by_retain: bool = False
+) -> Unrolling:
+    """k operations from `start`, `KVVec::new()` by default.
+
+    A deregistration drops the last process (remove_one), which has retain's
+    effect on everything but the order of the others; `by_retain` removes a
+    process the solver picks, wherever it stands, as context.rs's `retain`
+    does, for the properties about which processes stay.
+    """
     state = binder_z3.initial() if start is None else start
-    states, steps, kinds, outcomes = [state], [], [], []
+    states, steps, kinds, outcomes, removed_at = [state], [], [], [], []
     constraints: list[Any] = []
     for i in range(k):
         is_register = z3.Bool(f"op{i}.register")
         outcome = SymOutcome.fresh(f"op{i}")
         reg = binder_z3.register(sp, state, u64(1000 + i), outcome, f"op{i}.reg", policy.faults)
-        dereg = binder_z3.deregister(sp, policy, state, u64(0), outcome, f"op{i}.dereg", remove_one=True)
+        if by_retain:
+            at = z3.BitVec(f"op{i}.removed_at", 64)
+            removed_at.append(at)
+            constraints.append(z3.Implies(z3.Not(is_register), z3.ULT(at, state.len)))
+            dereg = binder_z3.deregister(sp, policy, state, state.elems[at], outcome, f"op{i}.dereg", at=at)
+        else:
+            dereg = binder_z3.deregister(sp, policy, state, u64(0), outcome, f"op{i}.dereg", remove_one=True)
         # A deregistration needs a registered process.
         constraints.append(z3.Implies(z3.Not(is_register), z3.UGT(state.len, 0)))
         constraints += [*reg.constraints, *dereg.constraints]
@@ -64,21 +82,27 @@ def unroll(sp: SymPlatform, policy: Policy, k: int, start: SymVec | None = None)
         steps.append(taken)
         kinds.append(is_register)
         outcomes.append(outcome)
-    return Unrolling(tuple(states), tuple(steps), tuple(kinds), tuple(outcomes), tuple(constraints))
+    return Unrolling(
+        tuple(states), tuple(steps), tuple(kinds), tuple(outcomes), tuple(constraints), tuple(removed_at)
+    )
 
 
 # A violation at operation i of an unrolling: a formula over the unrolling.
 BadAt = Callable[[SymPlatform, Unrolling, int], Any]
 
 
-def reaches(sp: SymPlatform, policy: Policy, k: int, at: BadAt, timeout_ms: int) -> tuple[Solved, Unrolling]:
+def reaches(
+    sp: SymPlatform, policy: Policy, k: int, at: BadAt, timeout_ms: int, by_retain: bool = False
+) -> tuple[Solved, Unrolling]:
     """Whether some sequence of k operations from new() satisfies `at` at some operation."""
-    u = unroll(sp, policy, k)
+    u = unroll(sp, policy, k, by_retain=by_retain)
     return solve([*u.constraints, z3.Or([at(sp, u, i) for i in range(k)])], timeout_ms), u
 
 
-def bmc(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, timeout_ms: int) -> tuple[Solved, Unrolling]:
-    solved, u = reaches(sp, policy, k, bad_at, timeout_ms)
+def bmc(
+    sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, timeout_ms: int, by_retain: bool = False
+) -> tuple[Solved, Unrolling]:
+    solved, u = reaches(sp, policy, k, bad_at, timeout_ms, by_retain)
     if solved.answer is not Answer.SAT:
         return solved, u
     query = [*u.constraints, z3.Or([bad_at(sp, u, i) for i in range(k)])]
@@ -112,6 +136,9 @@ def actions_from_model(m: Any, u: Unrolling) -> list[BinderAction]:
             actions.append(Register(1000 + i, o))
             if z3.is_true(m.eval(taken.ok, True)):
                 registered.append(1000 + i)
+        elif u.removed_at:
+            pid = m.eval(taken.pre.elems[u.removed_at[i]], True).as_long()
+            actions.append(Deregister(pid, o))
         else:
             # remove_one drops the last element; retain of the last identity is the same removal.
             actions.append(Deregister(registered.pop(), o))
@@ -120,3 +147,21 @@ def actions_from_model(m: Any, u: Unrolling) -> list[BinderAction]:
 
 def violated_within(solved: Solved) -> bool:
     return solved.answer is Answer.SAT
+
+
+def state_from_model(m: Any, v: SymVec) -> VecState:
+    """A solver's binder state as a Python one.
+
+    The elements are read as processes 0..len-1, which is exact for the states
+    binder_z3.any_state builds (its elements are the identity map).
+    """
+    buf = None
+    if z3.is_true(m.eval(v.buf.live, True)):
+        kind = Kind.VMALLOC if z3.is_true(m.eval(v.buf.vmalloc, True)) else Kind.KMALLOC
+        buf = Allocation(_value(m, v.buf.id), kind, _value(m, v.buf.requested), _value(m, v.buf.physical))
+    length = _value(m, v.len)
+    return VecState(length, _value(m, v.layout_len), buf, Elements.identities(length), _value(m, v.next_id))
+
+
+def _value(m: Any, term: Any) -> int:
+    return int(m.eval(term, True).as_long())

@@ -117,7 +117,12 @@ class Trace:
     def one_line(self) -> str:
         plat = self.platform
         if self.policy is not None:
-            return _binder_line(plat, self.steps, self.cycle_from)
+            line = _binder_line(plat, self.steps, self.cycle_from)
+            if self.start == "arbitrary":
+                s0 = self.initial
+                origin = f"len={s0.len} cap={s0.capacity(plat)} {describe_buffer(s0.buf)}"
+                return f"from an arbitrary state satisfying the type invariants ({origin}), {line}"
+            return line
         s = self.steps[-1]
         assert isinstance(s, Step)
         a = s.action
