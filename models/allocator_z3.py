@@ -265,7 +265,8 @@ def krealloc(
     same = dataclasses.replace(old, requested=nbytes)
     moving = z3.And(g, z3.Not(fits))
     ok, new = kmalloc(plat, moving, nbytes, outcome, rec)
-    rec.copy(z3.And(moving, ok), old, new, old.physical)
+    copied = nbytes if "krealloc-copies-new-size" in rec.faults else old.physical
+    rec.copy(z3.And(moving, ok), old, new, copied)
     rec.free(z3.And(moving, ok), old, old.requested)
     return z3.Or(fits, ok), ite(fits, same, new)
 

@@ -23,10 +23,9 @@ from models.binder import BinderAction, BinderStep, Deregister, Policy, Register
 from models.binder_z3 import SymBinderStep
 from models.elements import GARBAGE, Elements
 from models.machine import BITS, Platform
-from models.vec import ShrinkTo, Step, VecState
+from models.vec import Step, VecState
 from models.vec_z3 import (
     SymPlatform,
-    SymShrinkTo,
     SymStep,
     SymVec,
     lift_action,
@@ -217,12 +216,13 @@ def _only_outcome(constraints: Any, fields: list[Field], where: str) -> None:
 
 
 def check_properties(plat: Platform, props: tuple[StepProperty, ...], s: Step) -> None:
-    """Raise CrossCheckError unless each Z3 predicate is forced to its Python verdict on this shrink_to step."""
-    assert isinstance(s.action, ShrinkTo)
+    """Raise CrossCheckError unless each Z3 predicate is forced to its Python verdict on this step.
+
+    The step is a call the properties are about: shrink_to, or reserve (or push, reserve(1) and a write).
+    """
     sp = SymPlatform(plat)
     pre = lift_state(s.pre)
     action = lift_action(s.action, pre)
-    assert isinstance(action, SymShrinkTo)
     st = sym_step(sp, pre, action)  # built once: the step's encoding is most of the cost
     for prop in props:
         expected = prop.py(plat, s)

@@ -96,8 +96,11 @@ class VecMachine(RuleBasedStateMachine):
     def apply(self, action: Action, what: str) -> None:
         s = step(self.plat, self.v, action)
         check_transition(self.plat, s)
-        if isinstance(action, ShrinkTo):
-            check_properties(self.plat, self.props, s)
+        # Each single-call property on the calls it is about; push's allocator effects are reserve(1)'s.
+        operation = Reserve if isinstance(action, Push) else type(action)
+        about = tuple(p for p in self.props if p.operation is operation)
+        if about:
+            check_properties(self.plat, about, s)
         Coverage.note(f"vec {what}")
         self.v = s.post
 
