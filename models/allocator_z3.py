@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 import z3
 
 from models.allocator import MAX_CALLS, Fn
-from models.machine import BITS, INT_MAX, Platform, kmalloc_size_classes
+from models.machine import BITS, INT_MAX, USIZE_MAX, Platform, kmalloc_size_classes
 
 # z3 ships no type information, so its terms are Any to mypy; the alias names intent.
 BV: TypeAlias = Any  # a 64-bit z3.BitVecRef
@@ -224,6 +224,8 @@ def allocation_well_formed(plat: Platform, a: SymAlloc) -> Any:
     )
     vmalloc_ok = z3.And(
         z3.UGT(a.requested, plat.page_size),
+        # The request's pages fit in a usize: above, vmalloc_physical wraps and the Python model's does not.
+        z3.ULE(a.requested, USIZE_MAX - plat.page_size + 1),
         a.physical == vmalloc_physical(plat, a.requested),
     )
     return z3.Implies(a.live, z3.If(a.vmalloc, vmalloc_ok, kmalloc_ok))

@@ -22,7 +22,7 @@ from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step
 from models.vec_z3 import SymAction, SymPlatform, SymPush, SymShrinkTo, SymStep, SymVec
 from properties.binder import JUDGED_PREDICATES, ONE_STEP_PREDICATES, WASTE, replay
 from properties.shrink import PROPERTIES
-from verify import crosscheck, stateful
+from verify import agreement, crosscheck, stateful
 from verify.cli import main
 from verify.crosscheck import (
     CrossCheckError,
@@ -317,9 +317,13 @@ def test_a_property_whose_encodings_disagree_is_caught() -> None:
         check_properties(plat, (negated,), s)
 
 
-def test_the_crosscheck_command_reports_its_coverage(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_crosscheck_command_reports_its_coverage(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agreement, "AGREEMENT_PAGE_SIZES", (64,))  # all page sizes take half a minute
     assert main(["crosscheck", "--examples", "2", "--steps", "5"]) == 0
     out = capsys.readouterr().out
+    assert "  kmalloc_physical (PAGE_SIZE 64): 3199 inputs, 6 run proofs: agree" in out
     assert re.search(r"^\d+ steps agreed in .* steps/s\)$", out, re.M)
     assert "vec " in out and "binder " in out and "not refuted after 2 programs per machine" in out
 
@@ -328,6 +332,16 @@ def test_the_crosscheck_command_reports_its_coverage(capsys: pytest.CaptureFixtu
 def test_the_crosscheck_command_rejects_a_count_below_one(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["crosscheck", flag, "0"]) == 2
     assert capsys.readouterr().err == f"verify: error: {flag} must be at least 1, not 0\n"
+
+
+def test_the_crosscheck_command_exits_1_when_a_function_disagrees(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agreement, "AGREEMENT_PAGE_SIZES", (64,))
+    monkeypatch.setattr(agreement.kv, "vmalloc_physical", lambda plat, n: n // plat.page_size * plat.page_size)
+    assert main(["crosscheck", "--examples", "1", "--steps", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "vmalloc_physical (PAGE_SIZE 64): " in out and "DISAGREE" in out
 
 
 def test_the_crosscheck_command_exits_1_on_a_disagreement(

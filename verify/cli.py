@@ -452,7 +452,21 @@ def command_crosscheck(args: argparse.Namespace) -> int:
     for what, count in sorted(stateful.Coverage.seen.items()):
         print(f"  {count:6d}  {what}")
     print(f"not refuted after {args.examples} programs per machine")
-    return EXIT_OK
+    return _agreement()
+
+
+def _agreement() -> int:
+    """The allocator functions and the type invariants, compared over whole domains (verify/agreement.py)."""
+    from verify.agreement import all_agreements
+
+    started = time.perf_counter()
+    found = list(all_agreements())
+    print(f"encodings compared function by function in {time.perf_counter() - started:.1f} s:")
+    for a in found:
+        print(f"  {a.line()}")
+        for d in a.disagreements[:5]:
+            print(f"    {d}")
+    return EXIT_UNEXPECTED if any(a.disagreements for a in found) else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
