@@ -14,12 +14,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize
 
 from models import binder_z3, vec_z3
 from models.allocator import ALL_OUTCOMES, Call, Copy, Fn, Free, Kind, Outcome
-from models.binder import ELEM_SIZE, BinderAction, Deregister, Policy, Register, policy_named
+from models.binder import ELEM_SIZE, POLICIES, BinderAction, Deregister, Policy, Register, policy_named
 from models.binder_z3 import SymBinderStep
 from models.elements import GARBAGE, Elements
 from models.machine import ISIZE_MAX, USIZE_MAX, Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate, VecState, step
 from models.vec_z3 import SymAction, SymPlatform, SymPush, SymShrinkTo, SymStep, SymVec
+from properties import binder as binder_properties
 from properties.binder import JUDGED_PREDICATES, ONE_STEP_PREDICATES, WASTE, replay
 from properties.shrink import PROPERTIES
 from verify import agreement, crosscheck, stateful
@@ -27,11 +28,13 @@ from verify.cli import main
 from verify.crosscheck import (
     CrossCheckError,
     check_binder_transition,
+    check_explored_edges,
     check_invariants,
     check_properties,
     check_transition,
     check_unrolling,
 )
+from verify.explorer import Instance, explore
 from verify.sequences import Unrolling
 from verify.stateful import BINDER_PAGE_SIZES, BinderMachine, Coverage, VecMachine, outcome_name
 
@@ -355,3 +358,28 @@ def test_the_crosscheck_command_exits_1_on_a_disagreement(
     assert main(["crosscheck", "--examples", "20", "--steps", "5"]) == 1
     out = capsys.readouterr().out
     assert "state = VecMachine()" in out and "DISAGREEMENT in VecMachine" in out
+
+
+# The explorer's edges: every transition an explicit-state verdict uses is the Z3 encoding's.
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.name)
+def test_every_explored_edge_is_the_z3_encodings_only_outcome(policy: Policy) -> None:
+    ex = explore(policy, Instance())
+    assert check_explored_edges(ex.instance.platform, policy, (s for _, _, s in ex.steps())) == ex.edges > 200
+
+
+def test_a_python_only_slip_in_a_policy_is_caught_before_the_explorer_reports() -> None:
+    # v6's target, slipped to len*3 in the Python policy only: the explorer alone would report its graph.
+    slipped = replace(policy_named("v6"), target=lambda n, cap: n * 3)
+    ex = explore(slipped, Instance())
+    not_z3s = r"explored edge Deregister.* not the Z3 encoding's only outcome.*layout_len"
+    with pytest.raises(CrossCheckError, match=not_z3s):
+        check_explored_edges(ex.instance.platform, slipped, (s for _, _, s in ex.steps()))
+    with pytest.raises(CrossCheckError, match="explored edge"):
+        binder_properties.exploration(slipped)
+
+
+def test_a_slip_in_the_z3_policy_is_caught_too() -> None:
+    slipped = replace(policy_named("naive"), trigger_z3=lambda n, cap: z3.ULT(n, z3.UDiv(cap, 3)))
+    ex = explore(policy_named("naive"), Instance())
+    with pytest.raises(CrossCheckError, match="shrink_attempted"):
+        check_explored_edges(ex.instance.platform, slipped, (s for _, _, s in ex.steps()))
