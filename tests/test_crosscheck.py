@@ -10,7 +10,7 @@ import pytest
 import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize
+from hypothesis.stateful import initialize
 
 from models import binder_z3, vec_z3
 from models.allocator import ALL_OUTCOMES, Call, Copy, Fn, Free, Kind, Outcome
@@ -36,7 +36,7 @@ from verify.crosscheck import (
 )
 from verify.explorer import Instance, explore
 from verify.sequences import Unrolling
-from verify.stateful import BINDER_PAGE_SIZES, BinderMachine, Coverage, VecMachine, outcome_name
+from verify.stateful import BINDER_PAGE_SIZES, BinderMachine, Coverage, VecMachine, one_choice_each, outcome_name
 
 ELEM_SIZES = (0, 1, 8, 24, 4096)
 KM, VM_ONLY, KM_ONLY, NONE = Outcome(True, True), Outcome(False, True), Outcome(True, False), Outcome(False, False)
@@ -186,17 +186,25 @@ def test_a_python_claim_about_uncopied_memory_is_not_the_only_outcome() -> None:
 
 
 # The stateful machines: long random programs over every operation and allocator outcome.
-@pytest.mark.parametrize(("machine", "examples"), [(VecMachine, 15), (BinderMachine, 10)])
-def test_stateful_machines_agree(machine: type[RuleBasedStateMachine], examples: int) -> None:
+def test_every_branch_and_boundary_is_reached_within_the_budget() -> None:
+    # A machine per element size and per policy (PAGE_SIZE 64), each steered to the edges.
     Coverage.reset()
-    stateful.run(machine, examples, 30)
-    assert Coverage.steps > examples * 5
-    if machine is VecMachine:
-        # Every allocator outcome reached every allocating operation.
-        for op in ("push", "shrink_to"):
-            assert {k for k in Coverage.seen if k.startswith(f"vec {op} ")} == {
-                f"vec {op} {outcome_name(o)}" for o in ALL_OUTCOMES
-            }
+    machines = one_choice_each()
+    for machine in machines:
+        stateful.run(machine, 4, 30 if issubclass(machine, VecMachine) else 15)
+    assert Coverage.unreached(machines) == []
+    assert Coverage.steps > 1000
+    # Every allocator outcome reached every allocating operation.
+    for op in ("push", "shrink_to"):
+        assert {k for k in Coverage.seen if k.startswith(f"vec {op} ")} == {
+            f"vec {op} {outcome_name(o)}" for o in ALL_OUTCOMES
+        }
+
+
+def test_the_binder_machine_agrees_on_both_page_sizes() -> None:
+    Coverage.reset()
+    stateful.run(BinderMachine, 6, 20)
+    assert Coverage.steps > 30
 
 
 def test_the_machine_catches_an_altered_z3_shrink_to(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -357,7 +365,7 @@ def test_the_crosscheck_command_exits_1_on_a_disagreement(
     monkeypatch.setattr(crosscheck, "sym_step", inverted)
     assert main(["crosscheck", "--examples", "20", "--steps", "5"]) == 1
     out = capsys.readouterr().out
-    assert "state = VecMachine()" in out and "DISAGREEMENT in VecMachine" in out
+    assert "state = VecMachine0()" in out and "DISAGREEMENT in VecMachine0" in out
 
 
 # The explorer's edges: every transition an explicit-state verdict uses is the Z3 encoding's.
