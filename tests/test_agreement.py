@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import pytest
 import z3
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models import allocator_z3
 from models.allocator import ALL_OUTCOMES, Allocation, Kind, allocation_violations
 from models.allocator_z3 import SymAlloc, u64
-from models.machine import USIZE_MAX, Platform
+from models.elements import Elements
+from models.machine import ISIZE_MAX, USIZE_MAX, Platform
+from models.vec import VecState
 from verify import agreement
 from verify.agreement import Agreement, all_agreements
+from verify.crosscheck import check_invariants
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +75,27 @@ def test_a_vmalloc_area_near_usize_max_is_malformed_on_both_sides() -> None:
     assert allocation_violations(plat, Allocation(1, Kind.VMALLOC, USIZE_MAX, 0))
     sym = SymAlloc(z3.BoolVal(True), u64(1), z3.BoolVal(True), u64(USIZE_MAX), u64(0))
     assert z3.is_false(z3.simplify(allocator_z3.allocation_well_formed(plat, sym)))
+
+
+# Beyond the grid: arbitrary states, most of them invalid, drawn near every field's boundaries.
+def _near(*edges: int) -> st.SearchStrategy[int]:
+    return st.sampled_from(sorted({max(0, min(USIZE_MAX, e + d)) for e in edges for d in (-1, 0, 1)}))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(data=st.data(), elem_size=st.sampled_from(agreement.ELEM_SIZES), kind=st.sampled_from([None, *Kind]))
+def test_arbitrary_states_get_the_same_verdict_from_both_invariants(
+    data: st.DataObject, elem_size: int, kind: Kind | None
+) -> None:
+    plat = Platform(elem_size, 4096)
+    counts = st.one_of(st.integers(0, 20), _near(4096, ISIZE_MAX // max(elem_size, 1), USIZE_MAX))
+    layout_len = data.draw(counts, label="layout_len")
+    length = data.draw(st.one_of(_near(layout_len), counts), label="len")
+    buf = None
+    if kind is not None:
+        nbytes = layout_len * elem_size
+        requested = data.draw(st.one_of(_near(nbytes, 4096, 8192), st.integers(0, USIZE_MAX)), label="requested")
+        physical = data.draw(st.one_of(_near(0, requested, 4096, 8192), st.integers(0, USIZE_MAX)), label="phys")
+        buf = Allocation(1, kind, requested, physical)
+    state = VecState(length, layout_len, buf, Elements.identities(length), data.draw(st.integers(1, 2)))
+    check_invariants(plat, state)  # raises CrossCheckError when Z3's type invariant and the Python model's part
