@@ -190,7 +190,8 @@ def krealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec
     new = kmalloc(plat, nbytes, outcome, rec)
     if new is None:
         return None
-    rec.copy(old, new, old.physical)  # memcpy of ksize(p) bytes
+    copied = nbytes if "krealloc-copies-new-size" in rec.faults else old.physical
+    rec.copy(old, new, copied)  # memcpy of ksize(p) bytes
     rec.free(old, old.requested)
     return new
 

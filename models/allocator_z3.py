@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 import z3
 
 from models.allocator import MAX_CALLS, Fn
-from models.machine import BITS, INT_MAX, Platform, kmalloc_size_classes
+from models.machine import BITS, INT_MAX, USIZE_MAX, Platform, kmalloc_size_classes
 
 # z3 ships no type information, so its terms are Any to mypy; the alias names intent.
 BV: TypeAlias = Any  # a 64-bit z3.BitVecRef
@@ -224,6 +224,8 @@ def allocation_well_formed(plat: Platform, a: SymAlloc) -> Any:
     )
     vmalloc_ok = z3.And(
         z3.UGT(a.requested, plat.page_size),
+        # The request's pages fit in a usize: above, vmalloc_physical wraps and the Python model's does not.
+        z3.ULE(a.requested, USIZE_MAX - plat.page_size + 1),
         a.physical == vmalloc_physical(plat, a.requested),
     )
     return z3.Implies(a.live, z3.If(a.vmalloc, vmalloc_ok, kmalloc_ok))
@@ -265,7 +267,8 @@ def krealloc(
     same = dataclasses.replace(old, requested=nbytes)
     moving = z3.And(g, z3.Not(fits))
     ok, new = kmalloc(plat, moving, nbytes, outcome, rec)
-    rec.copy(z3.And(moving, ok), old, new, old.physical)
+    copied = nbytes if "krealloc-copies-new-size" in rec.faults else old.physical
+    rec.copy(z3.And(moving, ok), old, new, copied)
     rec.free(z3.And(moving, ok), old, old.requested)
     return z3.Or(fits, ok), ite(fits, same, new)
 

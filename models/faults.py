@@ -29,6 +29,8 @@ SHRINK_FAULTS: dict[str, str] = {
     "free-with-new-layout": "the old vmalloc buffer is freed with the new layout",
     "target-doubled-unchecked": "target = 2 * max(len, min_capacity) with an unchecked multiply",
     "always-noop": "shrink_to returns Ok without doing anything",
+    "copy-one-too-long": "the vmalloc path copies len + 1 elements into the new buffer",
+    "noop-path-reallocs": "with nothing to shrink, a live buffer is still reallocated to its own layout",
 }
 
 ALLOCATOR_FAULTS: dict[str, str] = {
@@ -39,6 +41,7 @@ ALLOCATOR_FAULTS: dict[str, str] = {
     "vmalloc-recorded-as-kmalloc": "is_vmalloc_addr does not recognise a fresh vmalloc area",
     "realloc-zero-keeps": "realloc to size 0 returns a dangling pointer without freeing",
     "realloc-zero-free-size": "realloc to size 0 frees with the new layout (0 bytes), not the old one",
+    "krealloc-copies-new-size": "krealloc moving an object copies the new size, not ksize(old), reading past it",
 }
 
 # Faults in binder's operations rather than its policy: binder.binder_step and

@@ -247,6 +247,8 @@ def shrink_to(
 
     # Nothing to do when the capacity is already at or below the target.
     if v.capacity(plat) <= target and "noop-check-dropped" not in faults:
+        if "noop-path-reallocs" in faults and v.buf is not None:
+            kv.realloc(plat, Fn.REALLOC, v.buf, v.layout_bytes(plat), v.layout_bytes(plat), outcome, rec)
         return True, v
     # A zero-sized T never allocates; its capacity is usize::MAX.
     if size == 0 and "zst-check-dropped" not in faults:
@@ -288,6 +290,8 @@ def shrink_to(
             return False, replace(v, layout_len=target)
         return False, v
     copied_len = v.len - 1 if "copy-one-short" in faults and v.len > 0 else v.len
+    if "copy-one-too-long" in faults:
+        copied_len = v.len + 1
     free_bytes = new_bytes if "free-with-new-layout" in faults else old_bytes
     if "free-before-copy" in faults:
         kv.realloc(plat, Fn.FREE, v.buf, 0, free_bytes, outcome, rec)

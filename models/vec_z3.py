@@ -311,6 +311,9 @@ def shrink_to(
     # Nothing to do when the capacity is already at or below the target.
     if "noop-check-dropped" not in faults:
         at_or_below = z3.ULE(sp.capacity(v), target)
+        if "noop-path-reallocs" in faults:
+            same = sp.layout_bytes(v)
+            kv.realloc(sp.plat, z3.And(at_or_below, v.buf.live), Fn.REALLOC, v.buf, same, same, outcome, rec)
         exits.add(at_or_below, true, v)
         g = z3.And(g, z3.Not(at_or_below))
     # A zero-sized T never allocates; its capacity is usize::MAX.
@@ -360,6 +363,8 @@ def shrink_to(
     exits.add(z3.And(g, failed), z3.BoolVal(False), on_err)
     g = z3.And(g, z3.Not(failed))
     copied_len = z3.If(v.len == 0, v.len, v.len - 1) if "copy-one-short" in faults else v.len
+    if "copy-one-too-long" in faults:
+        copied_len = v.len + 1
     free_bytes = new_bytes if "free-with-new-layout" in faults else old_bytes
     if "free-before-copy" in faults:
         kv.realloc(sp.plat, g, Fn.FREE, v.buf, u64(0), free_bytes, outcome, rec)

@@ -9,8 +9,8 @@ from typing import Any
 
 from models.catalogue import ModelSpec
 from models.machine import Platform
-from models.vec import Step
-from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep
+from models.vec import Reserve, ShrinkTo, Step
+from models.vec_z3 import SymPlatform, SymStep
 
 
 class Verdict(enum.Enum):
@@ -21,8 +21,8 @@ class Verdict(enum.Enum):
 
 
 # The Z3 side of a single-call property: a formula over one encoded shrink_to
-# step that must hold for every pre-state satisfying the type invariants.
-Z3Predicate = Callable[[SymPlatform, SymStep, SymShrinkTo], Any]
+# (or reserve) step that must hold for every pre-state satisfying the type invariants.
+Z3Predicate = Callable[[SymPlatform, SymStep, Any], Any]
 # The Python side: the same predicate evaluated on a reference-model step.
 PyPredicate = Callable[[Platform, Step], bool]
 
@@ -51,6 +51,8 @@ class StepProperty:
     # a proof counts only if some pre-state and allocator outcome reach it.
     premise: Z3Predicate | None = None
     premise_text: str = ""
+    # The call the property is about: shrink_to(min_capacity), or reserve(additional) for the growth path.
+    operation: type[ShrinkTo | Reserve] = ShrinkTo
 
     method = "z3: all 64-bit values"
 

@@ -1,4 +1,4 @@
-"""Single-call properties of `KVVec::shrink_to` (v6).
+"""Single-call properties of `KVVec::shrink_to` (v6), and the memory safety of `reserve` beneath `push`.
 
 Each property is written twice, side by side: `_z3` over the encoded step and
 `_py` over the reference-model step. The solver proves the first for every
@@ -16,7 +16,7 @@ from models.allocator import Fn
 from models.allocator_z3 import fn_code, u64
 from models.catalogue import ModelSpec
 from models.machine import Platform, div_ceil
-from models.vec import ShrinkTo, Step, VecState
+from models.vec import Reserve, ShrinkTo, Step, VecState
 from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep, SymVec, type_invariant
 from properties.base import StepProperty
 
@@ -265,6 +265,75 @@ def contract_py(plat: Platform, s: Step) -> bool:
     return True
 
 
+def _known_z3(st: SymStep, alloc_id: Any) -> Any:
+    """`alloc_id` names the buffer the vector held before the call, or the allocation the call made."""
+    pre, fx = st.pre, st.effects
+    return z3.Or(z3.And(pre.buf.live, alloc_id == pre.buf.id), z3.And(fx.alloc_made, alloc_id == fx.allocated.id))
+
+
+def _extent_z3(st: SymStep, alloc_id: Any, field: str) -> Any:
+    """A size field of the known allocation `alloc_id`."""
+    pre, fx = st.pre, st.effects
+    return z3.If(z3.And(pre.buf.live, alloc_id == pre.buf.id), getattr(pre.buf, field), getattr(fx.allocated, field))
+
+
+def _freed_before_copy_z3(st: SymStep, alloc_id: Any) -> Any:
+    fx = st.effects
+    return z3.And(fx.free_made, fx.free_id == alloc_id, z3.Not(fx.copy_before_free))
+
+
+def memory_safe_z3(sp: SymPlatform, st: SymStep, a: Any) -> Any:
+    pre, post, fx = st.pre, st.post, st.effects
+    # A fresh allocation never aliases the live buffer.
+    fresh = z3.Implies(fx.alloc_made, z3.Not(z3.And(pre.buf.live, fx.allocated.id == pre.buf.id)))
+    src, dst, nbytes = fx.copy_src, fx.copy_dst, fx.copy_nbytes
+    # Every copy in the models starts at offset 0 of both buffers, so its byte ranges are [0, nbytes).
+    copy_safe = z3.Implies(
+        fx.copy_made,
+        z3.And(
+            _known_z3(st, src), z3.Not(_freed_before_copy_z3(st, src)),
+            _known_z3(st, dst), z3.Not(_freed_before_copy_z3(st, dst)),
+            src != dst,
+            z3.ULE(nbytes, _extent_z3(st, src, "physical")),
+            z3.ULE(nbytes, _extent_z3(st, dst, "requested")),
+        ),
+    )
+    free_safe = z3.Implies(fx.free_made, _known_z3(st, fx.free_id))
+    # Nothing leaks and nothing dangles: afterwards exactly the vector's buffer is live.
+    old_live = z3.And(pre.buf.live, z3.Not(z3.And(fx.free_made, fx.free_id == pre.buf.id)))
+    new_live = z3.And(fx.alloc_made, z3.Not(z3.And(fx.free_made, fx.free_id == fx.allocated.id)))
+    holds_old = z3.And(post.buf.live, post.buf.id == pre.buf.id)
+    holds_new = z3.And(post.buf.live, post.buf.id == fx.allocated.id)
+    live_set = z3.And(
+        z3.Implies(old_live, holds_old),
+        z3.Implies(new_live, holds_new),
+        z3.Implies(post.buf.live, z3.Or(z3.And(old_live, holds_old), z3.And(new_live, holds_new))),
+    )
+    return z3.And(fresh, copy_safe, free_safe, live_set)
+
+
+def memory_safe_py(plat: Platform, s: Step) -> bool:
+    pre, post, fx = s.pre, s.post, s.effects
+    known = {a.id: a for a in (fx.allocated, pre.buf) if a is not None}  # the old buffer wins an id clash
+    if fx.allocated is not None and pre.buf is not None and fx.allocated.id == pre.buf.id:
+        return False
+
+    def freed_before_copy(alloc_id: int) -> bool:
+        return fx.freed is not None and fx.freed.alloc_id == alloc_id and not fx.copy_before_free
+
+    cp = fx.copied
+    if cp is not None:
+        src, dst = known.get(cp.src), known.get(cp.dst)
+        if src is None or dst is None or freed_before_copy(cp.src) or freed_before_copy(cp.dst) or cp.src == cp.dst:
+            return False
+        if cp.nbytes > src.physical or cp.nbytes > dst.requested:
+            return False
+    if fx.freed is not None and fx.freed.alloc_id not in known:
+        return False
+    live_after = {i for i in known if fx.freed is None or fx.freed.alloc_id != i}
+    return live_after == ({post.buf.id} if post.buf is not None else set())
+
+
 def no_overflow_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
     return z3.Not(st.overflow)
 
@@ -299,6 +368,23 @@ def invariants_kept_py(plat: Platform, s: Step) -> bool:
     return not s.post.invariant_violations(plat)
 
 
+def nothing_to_shrink_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    fx = st.effects
+    untouched = z3.And(
+        st.ok, fx.ncalls() == 0, z3.Not(fx.alloc_made), z3.Not(fx.copy_made), z3.Not(fx.free_made),
+        state_equal_z3(st.pre, st.post),
+    )
+    return z3.Implies(z3.ULE(sp.capacity(st.pre), target_z3(st, a)), untouched)
+
+
+def nothing_to_shrink_py(plat: Platform, s: Step) -> bool:
+    if s.pre.capacity(plat) > target_py(s):
+        return True
+    fx = s.effects
+    no_effect = not fx.calls and fx.allocated is None and fx.copied is None and fx.freed is None
+    return s.ok and no_effect and state_equal_py(s.pre, s.post)
+
+
 # --- premises: what must be reachable for a proof to say something ------------
 
 
@@ -324,6 +410,14 @@ def kmalloc_path_premise_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any
 
 def target_zero_premise_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
     return z3.And(target_z3(st, a) == 0, st.pre.buf.live)
+
+
+def copies_z3(sp: SymPlatform, st: SymStep, a: Any) -> Any:
+    return st.effects.copy_made
+
+
+def nothing_to_do_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.ULE(sp.capacity(st.pre), target_z3(st, a))
 
 
 def frees_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
@@ -422,6 +516,39 @@ PROPERTIES: tuple[StepProperty, ...] = (
         applies=sized,
         premise=frees_z3,
         premise_text="shrink_to frees a buffer",
+    ),
+    StepProperty(
+        "shrink.memory-safe",
+        "every copy reads within its live source and writes within its live destination (by bytes),"
+        " nothing is used after it is freed, only a live allocation is freed, a fresh allocation never"
+        " aliases the buffer, and afterwards exactly the vector's buffer is live (nothing leaks)",
+        memory_safe_z3,
+        memory_safe_py,
+        applies=sized,
+        premise=copies_z3,
+        premise_text="shrink_to copies the elements into a new buffer",
+    ),
+    StepProperty(
+        "reserve.memory-safe",
+        "reserve (and so push, which is reserve(1) and a write below the new capacity): the same memory"
+        " safety of every allocator effect as shrink.memory-safe, on the growth paths (krealloc and"
+        " vrealloc moving a buffer, kvrealloc's kvmalloc fallback)",
+        memory_safe_z3,
+        memory_safe_py,
+        applies=sized,
+        premise=copies_z3,
+        premise_text="reserve moves the elements into a new buffer",
+        operation=Reserve,
+    ),
+    StepProperty(
+        "shrink.nothing-to-shrink",
+        "capacity already at most max(len, min_capacity): Ok, no allocator call, no allocation, copy or"
+        " free, and the vector unchanged",
+        nothing_to_shrink_z3,
+        nothing_to_shrink_py,
+        applies=sized,
+        premise=nothing_to_do_z3,
+        premise_text="capacity at most the target (nothing to shrink)",
     ),
     StepProperty(
         "shrink.no-overflow",

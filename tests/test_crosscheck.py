@@ -10,30 +10,33 @@ import pytest
 import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize
+from hypothesis.stateful import initialize
 
 from models import binder_z3, vec_z3
 from models.allocator import ALL_OUTCOMES, Call, Copy, Fn, Free, Kind, Outcome
-from models.binder import ELEM_SIZE, BinderAction, Deregister, Policy, Register, policy_named
+from models.binder import ELEM_SIZE, POLICIES, BinderAction, Deregister, Policy, Register, policy_named
 from models.binder_z3 import SymBinderStep
 from models.elements import GARBAGE, Elements
 from models.machine import ISIZE_MAX, USIZE_MAX, Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate, VecState, step
 from models.vec_z3 import SymAction, SymPlatform, SymPush, SymShrinkTo, SymStep, SymVec
+from properties import binder as binder_properties
 from properties.binder import JUDGED_PREDICATES, ONE_STEP_PREDICATES, WASTE, replay
 from properties.shrink import PROPERTIES
-from verify import crosscheck, stateful
+from verify import agreement, crosscheck, stateful
 from verify.cli import main
 from verify.crosscheck import (
     CrossCheckError,
     check_binder_transition,
+    check_explored_edges,
     check_invariants,
     check_properties,
     check_transition,
     check_unrolling,
 )
+from verify.explorer import Instance, explore
 from verify.sequences import Unrolling
-from verify.stateful import BINDER_PAGE_SIZES, BinderMachine, Coverage, VecMachine, outcome_name
+from verify.stateful import BINDER_PAGE_SIZES, BinderMachine, Coverage, VecMachine, one_choice_each, outcome_name
 
 ELEM_SIZES = (0, 1, 8, 24, 4096)
 KM, VM_ONLY, KM_ONLY, NONE = Outcome(True, True), Outcome(False, True), Outcome(True, False), Outcome(False, False)
@@ -183,17 +186,25 @@ def test_a_python_claim_about_uncopied_memory_is_not_the_only_outcome() -> None:
 
 
 # The stateful machines: long random programs over every operation and allocator outcome.
-@pytest.mark.parametrize(("machine", "examples"), [(VecMachine, 15), (BinderMachine, 10)])
-def test_stateful_machines_agree(machine: type[RuleBasedStateMachine], examples: int) -> None:
+def test_every_branch_and_boundary_is_reached_within_the_budget() -> None:
+    # A machine per element size and per policy (PAGE_SIZE 64), each steered to the edges.
     Coverage.reset()
-    stateful.run(machine, examples, 30)
-    assert Coverage.steps > examples * 5
-    if machine is VecMachine:
-        # Every allocator outcome reached every allocating operation.
-        for op in ("push", "shrink_to"):
-            assert {k for k in Coverage.seen if k.startswith(f"vec {op} ")} == {
-                f"vec {op} {outcome_name(o)}" for o in ALL_OUTCOMES
-            }
+    machines = one_choice_each()
+    for machine in machines:
+        stateful.run(machine, 4, 30 if issubclass(machine, VecMachine) else 15)
+    assert Coverage.unreached(machines) == []
+    assert Coverage.steps > 1000
+    # Every allocator outcome reached every allocating operation.
+    for op in ("push", "shrink_to"):
+        assert {k for k in Coverage.seen if k.startswith(f"vec {op} ")} == {
+            f"vec {op} {outcome_name(o)}" for o in ALL_OUTCOMES
+        }
+
+
+def test_the_binder_machine_agrees_on_both_page_sizes() -> None:
+    Coverage.reset()
+    stateful.run(BinderMachine, 6, 20)
+    assert Coverage.steps > 30
 
 
 def test_the_machine_catches_an_altered_z3_shrink_to(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -317,9 +328,13 @@ def test_a_property_whose_encodings_disagree_is_caught() -> None:
         check_properties(plat, (negated,), s)
 
 
-def test_the_crosscheck_command_reports_its_coverage(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_crosscheck_command_reports_its_coverage(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agreement, "AGREEMENT_PAGE_SIZES", (64,))  # all page sizes take half a minute
     assert main(["crosscheck", "--examples", "2", "--steps", "5"]) == 0
     out = capsys.readouterr().out
+    assert "  kmalloc_physical (PAGE_SIZE 64): 3199 inputs, 6 run proofs: agree" in out
     assert re.search(r"^\d+ steps agreed in .* steps/s\)$", out, re.M)
     assert "vec " in out and "binder " in out and "not refuted after 2 programs per machine" in out
 
@@ -328,6 +343,16 @@ def test_the_crosscheck_command_reports_its_coverage(capsys: pytest.CaptureFixtu
 def test_the_crosscheck_command_rejects_a_count_below_one(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["crosscheck", flag, "0"]) == 2
     assert capsys.readouterr().err == f"verify: error: {flag} must be at least 1, not 0\n"
+
+
+def test_the_crosscheck_command_exits_1_when_a_function_disagrees(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agreement, "AGREEMENT_PAGE_SIZES", (64,))
+    monkeypatch.setattr(agreement.kv, "vmalloc_physical", lambda plat, n: n // plat.page_size * plat.page_size)
+    assert main(["crosscheck", "--examples", "1", "--steps", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "vmalloc_physical (PAGE_SIZE 64): " in out and "DISAGREE" in out
 
 
 def test_the_crosscheck_command_exits_1_on_a_disagreement(
@@ -340,4 +365,29 @@ def test_the_crosscheck_command_exits_1_on_a_disagreement(
     monkeypatch.setattr(crosscheck, "sym_step", inverted)
     assert main(["crosscheck", "--examples", "20", "--steps", "5"]) == 1
     out = capsys.readouterr().out
-    assert "state = VecMachine()" in out and "DISAGREEMENT in VecMachine" in out
+    assert "state = VecMachine0()" in out and "DISAGREEMENT in VecMachine0" in out
+
+
+# The explorer's edges: every transition an explicit-state verdict uses is the Z3 encoding's.
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.name)
+def test_every_explored_edge_is_the_z3_encodings_only_outcome(policy: Policy) -> None:
+    ex = explore(policy, Instance())
+    assert check_explored_edges(ex.instance.platform, policy, (s for _, _, s in ex.steps())) == ex.edges > 200
+
+
+def test_a_python_only_slip_in_a_policy_is_caught_before_the_explorer_reports() -> None:
+    # v6's target, slipped to len*3 in the Python policy only: the explorer alone would report its graph.
+    slipped = replace(policy_named("v6"), target=lambda n, cap: n * 3)
+    ex = explore(slipped, Instance())
+    not_z3s = r"explored edge Deregister.* not the Z3 encoding's only outcome.*layout_len"
+    with pytest.raises(CrossCheckError, match=not_z3s):
+        check_explored_edges(ex.instance.platform, slipped, (s for _, _, s in ex.steps()))
+    with pytest.raises(CrossCheckError, match="explored edge"):
+        binder_properties.exploration(slipped)
+
+
+def test_a_slip_in_the_z3_policy_is_caught_too() -> None:
+    slipped = replace(policy_named("naive"), trigger_z3=lambda n, cap: z3.ULT(n, z3.UDiv(cap, 3)))
+    ex = explore(policy_named("naive"), Instance())
+    with pytest.raises(CrossCheckError, match="shrink_attempted"):
+        check_explored_edges(ex.instance.platform, slipped, (s for _, _, s in ex.steps()))

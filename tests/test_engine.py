@@ -8,7 +8,7 @@ import pytest
 
 from models.binder import BinderStep
 from models.catalogue import MODELS, ModelSpec, model_named
-from models.vec import Step
+from models.vec import ShrinkTo, Step
 from properties.base import Property, Scenario, StepProperty
 from properties.binder import SequenceProperty
 from properties.registry import all_properties, applicable
@@ -89,6 +89,22 @@ def _one_realloc(s: Step) -> bool:
     return [c.fn.name for c in s.effects.calls] == ["REALLOC"]
 
 
+def _writes_past_the_new_buffer(s: Step) -> bool:
+    cp, new = s.effects.copied, s.effects.allocated
+    return cp is not None and new is not None and cp.dst == new.id and cp.nbytes > new.requested
+
+
+def _reads_past_the_old_object(s: Step) -> bool:
+    cp, old = s.effects.copied, s.pre.buf
+    return cp is not None and old is not None and cp.src == old.id and cp.nbytes > old.physical
+
+
+def _calls_with_nothing_to_shrink(s: Step) -> bool:
+    assert isinstance(s.action, ShrinkTo)
+    nothing = s.pre.layout_len <= max(s.pre.len, s.action.min_capacity)
+    return nothing and [c.fn.name for c in s.effects.calls] == ["REALLOC"] and s.post == s.pre
+
+
 # Each property paired with a seeded fault it must catch, the model to run it on,
 # and what the counterexample must show.
 CAUGHT: list[tuple[str, str, str, Callable[[Step], bool]]] = [
@@ -114,6 +130,9 @@ CAUGHT: list[tuple[str, str, str, Callable[[Step], bool]]] = [
         lambda s: s.effects.freed is not None and s.effects.freed.nbytes < s.pre.buf.requested,  # type: ignore[union-attr]
     ),
     ("shrink.no-overflow", "target-doubled-unchecked", "kvvec-v6/u8", lambda s: s.overflow),
+    ("shrink.memory-safe", "copy-one-too-long", "kvvec-v6/u64", _writes_past_the_new_buffer),
+    ("shrink.nothing-to-shrink", "noop-path-reallocs", "kvvec-v6/u8", _calls_with_nothing_to_shrink),
+    ("reserve.memory-safe", "krealloc-copies-new-size", "kvvec-v6/u64", _reads_past_the_old_object),
     (
         "shrink.invariants-kept",
         "kmalloc-unrounded",

@@ -34,34 +34,18 @@ def matrix() -> list[Outcome]:
     return list(run_mutants(list(FAULTS), PAGE, TIMEOUT_MS, default_jobs()))
 
 
-# Checks that prove a claim from an arbitrary pre-state (one operation, or an induction step): a
-# violation they find is `!` until such violations are written as traces from that pre-state.
-FROM_ANY_STATE = {
-    "binder.keeps-others",
-    "binder.failed-register-unchanged",
-    "binder.invariant-forever",
-    "binder.page-rule-never-refuses",
-}
-
-
 def first_finder(matrix: list[Outcome], fault: str) -> Outcome | None:
-    """The first killer; failing that, the first violation found from an arbitrary pre-state."""
+    """The first killer: the first property, in catalogue order, violated with a replayed trace."""
     found = killers(matrix, fault)
-    if found:
-        return found[0]
-    return next((o for o in matrix if o.fault == fault and o.cell is Cell.UNREPLAYED), None)
+    return found[0] if found else None
 
 
 def test_every_mutant_is_killed_with_a_replayed_counterexample(matrix: list[Outcome]) -> None:
-    survivors = [f for f in FAULTS if first_finder(matrix, f) is None]
+    survivors = [f for f in FAULTS if not killers(matrix, f)]
     assert survivors == []
-    killed = [f for f in FAULTS if killers(matrix, f)]
-    assert f"{len(killed)}/{len(FAULTS)} mutants killed" in summary(matrix, list(FAULTS), 0.0)
+    assert f"{len(FAULTS)}/{len(FAULTS)} mutants killed (100%)" in summary(matrix, list(FAULTS), 0.0)
     for o in matrix:
         assert (o.cell is Cell.KILLED) == bool(o.counterexample) == (o.trace is not None)
-    # Only checks from an arbitrary pre-state may find a violation without a replayed trace.
-    assert {o.prop_id for o in matrix if o.cell is Cell.UNREPLAYED} <= FROM_ANY_STATE
-    assert [f for f in FAULTS if not killers(matrix, f)] == [f for f in BINDER_VEC_FAULTS if not killers(matrix, f)]
 
 
 def test_the_matrix_is_complete_and_decided(matrix: list[Outcome]) -> None:
@@ -69,19 +53,25 @@ def test_the_matrix_is_complete_and_decided(matrix: list[Outcome]) -> None:
     assert not [o for o in matrix if o.cell is Cell.UNKNOWN]
 
 
-@pytest.mark.parametrize(("fault", "killer"), [
-    ("vec-in-binder-retain-drops-next", "binder.keeps-others"),
-    ("vec-in-binder-failed-push-drops-last", "binder.failed-register-unchanged"),
-    ("vec-in-binder-push-stale-request", "binder.invariant-forever"),
-])
+# The faults that make each claim from an arbitrary pre-state fail: each is caught by that property alone.
+CAUGHT_ONLY_BY = {
+    "vec-in-binder-retain-drops-next": "binder.keeps-others",
+    "binder-dereg-removes-last": "binder.keeps-others",
+    "vec-in-binder-failed-push-drops-last": "binder.failed-register-unchanged",
+    "binder-failed-register-pops": "binder.failed-register-unchanged",
+    "vec-in-binder-push-stale-request": "binder.invariant-forever",
+    "binder-shrink-err-adopted": "binder.invariant-forever",
+}
+
+
+@pytest.mark.parametrize(("fault", "killer"), CAUGHT_ONLY_BY.items())
 def test_each_binder_claim_from_any_state_is_the_only_one_to_catch_its_fault(
     matrix: list[Outcome], fault: str, killer: str
 ) -> None:
-    catching = {o.prop_id for o in matrix if o.fault == fault and o.cell in (Cell.KILLED, Cell.UNREPLAYED)}
-    assert catching == {killer}
-    # And no other fault is caught by it alone: each of these properties is needed for its fault.
-    assert [f for f in FAULTS if {o.prop_id for o in matrix if o.fault == f and o.cell in (
-        Cell.KILLED, Cell.UNREPLAYED)} == {killer}] == [fault]
+    assert {o.prop_id for o in killers(matrix, fault)} == {killer}
+    # And no other fault is caught by it alone: each of these properties is needed for its faults.
+    alone = [f for f in FAULTS if {o.prop_id for o in killers(matrix, f)} == {killer}]
+    assert sorted(alone) == sorted(f for f, k in CAUGHT_ONLY_BY.items() if k == killer)
 
 
 def _readme_first_killers() -> dict[str, str]:
@@ -91,7 +81,7 @@ def _readme_first_killers() -> dict[str, str]:
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 4 and cells[1].startswith("`"):
-            rows[cells[1].strip("`")] = cells[3].strip("`")
+            rows[cells[1].strip("`")] = cells[3].split("`")[1]  # `killer`, perhaps followed by "(only)"
     return rows
 
 
@@ -105,18 +95,30 @@ def test_the_readme_mutation_table_names_every_fault_and_its_first_killer(matrix
 
 def test_the_readme_counts_the_mutants() -> None:
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    assert f"All {len(FAULTS)} faults are caught" in text
-    assert f"The {len(FAULTS) - len(BINDER_VEC_FAULTS)} others are killed" in text
+    assert f"All {len(FAULTS)} faults are killed (100%), each with a replayed trace" in text
 
 
 def test_only_the_readmes_exceptions_catch_no_fault(matrix: list[Outcome]) -> None:
-    catching = {o.prop_id for o in matrix if o.cell in (Cell.KILLED, Cell.UNREPLAYED)}
+    catching = {o.prop_id for o in matrix if o.cell is Cell.KILLED}
     silent = sorted({o.prop_id for o in matrix} - catching)
     assert silent == [
         "binder.no-immediate-regrow", "binder.no-immediate-regrow.bmc", "binder.reclaim", "shrink.physical-never-grows"
     ]
     # Those three binder properties are declared VIOLATED on the model the faults are seeded into.
     assert {o.cell for o in matrix if o.prop_id in silent[:3]} == {Cell.NOT_A_KILLER}
+
+
+# The faults each new property was added for: only that property kills them, so without it they survive.
+ONLY_KILLER = {
+    "copy-one-too-long": "shrink.memory-safe",
+    "noop-path-reallocs": "shrink.nothing-to-shrink",
+    "krealloc-copies-new-size": "reserve.memory-safe",
+}
+
+
+@pytest.mark.parametrize(("fault", "prop_id"), ONLY_KILLER.items())
+def test_a_new_property_is_the_only_killer_of_its_fault(matrix: list[Outcome], fault: str, prop_id: str) -> None:
+    assert {o.prop_id for o in killers(matrix, fault)} == {prop_id}
 
 
 def test_a_property_already_violated_kills_nothing(matrix: list[Outcome]) -> None:
@@ -271,6 +273,19 @@ EFFECTS: dict[str, Callable[[Trace], bool]] = {
     and not _last(t).ok and _last(t).post.len == _last(t).pre.len - 1,
     "vec-in-binder-push-stale-request": lambda t: _last(t).post.buf is not None
     and _last(t).post.buf.requested != _last(t).post.layout_len * t.elem_size,
+    # The process leaving is still listed afterwards.
+    "binder-dereg-removes-last": lambda t: isinstance(_last(t).action, Deregister)
+    and _last(t).post.elems.contains(_last(t).action.pid),
+    "binder-failed-register-pops": lambda t: isinstance(_last(t).action, Register)
+    and not _last(t).ok and _last(t).post.len == _last(t).pre.len - 1,
+    # shrink_to failed, yet the layout is the target's: more capacity recorded than the buffer holds.
+    "binder-shrink-err-adopted": lambda t: _last(t).shrink_attempted and not _last(t).steps[-1].ok
+    and _last(t).post.layout_len != _after_retain(_last(t)).layout_len,
+    "copy-one-too-long": lambda t: _call(t).effects.copied is not None and _call(t).post.buf is not None
+    and _call(t).effects.copied.nbytes > _call(t).post.buf.requested,
+    "noop-path-reallocs": lambda t: _call(t).pre.layout_len <= _target(_call(t)) and len(_call(t).effects.calls) > 0,
+    "krealloc-copies-new-size": lambda t: _call(t).effects.copied is not None and _call(t).pre.buf is not None
+    and _call(t).effects.copied.nbytes > _call(t).pre.buf.physical,
 }
 
 
@@ -282,9 +297,6 @@ def test_every_fault_has_its_effect_described() -> None:
 def test_the_first_killers_counterexample_shows_what_the_fault_does(matrix: list[Outcome], fault: str) -> None:
     first = first_finder(matrix, fault)
     assert first is not None
-    if first.trace is None:  # found from an arbitrary pre-state, without a trace yet
-        assert first.cell is Cell.UNREPLAYED and first.prop_id in FROM_ANY_STATE
-        return
     assert first.trace.faults == (fault,)
     assert EFFECTS[fault](first.trace), first.counterexample
     # The same operations without the fault do not show it: the fault is the cause.
@@ -295,5 +307,6 @@ def test_the_first_killers_counterexample_shows_what_the_fault_does(matrix: list
         assert (healthy.post, healthy.effects, healthy.overflow) != (s.post, s.effects, s.overflow)
     else:
         prop = next(p for p in binder.PROPERTIES if p.id == first.prop_id)
-        steps = binder.replay(trace.platform, policy_named(trace.policy), trace.actions)  # type: ignore[arg-type]
+        start = trace.initial if trace.start == "arbitrary" else None
+        steps = binder.replay(trace.platform, policy_named(trace.policy), trace.actions, start)  # type: ignore[arg-type]
         assert not prop.violated(trace.platform, steps, trace.cycle_from or 0)

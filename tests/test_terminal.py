@@ -50,4 +50,4 @@ def test_completion_offers_commands_formats_checks_and_faults(tmp_path: Path) ->
     assert [c.strip() for c in complete("verify re", tmp_path)] == ["replay"]
     assert {c.strip() for c in complete("verify run --format ", tmp_path)} == {"text", "json", "junit", "sarif"}
     assert [c.strip() for c in complete("verify run shrink.zst", tmp_path)] == ["shrink.zst-noop"]
-    assert [c.strip() for c in complete("verify run --fault copy", tmp_path)] == ["copy-one-short"]
+    assert [c.strip() for c in complete("verify run --fault copy", tmp_path)] == ["copy-one-short", "copy-one-too-long"]

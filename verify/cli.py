@@ -481,7 +481,8 @@ def command_crosscheck(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} must be at least 1, not {value}")
     started = time.perf_counter()
     stateful.Coverage.reset()
-    for machine in stateful.MACHINES:
+    machines = stateful.one_choice_each()
+    for machine in machines:
         try:
             stateful.run(machine, args.examples, args.steps, args.seed)
         except (CrossCheckError, AssertionError) as e:
@@ -494,8 +495,28 @@ def command_crosscheck(args: argparse.Namespace) -> int:
     print(f"{steps} steps agreed in {seconds:.1f} s ({steps / seconds:.1f} steps/s)")
     for what, count in sorted(stateful.Coverage.seen.items()):
         print(f"  {count:6d}  {what}")
-    print(f"not refuted after {args.examples} programs per machine")
-    return EXIT_OK
+    unreached = stateful.Coverage.unreached(machines)
+    points = len(stateful.VEC_POINTS) + len(stateful.BINDER_POINTS)
+    print(f"branches and boundaries reached: {points - len(unreached)} of {points}")
+    for what in (*stateful.VEC_POINTS, *stateful.BINDER_POINTS):
+        count = stateful.Coverage.reached[what]
+        print(f"  {count:6d}  {what}" if count else f"  NOT REACHED  {what}")
+    print(f"not refuted after {args.examples} programs per machine ({len(machines)} machines)")
+    return _agreement()
+
+
+def _agreement() -> int:
+    """The allocator functions and the type invariants, compared over whole domains (verify/agreement.py)."""
+    from verify.agreement import all_agreements
+
+    started = time.perf_counter()
+    found = list(all_agreements())
+    print(f"encodings compared function by function in {time.perf_counter() - started:.1f} s:")
+    for a in found:
+        print(f"  {a.line()}")
+        for d in a.disagreements[:5]:
+            print(f"    {d}")
+    return EXIT_UNEXPECTED if any(a.disagreements for a in found) else EXIT_OK
 
 
 def _dispatch(args: argparse.Namespace) -> int:

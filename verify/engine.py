@@ -22,8 +22,8 @@ from models.binder import Policy, policy_named, with_faults
 from models.catalogue import ModelSpec
 from models.elements import Elements
 from models.machine import BITS, Platform
-from models.vec import ShrinkTo, Step, VecState, step
-from models.vec_z3 import SymPlatform, SymShrinkTo, SymVec, lift_state, type_invariant
+from models.vec import Reserve, ShrinkTo, Step, VecState, step
+from models.vec_z3 import SymPlatform, SymReserve, SymShrinkTo, SymVec, lift_state, type_invariant
 from properties.base import Property, Scenario, StepProperty, Verdict
 from properties.binder import BMC_DEPTH, Finding, SequenceProperty, bmc_from_new, replay
 from verify.cache import ProofCache, make_key
@@ -252,7 +252,7 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms
     start = time.perf_counter()
     sp, size_constraints = symbolic_platform(model, page_size)
     pre = canonical_pre("pre")
-    action = SymShrinkTo(z3.BitVec("min_capacity", BITS), SymOutcome.fresh("outcome"))
+    action = _sym_call(prop.operation)
     st = vec_z3.step(sp, pre, action, model.faults)
     query = [*size_constraints, type_invariant(sp, pre), *st.constraints, z3.Not(prop.z3(sp, st, action))]
     solved = solve(query, timeout_ms)
@@ -263,20 +263,28 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     # Smallest buffer first, then the other inputs; kmalloc before vmalloc, and
     # allocations that succeed unless failure is what the counterexample needs.
-    objectives = [pre.layout_len, pre.len, action.min_capacity]
+    amount = action.min_capacity if isinstance(action, SymShrinkTo) else action.additional
+    objectives = [pre.layout_len, pre.len, amount]
     objectives += [] if sp.log2 is None else [sp.log2]
     objectives += [pre.buf.physical, pre.buf.vmalloc]
     objectives += [z3.Not(action.outcome.kmalloc_ok), z3.Not(action.outcome.vmalloc_ok)]
     m = (minimal_model(query, objectives, timeout_ms) if minimise else None) or solved.model
     plat = Platform(elem_size=_value(m, sp.elem_size), page_size=page_size)
     pre_py = _state_from_model(m, pre)
-    action_py = ShrinkTo(_value(m, action.min_capacity), _outcome_from_model(m, action.outcome))
+    action_py = prop.operation(_value(m, amount), _outcome_from_model(m, action.outcome))
     replayed = _replay(prop, model, plat, pre_py, action_py)
     cex = Trace(
         prop.id, model.name, plat.elem_size, page_size, pre_py, (replayed,), tuple(sorted(model.faults)),
         start="arbitrary",
     )
     return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex)
+
+
+def _sym_call(operation: type[ShrinkTo | Reserve]) -> SymShrinkTo | SymReserve:
+    """The call a single-call property is about, with a symbolic argument and allocator outcome."""
+    if operation is Reserve:
+        return SymReserve(z3.BitVec("additional", BITS), SymOutcome.fresh("outcome"))
+    return SymShrinkTo(z3.BitVec("min_capacity", BITS), SymOutcome.fresh("outcome"))
 
 
 def _witnessed(
@@ -299,7 +307,9 @@ def _witnessed(
     return Result(prop, model, Verdict.PROVED, seconds)
 
 
-def _replay(prop: StepProperty, model: ModelSpec, plat: Platform, pre: VecState, action: ShrinkTo) -> Step:
+def _replay(
+    prop: StepProperty, model: ModelSpec, plat: Platform, pre: VecState, action: ShrinkTo | Reserve
+) -> Step:
     broken = pre.invariant_violations(plat)
     if broken:
         raise ReplayError(f"{prop.id} on {model.name}: the counterexample's pre-state breaks {broken}")

@@ -28,13 +28,14 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from models.allocator import ALL_OUTCOMES, Outcome
+from models.allocator import ALL_OUTCOMES, Kind, Outcome
 from models.binder import ELEM_SIZE, POLICIES, BinderAction, BinderStep, Deregister, Policy, Register, binder_step
 from models.catalogue import ModelSpec
-from models.machine import ISIZE_MAX, USIZE_MAX, Platform
-from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Truncate, VecState, step
+from models.machine import INT_MAX, ISIZE_MAX, USIZE_MAX, Platform, kmalloc_size_classes
+from models.vec import SUCCESS, Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Truncate, VecState, step
 from properties.binder import JUDGED_PREDICATES
 from properties.shrink import PROPERTIES
+from verify.branches import BINDER_POINTS, VEC_POINTS, binder_points, vec_points
 from verify.crosscheck import (
     check_binder_transition,
     check_invariants,
@@ -56,6 +57,26 @@ additionals = st.one_of(
 )
 
 
+EDGES = ("size class", "page", "KMALLOC_MAX_SIZE", "INT_MAX")
+VMALLOC_TARGETS = (
+    "a page multiple", "one element past a page multiple", "within its last page", "a page or less", "zero"
+)
+
+
+def edge_bytes(plat: Platform, edge: str) -> list[int]:
+    """The byte counts of an allocator edge: every slab size class, one page, KMALLOC_MAX_SIZE or INT_MAX."""
+    if edge == "size class":
+        return list(kmalloc_size_classes(plat.page_size))
+    return [{"page": plat.page_size, "KMALLOC_MAX_SIZE": plat.kmalloc_max_size, "INT_MAX": INT_MAX}[edge]]
+
+
+def page_targets(plat: Platform, capacity: int) -> list[int]:
+    """shrink_to arguments whose target bytes are a page multiple below the capacity, or one element past one."""
+    size, page = max(plat.elem_size, 1), plat.page_size
+    multiples = range(page, capacity * size, page)
+    return sorted({m // size for m in multiples} | {m // size + 1 for m in multiples} | {capacity, capacity - 1})
+
+
 def outcome_name(o: Outcome) -> str:
     return f"{'km' if o.kmalloc_ok else 'no-km'}/{'vm' if o.vmalloc_ok else 'no-vm'}"
 
@@ -65,11 +86,25 @@ class Coverage:
 
     steps = 0
     seen: ClassVar[Counter[str]] = Counter()
+    reached: ClassVar[Counter[str]] = Counter()  # branches and boundaries (verify/branches.py)
 
     @classmethod
     def reset(cls) -> None:
         cls.steps = 0
         cls.seen = Counter()
+        cls.reached = Counter()
+
+    @classmethod
+    def reach(cls, points: set[str]) -> None:
+        cls.reached.update(points)
+
+    @classmethod
+    def unreached(cls, machines: tuple[type[RuleBasedStateMachine], ...]) -> list[str]:
+        """The branches and boundaries of these machines' models that no step reached."""
+        vec = any(issubclass(m, VecMachine) for m in machines)
+        binder = any(issubclass(m, BinderMachine) for m in machines)
+        expected = (*(VEC_POINTS if vec else ()), *(BINDER_POINTS if binder else ()))
+        return [p for p in expected if not cls.reached[p]]
 
     @classmethod
     def note(cls, what: str) -> None:
@@ -87,8 +122,11 @@ class VecMachine(RuleBasedStateMachine):
         self.fresh = 100  # push identities: fresh and distinct, so retain drops exactly one element
         self.props = PROPERTIES
 
-    @initialize(elem_size=st.sampled_from(ELEM_SIZES))
-    def choose_size(self, elem_size: int) -> None:
+    elem_sizes: ClassVar[tuple[int, ...]] = ELEM_SIZES  # drawn from; one_choice_each() makes one machine per size
+
+    @initialize(data=st.data())
+    def choose_size(self, data: st.DataObject) -> None:
+        elem_size = data.draw(st.sampled_from(self.elem_sizes), label="elem_size")
         self.plat = Platform(elem_size)
         model = ModelSpec("crosscheck", "", elem_size, elem_size)
         self.props = tuple(p for p in PROPERTIES if p.applies(model))
@@ -96,9 +134,13 @@ class VecMachine(RuleBasedStateMachine):
     def apply(self, action: Action, what: str) -> None:
         s = step(self.plat, self.v, action)
         check_transition(self.plat, s)
-        if isinstance(action, ShrinkTo):
-            check_properties(self.plat, self.props, s)
+        # Each single-call property on the calls it is about; push's allocator effects are reserve(1)'s.
+        operation = Reserve if isinstance(action, Push) else type(action)
+        about = tuple(p for p in self.props if p.operation is operation)
+        if about:
+            check_properties(self.plat, about, s)
         Coverage.note(f"vec {what}")
+        Coverage.reach(vec_points(self.plat, s))
         self.v = s.post
 
     @rule(outcome=outcomes)
@@ -117,6 +159,61 @@ class VecMachine(RuleBasedStateMachine):
             st.one_of(st.integers(0, self.v.len), st.integers(0, self.v.layout_len + 40), st.just(USIZE_MAX)),
             label="min_capacity",
         )
+        self.apply(ShrinkTo(min_capacity, outcome), f"shrink_to {outcome_name(outcome)}")
+
+    # Steering to the branches and boundaries (verify/branches.py): each rule builds the
+    # buffer a branch needs and then takes it, with a drawn allocator outcome.
+    def fresh_buffer(self, count: int, outcome: Outcome, elements: int = 0) -> None:
+        """Drop the buffer (clear, shrink_to(0)), then reserve exactly `count` elements and push a few."""
+        self.apply(Clear(), "clear")
+        self.apply(ShrinkTo(0), f"shrink_to {outcome_name(SUCCESS)}")
+        self.apply(Reserve(count, outcome), f"reserve {outcome_name(outcome)}")
+        for _ in range(elements):
+            self.push(SUCCESS)
+
+    @precondition(lambda self: self.plat.elem_size > 0)
+    @rule(data=st.data(), outcome=outcomes, edge=st.sampled_from(EDGES), past=st.booleans())
+    def request_at_edge(self, data: st.DataObject, outcome: Outcome, edge: str, past: bool) -> None:
+        """A fresh request at an allocator edge, or one element past it."""
+        at = data.draw(st.sampled_from(edge_bytes(self.plat, edge)), label="bytes")
+        self.fresh_buffer(at // self.plat.elem_size + past, outcome)
+
+    @rule(data=st.data(), outcome=outcomes, start=st.sampled_from(["kmalloc", "vmalloc", "as is"]))
+    def grow(self, data: st.DataObject, outcome: Outcome, start: str) -> None:
+        """Grow a kmalloc or a vmalloc buffer (or the vector as it is) by one more than its room, or overflow."""
+        size, page = self.plat.elem_size, self.plat.page_size
+        if size and start != "as is":
+            pages = 1 if start == "kmalloc" else data.draw(st.integers(2, 4), label="pages")
+            self.fresh_buffer(pages * page // size, Outcome(start == "kmalloc", True), elements=1)
+        elif not self.v.len:
+            self.push(SUCCESS)
+        room = self.v.capacity(self.plat) - self.v.len
+        additional = data.draw(st.sampled_from([room + 1, USIZE_MAX]), label="additional")
+        self.apply(Reserve(min(additional, USIZE_MAX), outcome), f"reserve {outcome_name(outcome)}")
+
+    @precondition(lambda self: self.v.capacity(self.plat) > self.v.len)
+    @rule(data=st.data(), outcome=outcomes)
+    def shrink_below_capacity(self, data: st.DataObject, outcome: Outcome) -> None:
+        """shrink_to with something to shrink: to len, to zero, or to one below the capacity."""
+        cap = self.v.capacity(self.plat)
+        min_capacity = data.draw(st.sampled_from([self.v.len, 0, cap - 1]), label="min_capacity")
+        self.apply(ShrinkTo(min_capacity, outcome), f"shrink_to {outcome_name(outcome)}")
+
+    @precondition(lambda self: self.plat.elem_size > 0)
+    @rule(data=st.data(), outcome=outcomes, to=st.sampled_from(VMALLOC_TARGETS))
+    def shrink_vmalloc_buffer(self, data: st.DataObject, outcome: Outcome, to: str) -> None:
+        """A fresh vmalloc buffer of three to five pages, shrunk to a page edge, within its last page, or lower."""
+        size, page = self.plat.elem_size, self.plat.page_size
+        pages = data.draw(st.integers(3, 5), label="pages")
+        self.fresh_buffer(pages * page // size, Outcome(False, True), elements=1)
+        multiple = data.draw(st.integers(2, pages - 1), label="multiple") * page
+        min_capacity = {
+            "a page multiple": multiple // size,
+            "one element past a page multiple": multiple // size + 1,
+            "within its last page": self.v.layout_len - 1,
+            "a page or less": page // size,
+            "zero": 0,
+        }[to]
         self.apply(ShrinkTo(min_capacity, outcome), f"shrink_to {outcome_name(outcome)}")
 
     @rule()
@@ -160,8 +257,14 @@ class BinderMachine(RuleBasedStateMachine):
         self.pid = 0
         self.window: tuple[BinderStep, ...] = ()
 
-    @initialize(policy=st.sampled_from(POLICIES), page_size=st.sampled_from(BINDER_PAGE_SIZES))
-    def choose_policy(self, policy: Policy, page_size: int) -> None:
+    # Drawn from; one_choice_each() makes one machine per policy and page size.
+    policies: ClassVar[tuple[Policy, ...]] = POLICIES
+    page_sizes: ClassVar[tuple[int, ...]] = BINDER_PAGE_SIZES
+
+    @initialize(data=st.data())
+    def choose_policy(self, data: st.DataObject) -> None:
+        policy = data.draw(st.sampled_from(self.policies), label="policy")
+        page_size = data.draw(st.sampled_from(self.page_sizes), label="page_size")
         self.policy, self.plat = policy, Platform(ELEM_SIZE, page_size)
 
     def apply(self, action: BinderAction, what: str) -> None:
@@ -176,6 +279,7 @@ class BinderMachine(RuleBasedStateMachine):
             check_unrolling(self.plat, self.policy, self.window[0].pre, tuple(w.action for w in self.window))
         shrank = " (shrink_to)" if s.shrink_attempted else ""
         Coverage.note(f"binder {what} {outcome_name(action.outcome)}{shrank}")
+        Coverage.reach(binder_points(self.plat, self.policy, s))
         for p in JUDGED_PREDICATES:  # which sequence predicates were seen true, not only false
             if p.judge(self.plat, list(self.window), 0):
                 Coverage.seen[f"binder {p.name}"] += 1
@@ -205,6 +309,31 @@ class BinderMachine(RuleBasedStateMachine):
         for _ in range(data.draw(st.integers(2, self.v.len), label="count")):
             self.deregister(data, data.draw(outcomes, label="outcome"))
 
+    # Steering (verify/branches.py): deregister until the policy shrinks, if it does within
+    # eight, passing the trigger's edge; the shrinking one gets a drawn outcome.
+    @precondition(lambda self: self.v.len > 0)
+    @rule(outcome=outcomes)
+    def deregister_until_shrink(self, outcome: Outcome, within: int = 8) -> None:
+        cap = self.v.capacity(self.plat)
+        fires = [n for n in range(self.v.len - 1, max(self.v.len - 1 - within, -1), -1) if self.policy.trigger(n, cap)]
+        if not fires:
+            return
+        while self.v.len - 1 > fires[0]:
+            self.apply(Deregister(self.v.elems.at(0), SUCCESS), "deregister")
+        self.apply(Deregister(self.v.elems.at(0), outcome), "deregister")
+
+    # Only a vmalloc buffer's shrink allocates, and so can fail: grow the list into one
+    # (kmalloc failing where it outgrows a page), then deregister until the policy shrinks,
+    # with kmalloc failing: the replacement then fails, or vmalloc serves it.
+    @precondition(lambda self: self.plat.page_size <= 64)
+    @rule(outcome=st.sampled_from([o for o in ALL_OUTCOMES if not o.kmalloc_ok]))
+    def shrink_a_vmalloc_list(self, outcome: Outcome) -> None:
+        while self.v.buf is None or self.v.buf.kind is Kind.KMALLOC:
+            cap = self.v.capacity(self.plat)
+            outgrows = self.v.len == cap and max(2 * cap, cap + 1) * ELEM_SIZE > self.plat.page_size
+            self.register(Outcome(False, True) if outgrows else SUCCESS)
+        self.deregister_until_shrink(outcome, within=self.v.len)
+
     @invariant()
     def type_invariants_hold(self) -> None:
         assert self.v.invariant_violations(self.plat) == [], self.v.invariant_violations(self.plat)
@@ -212,6 +341,21 @@ class BinderMachine(RuleBasedStateMachine):
 
 
 MACHINES: tuple[type[RuleBasedStateMachine], ...] = (VecMachine, BinderMachine)
+
+
+def one_choice_each() -> tuple[type[RuleBasedStateMachine], ...]:
+    """A Vec machine per element size, a binder machine per policy: each choice gets its share of programs.
+
+    Drawn at random, a few programs may never meet a zero-sized T or a policy, and
+    then never reach the branches only it has.
+    """
+    vec = [type(f"VecMachine{s}", (VecMachine,), {"elem_sizes": (s,)}) for s in ELEM_SIZES]
+    # The small page: there a few processes reach vmalloc, the page rule and a failing shrink.
+    small = min(BINDER_PAGE_SIZES)
+    binder = [
+        type(f"BinderMachine_{p.name}", (BinderMachine,), {"policies": (p,), "page_sizes": (small,)}) for p in POLICIES
+    ]
+    return (*vec, *binder)
 
 
 def run(
