@@ -162,7 +162,6 @@ def binder_step(plat: Platform, policy: Policy, state: VecState, action: BinderA
 def with_faults(policy: Policy, faults: frozenset[str]) -> Policy:
     """The policy with the seeded faults (models/faults.py): a binder fault changes both its encodings at once;
     the others ride along in `faults`, for the Vec steps of every operation."""
-    vec_faults = frozenset(f for f in faults if f not in BINDER_FAULTS)
     trigger, target, trigger_z3, target_z3 = policy.trigger, policy.target, policy.trigger_z3, policy.target_z3
     if "binder-shrink-dropped" in faults:
         trigger, trigger_z3 = (lambda n, cap: False), (lambda n, cap: z3.BoolVal(False))
