@@ -265,7 +265,7 @@ def check_binder_transition(plat: Platform, policy: Policy, s: BinderStep) -> No
     outcome = lift_outcome(s.action.outcome)
     pid = u64(s.action.pid)
     if isinstance(s.action, Register):
-        st = binder_z3.register(sp, pre, pid, outcome, "b")
+        st = binder_z3.register(sp, pre, pid, outcome, "b", policy.faults)
     else:
         st = binder_z3.deregister(sp, policy, pre, pid, outcome, "b")
     fields = _binder_step_fields("", st, s)
@@ -418,7 +418,7 @@ def check_explored_edges(plat: Platform, policy: Policy, edges: Iterable[BinderS
     outcome = SymOutcome.fresh("edge.outcome")
     pid = z3.BitVec("edge.pid", BITS)
     steps = {
-        Register: binder_z3.register(sp, pre, pid, outcome, "edge"),
+        Register: binder_z3.register(sp, pre, pid, outcome, "edge", policy.faults),
         Deregister: binder_z3.deregister(sp, policy, pre, pid, outcome, "edge"),
     }
     dereg = steps[Deregister]
