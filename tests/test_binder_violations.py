@@ -134,10 +134,10 @@ def test_an_arbitrary_start_trace_is_saved_with_its_start(tmp_path: Path) -> Non
     assert loaded.initial == result.counterexample.initial and len(loaded.actions) == 1
 
 
-def test_a_trace_from_new_keeps_its_text_without_a_start_field() -> None:
+def test_a_trace_from_new_says_so() -> None:
     result = checked("binder.keeps-others", "binder-dereg-removes-last")
     assert result.counterexample is not None
-    assert "start" not in json.loads(result.counterexample.text())["#meta"]
+    assert json.loads(result.counterexample.text())["#meta"]["start"] == "new"
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
