@@ -445,11 +445,16 @@ def _violation_from_model(
     """
     canonical = [*query, z3.Implies(pre.buf.live, pre.buf.id == 1), pre.next_id == 2]
     m = model
-    if solve(canonical, timeout).answer is Answer.SAT:
+    canonical_solved = solve(canonical, timeout)
+    if canonical_solved.answer is Answer.UNKNOWN:
+        # The raw model's identities need not satisfy the Python model's ghost invariants: no trace, no verdict.
+        detail = f"a violation found, but its canonical pre-state not decided: {canonical_solved.reason}"
+        return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=detail, undecided=True)
+    if canonical_solved.answer is Answer.SAT:
         o = operation.outcome
         objectives = [pre.layout_len, pre.len, operation.pid, pre.buf.physical]
         objectives += [z3.Not(o.kmalloc_ok), z3.Not(o.vmalloc_ok)]
-        m = minimal_model(canonical, objectives, timeout) or model
+        m = minimal_model(canonical, objectives, timeout) or canonical_solved.model
     outcome = Outcome(
         z3.is_true(m.eval(operation.outcome.kmalloc_ok, True)), z3.is_true(m.eval(operation.outcome.vmalloc_ok, True))
     )

@@ -251,9 +251,10 @@ EFFECTS: dict[str, Callable[[Trace], bool]] = {
     and _call(t).post.buf.physical < _call(t).post.buf.requested,
     "kvmalloc-small-vmalloc": lambda t: _call(t).post.buf is not None and _call(t).post.buf.kind is Kind.VMALLOC
     and _call(t).post.buf.requested <= t.page_size,
-    # An area vmalloc made (kmalloc failed), recorded as a kmalloc object.
+    # An area vmalloc made (kmalloc failed, or could not serve the size), recorded as a kmalloc object.
     "vmalloc-recorded-as-kmalloc": lambda t: _call(t).post.buf is not None and _call(t).post.buf.kind is Kind.KMALLOC
-    and not _call(t).action.outcome.kmalloc_ok,  # type: ignore[union-attr]
+    and (not _call(t).action.outcome.kmalloc_ok  # type: ignore[union-attr]
+         or _call(t).post.buf.requested > t.platform.kmalloc_max_size),
     "realloc-zero-keeps": lambda t: _target(_call(t)) == 0 and _call(t).pre.buf is not None
     and _call(t).post.buf is None and _call(t).effects.freed is None,
     "realloc-zero-free-size": lambda t: _call(t).effects.freed is not None and _call(t).effects.freed.nbytes == 0

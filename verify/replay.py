@@ -17,7 +17,7 @@ import itf_py
 
 from models.binder import BinderStep, Deregister, Register, binder_step, policy_named, with_faults
 from models.vec import ShrinkTo, Step, VecState, step
-from properties.base import Property, Scenario
+from properties.base import Property, Scenario, StepProperty
 from properties.binder import SequenceProperty
 from verify.trace import VARS, LoadedTrace, Trace, TraceError
 from verify.trace_input import shown
@@ -99,13 +99,15 @@ def _replay_binder(loaded: LoadedTrace, initial: VecState) -> list[BinderStep]:
 
 
 def _replay_call(loaded: LoadedTrace, prop: Property, initial: VecState) -> Step:
-    """The single shrink_to call, from state 0."""
+    """The single call the property is about (shrink_to, or reserve for `reserve.*`), from state 0."""
     if len(loaded.actions) != 1:
         raise _refuse(loaded, "states", f"{prop.id} is about one call; the trace has {len(loaded.actions)}")
     action = loaded.actions[0]
-    if not isinstance(action, ShrinkTo):
-        raise _refuse(loaded, "states/1/action", f"{prop.id} is about shrink_to, not {type(action).__name__}")
-    if isinstance(prop, Scenario) and action.min_capacity != prop.min_capacity:
+    operation = prop.operation if isinstance(prop, StepProperty) else ShrinkTo
+    if not isinstance(action, operation):
+        why = f"{prop.id} is about {operation.__name__}, not {type(action).__name__}"
+        raise _refuse(loaded, "states/1/action", why)
+    if isinstance(prop, Scenario) and isinstance(action, ShrinkTo) and action.min_capacity != prop.min_capacity:
         raise _refuse(loaded, "states/1/action/min_capacity", f"{prop.id} calls shrink_to({prop.min_capacity})")
     return step(loaded.platform, initial, action, loaded.faults)
 
