@@ -225,14 +225,16 @@ def build_parser() -> Parser:
     graph.add_argument("--output", type=Path, help="write the DOT here instead of standard output")
     source = commands.add_parser(
         "source",
-        help="prove the kernel's own shrink_to and reserve conformant to the model",
-        description="Read shrink_to and reserve from a kernel tree (PATH/rust/kernel/alloc/kvec.rs) or a file and "
+        help="prove the kernel's own shrink_to, reserve and binder policy conformant to the model",
+        description="Read shrink_to and reserve (PATH/rust/kernel/alloc/kvec.rs) and binder's process registration "
+        "and deregistration (PATH/drivers/android/binder/context.rs) from a kernel tree or a file and "
         "prove they make the model's transitions: exit 0 PROVED conformant, 1 VIOLATED (a replayed difference), "
         "2 UNKNOWN (an unsupported construct) or a usage error.",
     )
     where = source.add_mutually_exclusive_group(required=True)
     where.add_argument("path", nargs="?", type=Path, help="a kernel tree")
     where.add_argument("--kvec", type=Path, metavar="FILE", help="a kvec.rs file instead of a tree")
+    where.add_argument("--binder", type=Path, metavar="FILE", help="a binder context.rs file instead of a tree")
     return parser
 
 
@@ -536,7 +538,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "crosscheck":
         return command_crosscheck(args)
     if args.command == "source":
-        return source_command.run(args.path, args.kvec)
+        return source_command.run(args.path, args.kvec, args.binder)
     return command_run(args)
 
 

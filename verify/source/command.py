@@ -1,9 +1,10 @@
 """`verify source`: the command line's view of conformance (verdict lines and exit codes).
 
-One verdict line per function (shrink_to, then reserve). Exit codes: 0 every
-function PROVED conformant; 1 some VIOLATED (a replayed difference) and none
-UNKNOWN; 2 some UNKNOWN (an unsupported construct, a solver that gave up) or a
-usage error.
+One verdict per function (shrink_to, reserve, then binder's register_process
+and deregister_process). Exit codes: 0 every function PROVED conformant (a
+deregistration: to one of the model's policies); 1 some VIOLATED (a replayed
+difference) and none UNKNOWN; 2 some UNKNOWN (an unsupported construct, a
+solver that gave up) or a usage error.
 """
 
 from __future__ import annotations
@@ -12,23 +13,63 @@ import sys
 from pathlib import Path
 
 from models.allocator import Allocation, Effects, Fn
+from models.binder import ELEM_SIZE, BinderAction, Register
 from models.machine import Platform
 from models.vec import ShrinkTo, Step, VecState
+from verify.source import binder_conformance
+from verify.source.binder import CONTEXT, DEREGISTER, IMPL, REGISTER
+from verify.source.binder_conformance import BinderConformance, model_target
 from verify.source.conformance import KVEC, OPERATIONS, Conformance, Difference, check
 from verify.source.locate import SourceError, Unsupported, find_method
 
 EXIT_CONFORMANT, EXIT_DIFFERENT, EXIT_UNKNOWN = 0, 1, 2
+EXIT_USAGE = -1  # a file the front end cannot read: an error line was printed, the exit code is 2
 
 
-def run(tree: Path | None, kvec: Path | None) -> int:
-    """Check shrink_to in `kvec`, or in the kernel tree `tree`; print the verdict."""
-    if kvec is None:
-        assert tree is not None
+def run(tree: Path | None, kvec: Path | None, binder: Path | None = None) -> int:
+    """Check the file given (`kvec` or `binder`), or the kernel tree `tree`; print the verdicts."""
+    if tree is not None:
         if not tree.is_dir():
-            return _error(f"{tree} is not a directory (a kernel tree); use --kvec FILE for a single file")
+            return _error(f"{tree} is not a directory (a kernel tree); use --kvec or --binder FILE for a single file")
         kvec = tree / KVEC
-    if not kvec.is_file():
-        return _error(f"{kvec}: no such file")
+        if (tree / CONTEXT).is_file():
+            binder = tree / CONTEXT
+        else:
+            print(f"binder not checked: no {CONTEXT} in {tree}")
+    for given in (kvec, binder):
+        if given is not None and not given.is_file():
+            return _error(f"{given}: no such file")
+    codes = []
+    if kvec is not None:
+        codes += _run_kvec(kvec)
+    if binder is not None:
+        codes += _run_binder(binder)
+    if EXIT_USAGE in codes:
+        return EXIT_UNKNOWN
+    return max(codes)
+
+
+def _run_binder(path: Path) -> list[int]:
+    codes = []
+    for name in (REGISTER, DEREGISTER):
+        try:
+            result = binder_conformance.check(find_method(path, IMPL, name), name)
+        except Unsupported as e:
+            print(f"UNKNOWN  {name}: {e}")
+            codes.append(EXIT_UNKNOWN)
+            continue
+        except SourceError as e:
+            _error(str(e))
+            return [EXIT_USAGE]
+        print("\n".join(binder_report(result)))
+        if result.unknown:
+            codes.append(EXIT_UNKNOWN)
+        else:
+            codes.append(EXIT_CONFORMANT if result.matches is not None else EXIT_DIFFERENT)
+    return codes
+
+
+def _run_kvec(kvec: Path) -> list[int]:
     codes = []
     for op in OPERATIONS:
         try:
@@ -38,13 +79,14 @@ def run(tree: Path | None, kvec: Path | None) -> int:
             codes.append(EXIT_UNKNOWN)
             continue
         except SourceError as e:
-            return _error(str(e))
+            _error(str(e))
+            return [EXIT_USAGE]
         print("\n".join(report(result)))
         if result.unknown:
             codes.append(EXIT_UNKNOWN)
         else:
             codes.append(EXIT_DIFFERENT if result.difference is not None else EXIT_CONFORMANT)
-    return max(codes)
+    return codes
 
 
 def _error(message: str) -> int:
@@ -108,3 +150,46 @@ def effects_text(e: Effects) -> str:
     if e.freed is not None:
         parts.append(f"free of #{e.freed.alloc_id} with {e.freed.nbytes} bytes")
     return "; ".join(parts)
+
+
+def binder_report(result: BinderConformance) -> list[str]:
+    name = result.name
+    where = f"{result.function.path}:{result.function.line}"
+    every = "every pre-state satisfying the type invariants, every process and every allocator outcome"
+    if result.unknown:
+        return [f"UNKNOWN  {name} ({where}): {result.unknown}"]
+    if result.matches is not None and name == REGISTER:
+        return [f"PROVED conformant  {name} ({where}) makes the model's registration (models/binder.py) "
+                f"for {every} ({result.seconds:.1f} s)"]
+    if result.matches is not None:
+        return [f"PROVED conformant  {name} ({where}) is the model's policy {result.matches.name} "
+                f"({result.matches.rule}) for {every} ({result.seconds:.1f} s)"]
+    if name == REGISTER:
+        lines = [f"VIOLATED  {name} ({where}) differs from the model's registration (models/binder.py)"]
+    else:
+        names = ", ".join(d.policy.name for d in result.differences)
+        lines = [f"VIOLATED  {name} ({where}) matches none of the model's policies ({names})"]
+    for diff in result.differences:
+        plat = Platform(ELEM_SIZE, 4096)
+        src = diff.source
+        if name != REGISTER:
+            lines.append(f"  against {diff.policy.name} ({diff.policy.rule}):")
+        lines += [
+            f"    differs in: {', '.join(diff.differing())}",
+            f"    input:  {state_text(plat, src.pre)}; {_binder_action(src.action)}, {src.action.outcome.describe()}",
+            f"    source: {_binder_result(plat, src.ok, src.post, src.shrink_target)}"
+            + ("; an arithmetic wrap-around" if src.overflow else ""),
+            f"    model:  {_binder_result(plat, diff.model.ok, diff.model.post, model_target(diff.model))}",
+            f"    source lines run: {result.function.path}:{', '.join(str(n) for n in src.lines)}",
+        ]
+    lines.append("  (replayed on the concrete source back end and on the reference model)")
+    return lines
+
+
+def _binder_action(action: BinderAction) -> str:
+    return f"{'register' if isinstance(action, Register) else 'deregister'} process {action.pid}"
+
+
+def _binder_result(plat: Platform, ok: bool, post: VecState, target: int | None) -> str:
+    shrink = "no shrink_to" if target is None else f"shrink_to({target})"
+    return f"{'Ok' if ok else 'Err'}, {shrink}, then {state_text(plat, post)}"

@@ -125,7 +125,8 @@ class Interpreter:
         body = self.fn.node.child_by_field_name("body")
         assert params is not None and body is not None
         env: dict[str, Any] = {}
-        given = [p for p in params.named_children if p.type not in ("self_parameter", "line_comment", "block_comment")]
+        given = [p for p in params.named_children if p.type not in ("self_parameter", "line_comment", "block_comment")
+                 and not _is_self(p)]
         if len(given) != len(args):
             self._unsupported(params, f"signature (expected {len(args)} parameters after self)")
         for param, arg in zip(given, args, strict=True):
@@ -516,6 +517,12 @@ _KIND_NAMES = {
     "await_expression": "await",
     "range_expression": "range",
 }
+
+
+def _is_self(param: tree_sitter.Node) -> bool:
+    """`self: &Arc<Self>`: a typed self parameter."""
+    pattern = param.child_by_field_name("pattern")
+    return param.type == "parameter" and pattern is not None and pattern.type == "self"
 
 
 def _integer(text: str) -> int:

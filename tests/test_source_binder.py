@@ -1,0 +1,113 @@
+"""verify source on binder's context.rs: the policy read from the source is one of the model's, or none."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from models.binder import binder_step, policy_named
+from models.machine import Platform
+from verify.cli import main
+from verify.source.binder import DEREGISTER, IMPL, REGISTER, concrete_step
+from verify.source.binder_conformance import check, differing
+from verify.source.locate import find_method
+
+DATA = Path(__file__).parent / "data" / "source"
+
+
+def _line_of(path: Path, text: str) -> int:
+    (number,) = [n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line]
+    return number
+
+
+@pytest.mark.parametrize(("name", "policy"), [("binder_v6.rs", "v6"), ("binder_v4.rs", "v4")])
+def test_the_series_policies_are_proved_to_be_the_models(
+    name: str, policy: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = DATA / name
+    assert main(["source", "--binder", str(path)]) == 0
+    register, deregister = capsys.readouterr().out.splitlines()
+    assert register.startswith(f"PROVED conformant  register_process ({path}:{_line_of(path, 'fn register_process(')})")
+    rule = policy_named(policy).rule
+    where = f"({path}:{_line_of(path, 'fn deregister_process(')})"
+    expected = f"PROVED conformant  deregister_process {where} is the model's policy {policy} ({rule})"
+    assert deregister.startswith(expected)
+
+
+# Each deviation from the series: the line that deviates, which the distinguishing run goes through or stops before.
+@pytest.mark.parametrize(("name", "line_text"), [
+    ("binder_trigger_cap8.rs", "if len < cap / 8 {"),
+    ("binder_trigger_le.rs", "if len <= cap / 4 {"),
+])
+def test_another_trigger_matches_no_policy_with_a_replayed_input_per_policy(
+    name: str, line_text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = DATA / name
+    assert main(["source", "--binder", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "PROVED conformant  register_process" in out
+    assert "VIOLATED  deregister_process" in out
+    assert "matches none of the model's policies (v6, v4, naive, never)" in out
+    against = re.findall(r"^  against (\w+) ", out, re.M)
+    assert against == ["v6", "v4", "naive", "never"]
+    lines = re.findall(r"source lines run: \S+?:([\d, ]+)", out)
+    assert len(lines) == 4 and all(str(_line_of(path, line_text)) in run.split(", ") for run in lines)
+
+
+def test_each_reported_difference_replays_on_both_concrete_sides() -> None:
+    fn = find_method(DATA / "binder_trigger_cap8.rs", IMPL, DEREGISTER)
+    result = check(fn, DEREGISTER)
+    assert result.matches is None and len(result.differences) == 4
+    plat = Platform(8, 4096)
+    for diff in result.differences:
+        pre, action = diff.source.pre, diff.source.action
+        assert pre.invariant_violations(plat) == []
+        assert diff.model == binder_step(plat, diff.policy, pre, action)
+        assert differing(concrete_step(fn, plat, pre, action), diff.model)
+    v6 = result.differences[0]
+    # Below a quarter but not an eighth: v6 shrinks, the deviation does not.
+    assert v6.source.shrink_target is None and v6.model.shrink_attempted
+    assert v6.source.post.len < v6.source.post.layout_len // 4 and v6.source.post.len >= v6.source.post.layout_len // 8
+
+
+def test_a_registration_dropping_the_push_error_is_found() -> None:
+    path = DATA / "binder_push_error_dropped.rs"
+    fn = find_method(path, IMPL, REGISTER)
+    result = check(fn, REGISTER)
+    assert result.matches is None
+    (diff,) = result.differences
+    assert diff.differing() == ["result"]
+    assert diff.source.ok and not diff.model.ok and not diff.source.action.outcome.kmalloc_ok
+
+
+def test_an_unsupported_construct_in_the_policy_is_unknown_with_file_line_column(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = DATA / "binder_loop.rs"
+    assert main(["source", "--binder", str(path)]) == 2
+    register, deregister = capsys.readouterr().out.splitlines()
+    assert register.startswith("PROVED conformant  register_process")
+    line = _line_of(path, "while manager.all_procs.len()")
+    assert deregister.startswith(f"UNKNOWN  deregister_process: {path}:{line}:9: unsupported while loop: `while ")
+
+
+def test_a_kernel_tree_checks_kvec_and_context(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kvec = tmp_path / "rust" / "kernel" / "alloc" / "kvec.rs"
+    context = tmp_path / "drivers" / "android" / "binder" / "context.rs"
+    for copy, source in ((kvec, "kvec_v6.rs"), (context, "binder_v6.rs")):
+        copy.parent.mkdir(parents=True)
+        shutil.copy(DATA / source, copy)
+    assert main(["source", str(tmp_path)]) == 0
+    rows = [line.split("  ")[1].split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert rows == ["shrink_to", "reserve", "register_process", "deregister_process"]
+
+
+def test_a_binder_file_without_the_functions_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "context.rs"
+    empty.write_text("impl Context {\n    fn new() {}\n}\n")
+    assert main(["source", "--binder", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "no `fn register_process` in an `impl Context` block" in err
