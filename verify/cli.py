@@ -235,6 +235,8 @@ def build_parser() -> Parser:
     where.add_argument("path", nargs="?", type=Path, help="a kernel tree")
     where.add_argument("--kvec", type=Path, metavar="FILE", help="a kvec.rs file instead of a tree")
     where.add_argument("--binder", type=Path, metavar="FILE", help="a binder context.rs file instead of a tree")
+    where.add_argument("--diff", nargs=2, type=Path, metavar=("OLD", "NEW"),
+                       help="compare shrink_to and reserve of two kvec.rs files or two kernel trees")
     return parser
 
 
@@ -538,6 +540,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "crosscheck":
         return command_crosscheck(args)
     if args.command == "source":
+        if args.diff:
+            return source_command.run_diff(*args.diff)
         return source_command.run(args.path, args.kvec, args.binder)
     return command_run(args)
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from models.allocator import Allocation, Effects, Fn
 from models.binder import ELEM_SIZE, BinderAction, Register
 from models.machine import Platform
-from models.vec import ShrinkTo, Step, VecState
+from models.vec import Reserve, ShrinkTo, Step, VecState
 from verify.source import binder_conformance
+from verify.source import diff as semantic_diff
 from verify.source.binder import CONTEXT, DEREGISTER, IMPL, REGISTER
 from verify.source.binder_conformance import BinderConformance, model_target
 from verify.source.conformance import KVEC, OPERATIONS, Conformance, Difference, check
@@ -193,3 +194,69 @@ def _binder_action(action: BinderAction) -> str:
 def _binder_result(plat: Platform, ok: bool, post: VecState, target: int | None) -> str:
     shrink = "no shrink_to" if target is None else f"shrink_to({target})"
     return f"{'Ok' if ok else 'Err'}, {shrink}, then {state_text(plat, post)}"
+
+
+def run_diff(old: Path, new: Path) -> int:
+    """Compare shrink_to and reserve of two kvec.rs files, or of two kernel trees; print what changed."""
+    if old.is_dir() and new.is_dir():
+        old, new = old / KVEC, new / KVEC
+    for given in (old, new):
+        if not given.is_file():
+            return _error(f"{given}: no such file (--diff takes two kvec.rs files or two kernel trees)")
+    codes = []
+    for op in OPERATIONS:
+        try:
+            result = semantic_diff.diff(op, find_method(old, op.impl, op.name), find_method(new, op.impl, op.name))
+        except Unsupported as e:
+            print(f"UNKNOWN  {op.name}: {e}")
+            codes.append(EXIT_UNKNOWN)
+            continue
+        except SourceError as e:
+            return _error(str(e))
+        print("\n".join(diff_report(result)))
+        if result.unknown:
+            codes.append(EXIT_UNKNOWN)
+        else:
+            codes.append(EXIT_DIFFERENT if result.changes else EXIT_CONFORMANT)
+    return max(codes)
+
+
+def diff_report(result: semantic_diff.FunctionDiff) -> list[str]:
+    name = result.operation.name
+    where = f"OLD {result.old.path}:{result.old.line} and NEW {result.new.path}:{result.new.line}"
+    if result.unknown:
+        return [f"UNKNOWN  {name} ({where}): {result.unknown}"]
+    if not result.changes:
+        sizes = ", ".join(str(s) for s in result.sizes)
+        return [
+            f"PROVED equivalent  {name} ({where}) make the same transition for size_of::<T>() in {{{sizes}}}, "
+            f"every pre-state satisfying the type invariants, every {result.operation.argument} and every "
+            f"allocator outcome ({result.seconds:.1f} s)"
+        ]
+    lines = [f"CHANGED  {name} ({where}): {len(result.changes)} kinds of behaviour differ"]
+    for number, change in enumerate(result.changes, 1):
+        plat = Platform(change.elem_size, change.page_size)
+        buffer = "no buffer" if change.pre.buf is None else f"a {change.pre.buf.kind.value} buffer"
+        lines += [
+            f"  {number}. {buffer} of capacity {change.pre.capacity(plat)}, {name}({_argument_of(change.action)}), "
+            f"{change.action.outcome.describe()}: OLD {_calls(change.old)}, NEW {_calls(change.new)}",
+            f"    differs in: {', '.join(change.differing())}",
+            f"    input: size_of::<T>() = {change.elem_size}, PAGE_SIZE {change.page_size}; "
+            f"{state_text(plat, change.pre)}",
+            f"    OLD: {step_text(plat, change.old)}",
+            f"         lines run: {result.old.path}:{', '.join(str(n) for n in change.old_lines)}",
+            f"    NEW: {step_text(plat, change.new)}",
+            f"         lines run: {result.new.path}:{', '.join(str(n) for n in change.new_lines)}",
+        ]
+    lines.append("  (each input replayed on the concrete source back end for both versions)")
+    return lines
+
+
+def _argument_of(action: ShrinkTo | Reserve) -> int:
+    return action.min_capacity if isinstance(action, ShrinkTo) else action.additional
+
+
+def _calls(step: Step) -> str:
+    names = {Fn.ALLOC: "alloc", Fn.REALLOC: "realloc", Fn.FREE: "free"}
+    calls = " + ".join(names[c.fn] for c in step.effects.calls) or "no allocator call"
+    return calls + ("" if step.ok else ", Err")
