@@ -290,6 +290,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         cache_dir=base.cache_dir if args.cache_dir is None else str(args.cache_dir),
         confirm=base.confirm if args.confirm is None else args.confirm,
         second_solver=base.second_solver if args.second_solver is None else args.second_solver,
+        source=base.source,
     )
 
 
@@ -323,6 +324,9 @@ def command_run(args: argparse.Namespace) -> int:
         raise UsageError(f"no property or model matches {args.pattern!r}; `verify list` shows them")
     if args.output is not None:
         check_new(args.output)
+    source_tree = None if settings.source is None else Path(settings.source)
+    if source_tree is not None and not source_tree.is_dir():
+        raise UsageError(f"[tool.verify] source = {settings.source!r} is not a directory (a kernel tree)")
 
     # Every directory the run writes into is checked before the first proof.
     traces_dir = usable_directory(Path(settings.counterexamples), "counterexamples directory")
@@ -373,7 +377,12 @@ def command_run(args: argparse.Namespace) -> int:
         write_new(args.output, report)
     elif report_on_stdout:
         sys.stdout.write(report)
-    return exit_code([c.result for c in checked])
+    code = exit_code([c.result for c in checked])
+    if source_tree is not None:
+        # The drift alarm: the kernel source against the models, its worst verdict joining the exit code.
+        print(f"conformance of the kernel source in {source_tree} ([tool.verify] source):", file=stream)
+        code = max(code, source_command.run(source_tree, None, None, stream))
+    return code
 
 
 def command_mutants(args: argparse.Namespace) -> int:

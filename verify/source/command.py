@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from models.allocator import Allocation, Effects, Fn
 from models.binder import ELEM_SIZE, BinderAction, Register
@@ -27,8 +28,8 @@ EXIT_CONFORMANT, EXIT_DIFFERENT, EXIT_UNKNOWN = 0, 1, 2
 EXIT_USAGE = -1  # a file the front end cannot read: an error line was printed, the exit code is 2
 
 
-def run(tree: Path | None, kvec: Path | None, binder: Path | None = None) -> int:
-    """Check the file given (`kvec` or `binder`), or the kernel tree `tree`; print the verdicts."""
+def run(tree: Path | None, kvec: Path | None, binder: Path | None = None, out: TextIO | None = None) -> int:
+    """Check the file given (`kvec` or `binder`), or the kernel tree `tree`; print the verdicts on `out` (stdout)."""
     if tree is not None:
         if not tree.is_dir():
             return _error(f"{tree} is not a directory (a kernel tree); use --kvec or --binder FILE for a single file")
@@ -36,33 +37,33 @@ def run(tree: Path | None, kvec: Path | None, binder: Path | None = None) -> int
         if (tree / CONTEXT).is_file():
             binder = tree / CONTEXT
         else:
-            print(f"binder not checked: no {CONTEXT} in {tree}")
+            print(f"binder not checked: no {CONTEXT} in {tree}", file=out)
     for given in (kvec, binder):
         if given is not None and not given.is_file():
             return _error(f"{given}: no such file")
     codes = []
     if kvec is not None:
-        codes += _run_kvec(kvec)
+        codes += _run_kvec(kvec, out)
     if binder is not None:
-        codes += _run_binder(binder)
+        codes += _run_binder(binder, out)
     if EXIT_USAGE in codes:
         return EXIT_UNKNOWN
     return max(codes)
 
 
-def _run_binder(path: Path) -> list[int]:
+def _run_binder(path: Path, out: TextIO | None) -> list[int]:
     codes = []
     for name in (REGISTER, DEREGISTER):
         try:
             result = binder_conformance.check(find_method(path, IMPL, name), name)
         except Unsupported as e:
-            print(f"UNKNOWN  {name}: {e}")
+            print(f"UNKNOWN  {name}: {e}", file=out)
             codes.append(EXIT_UNKNOWN)
             continue
         except SourceError as e:
             _error(str(e))
             return [EXIT_USAGE]
-        print("\n".join(binder_report(result)))
+        print("\n".join(binder_report(result)), file=out)
         if result.unknown:
             codes.append(EXIT_UNKNOWN)
         else:
@@ -70,19 +71,19 @@ def _run_binder(path: Path) -> list[int]:
     return codes
 
 
-def _run_kvec(kvec: Path) -> list[int]:
+def _run_kvec(kvec: Path, out: TextIO | None) -> list[int]:
     codes = []
     for op in OPERATIONS:
         try:
             result = check(op, find_method(kvec, op.impl, op.name))
         except Unsupported as e:
-            print(f"UNKNOWN  {op.name}: {e}")
+            print(f"UNKNOWN  {op.name}: {e}", file=out)
             codes.append(EXIT_UNKNOWN)
             continue
         except SourceError as e:
             _error(str(e))
             return [EXIT_USAGE]
-        print("\n".join(report(result)))
+        print("\n".join(report(result)), file=out)
         if result.unknown:
             codes.append(EXIT_UNKNOWN)
         else:
