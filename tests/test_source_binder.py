@@ -7,11 +7,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from models.binder import binder_step, policy_named
+from models.allocator import Outcome
+from models.binder import BinderAction, Deregister, Register, binder_step, policy_named
 from models.machine import Platform
+from models.vec import VecState
 from verify.cli import main
-from verify.source.binder import DEREGISTER, IMPL, REGISTER, concrete_step
+from verify.source.binder import DEREGISTER, IMPL, REGISTER, concrete_step, function_for
 from verify.source.binder_conformance import check, differing
 from verify.source.locate import find_method
 
@@ -111,3 +115,56 @@ def test_a_binder_file_without_the_functions_is_refused(tmp_path: Path, capsys: 
     assert main(["source", "--binder", str(empty)]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "no `fn register_process` in an `impl Context` block" in err
+
+
+OUTCOMES = st.builds(Outcome, st.booleans(), st.booleans())
+OPERATIONS = st.lists(st.tuples(st.booleans(), st.integers(0, 40), OUTCOMES), max_size=40)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.sampled_from([("binder_v6.rs", "v6"), ("binder_v4.rs", "v4")]), OPERATIONS)
+def test_the_concrete_source_and_the_model_agree_on_random_operations(
+    fixture: tuple[str, str], operations: list[tuple[bool, int, Outcome]]
+) -> None:
+    """Registrations (new processes) and deregistrations (of any process, present or not) from KVVec::new()."""
+    name, policy = fixture
+    functions = {f: find_method(DATA / name, IMPL, f) for f in (REGISTER, DEREGISTER)}
+    plat = Platform(8, 4096)
+    state = VecState()
+    for number, (register, pid, outcome) in enumerate(operations):
+        # Process 100 + n is the one the nth operation registers (if it did): a deregistration may find it or not.
+        action: BinderAction = Register(100 + number, outcome) if register else Deregister(100 + pid, outcome)
+        source = concrete_step(functions[REGISTER if register else DEREGISTER], plat, state, action)
+        model = binder_step(plat, policy_named(policy), state, action)
+        assert differing(source, model) == []
+        state = model.post
+
+
+def test_after_a_spike_both_shrink_alike() -> None:
+    """The random operations above need not reach a shrink: this sequence does, on both sides."""
+    functions = {f: find_method(DATA / "binder_v6.rs", IMPL, f) for f in (REGISTER, DEREGISTER)}
+    plat = Platform(8, 4096)
+    state = VecState()
+    targets = []
+    for action in [*(Register(pid) for pid in range(16)), *(Deregister(pid) for pid in range(15))]:
+        source = concrete_step(functions[function_for(action)], plat, state, action)
+        model = binder_step(plat, policy_named("v6"), state, action)
+        assert differing(source, model) == []
+        targets.append(source.shrink_target)
+        state = model.post
+    assert [t for t in targets if t is not None] == [6]  # 3 of 16 left: 3 < 16/4, shrink to 6
+    assert state.len == 1 and state.layout_len == 6
+
+
+def test_the_cross_check_can_fail_on_a_deviating_trigger() -> None:
+    fn = find_method(DATA / "binder_trigger_le.rs", IMPL, DEREGISTER)
+    plat = Platform(8, 4096)
+    state = VecState()
+    for pid in range(4):
+        state = binder_step(plat, policy_named("v6"), state, Register(pid)).post
+    state = binder_step(plat, policy_named("v6"), state, Deregister(0)).post
+    state = binder_step(plat, policy_named("v6"), state, Deregister(1)).post
+    # The third removal from four leaves len 1 == cap/4: `<=` shrinks there, v6 does not.
+    action = Deregister(2)
+    assert "shrink_to called" in differing(concrete_step(fn, plat, state, action), binder_step(
+        plat, policy_named("v6"), state, action))
