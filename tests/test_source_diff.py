@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -48,13 +49,30 @@ def test_each_change_is_a_replayed_input_on_a_kmalloc_buffer() -> None:
 def test_a_version_is_equivalent_to_itself_in_two_trees(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trees = []
     for name in ("old", "new"):
-        kvec = tmp_path / name / "rust" / "kernel" / "alloc" / "kvec.rs"
-        kvec.parent.mkdir(parents=True)
-        shutil.copy(DATA / "kvec_v6.rs", kvec)
+        files = (("rust/kernel/alloc/kvec.rs", "kvec_v6.rs"), ("drivers/android/binder/context.rs", "binder_v6.rs"))
+        for path, fixture in files:
+            (tmp_path / name / path).parent.mkdir(parents=True)
+            shutil.copy(DATA / fixture, tmp_path / name / path)
         trees.append(str(tmp_path / name))
     assert main(["source", "--diff", *trees]) == 0
-    shrink, reserve = capsys.readouterr().out.splitlines()
-    assert shrink.startswith("PROVED equivalent  shrink_to") and reserve.startswith("PROVED equivalent  reserve")
+    rows = [line.split()[:3] for line in capsys.readouterr().out.splitlines()]
+    names = ("shrink_to", "reserve", "register_process", "deregister_process")
+    assert rows == [["PROVED", "equivalent", name] for name in names]
+
+
+def test_binder_v4_to_v6_lists_the_policy_target_change(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["source", "--diff", str(DATA / "binder_v4.rs"), str(DATA / "binder_v6.rs")]) == 1
+    register, deregister, *kinds = capsys.readouterr().out.splitlines()
+    assert register.startswith("PROVED equivalent  register_process")
+    assert deregister.startswith("CHANGED  deregister_process") and deregister.endswith("1 kind of behaviour differs")
+    # The trigger is the same: both shrink, to different targets (v4 cap/2, v6 len*2).
+    assert re.search(r"OLD shrink_to\((\d+)\), NEW shrink_to\((\d+)\)$", kinds[0]) and "shrink_to target" in kinds[1]
+
+
+def test_a_kvec_file_and_a_context_file_are_not_compared(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["source", "--diff", str(DATA / "kvec_v6.rs"), str(DATA / "binder_v6.rs")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "are not the same kind of file" in err
 
 
 def test_a_diff_of_a_tree_and_a_missing_file_is_one_error_line(

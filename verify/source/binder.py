@@ -311,26 +311,44 @@ class SymSourceStep:
     overflow: Any
 
 
+@dataclass(frozen=True)
+class BinderPath:
+    """One path through the source function: its condition, its step, its retains' side conditions, its lines."""
+
+    condition: Any
+    step: SymSourceStep
+    constraints: tuple[Any, ...]
+    lines: tuple[int, ...]
+
+
+def symbolic_paths(
+    fn: Function, sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome, tag: str = "src"
+) -> list[BinderPath]:
+    """Every path through the function; `tag` names their fresh variables (two versions need two tags)."""
+    paths: list[BinderPath] = []
+    prefix: list[bool] | None = []
+    while prefix is not None:
+        if len(paths) == MAX_PATHS:
+            raise Unsupported(fn.path, fn.node, f"more than {MAX_PATHS} paths through the function")
+        decisions = Decisions(prefix)
+        domain = SymbolicDomain(sp, outcome, pre.next_id, decisions)
+        procs = SymbolicProcs(sp, pre, outcome, f"{tag}{len(paths)}")
+        run = BinderInterpreter(fn, domain, procs)
+        result = run.run([Process(pid)])
+        ok = _bool(result.ok) if isinstance(result, Fallible) else z3.BoolVal(result is UNIT)
+        taken = SymSourceStep(procs.state, ok, procs.shrunk, procs.shrink_target, domain.rec.overflow)
+        lines = tuple(dict.fromkeys(run.lines))
+        paths.append(BinderPath(z3.And(*domain.path), taken, tuple(procs.constraints), lines))
+        prefix = decisions.following()
+    return paths
+
+
 def symbolic_step(
     fn: Function, sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome
 ) -> tuple[SymSourceStep, list[Any]]:
     """The source function as one transition over all its paths, and the side conditions its retains add."""
-    steps: list[tuple[Any, SymSourceStep]] = []
-    constraints: list[Any] = []
-    prefix: list[bool] | None = []
-    while prefix is not None:
-        if len(steps) == MAX_PATHS:
-            raise Unsupported(fn.path, fn.node, f"more than {MAX_PATHS} paths through the function")
-        decisions = Decisions(prefix)
-        domain = SymbolicDomain(sp, outcome, pre.next_id, decisions)
-        procs = SymbolicProcs(sp, pre, outcome, f"src{len(steps)}")
-        result = BinderInterpreter(fn, domain, procs).run([Process(pid)])
-        ok = _bool(result.ok) if isinstance(result, Fallible) else z3.BoolVal(result is UNIT)
-        taken = SymSourceStep(procs.state, ok, procs.shrunk, procs.shrink_target, domain.rec.overflow)
-        steps.append((z3.And(*domain.path), taken))
-        constraints += procs.constraints
-        prefix = decisions.following()
-    *rest, (_, folded) = steps
-    for condition, taken in reversed(rest):
-        folded = ite(condition, taken, folded)
-    return folded, constraints
+    *rest, last = symbolic_paths(fn, sp, pre, pid, outcome)
+    folded = last.step
+    for path in reversed(rest):
+        folded = ite(path.condition, path.step, folded)
+    return folded, [c for path in [*rest, last] for c in path.constraints]

@@ -86,7 +86,7 @@ def check(
             break
         query = [*setting, z3.Not(dict(agreements)[aspect])]
         objectives = [pre.layout_len, pre.len, pid, pre.buf.physical, pre.buf.vmalloc,
-                      z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok)]
+                      z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok), pre.buf.id, pre.next_id]
         m = minimal_model(query, objectives, timeout_ms) or solved.model
         pre_py = state_from_model(m, pre)
         process = int(m.eval(pid, model_completion=True).as_long())

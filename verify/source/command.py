@@ -22,7 +22,7 @@ from verify.source import diff as semantic_diff
 from verify.source.binder import CONTEXT, DEREGISTER, IMPL, REGISTER
 from verify.source.binder_conformance import BinderConformance, model_target
 from verify.source.conformance import KVEC, OPERATIONS, Conformance, Difference, check
-from verify.source.locate import SourceError, Unsupported, find_method
+from verify.source.locate import SourceError, Unsupported, find_method, parse
 
 EXIT_CONFORMANT, EXIT_DIFFERENT, EXIT_UNKNOWN = 0, 1, 2
 EXIT_USAGE = -1  # a file the front end cannot read: an error line was printed, the exit code is 2
@@ -198,12 +198,43 @@ def _binder_result(plat: Platform, ok: bool, post: VecState, target: int | None)
 
 
 def run_diff(old: Path, new: Path) -> int:
-    """Compare shrink_to and reserve of two kvec.rs files, or of two kernel trees; print what changed."""
+    """Compare two kernel trees (kvec.rs, and context.rs where both have it), or two kvec.rs or context.rs files."""
+    pairs: list[tuple[Path, Path]] = []
     if old.is_dir() and new.is_dir():
-        old, new = old / KVEC, new / KVEC
-    for given in (old, new):
-        if not given.is_file():
-            return _error(f"{given}: no such file (--diff takes two kvec.rs files or two kernel trees)")
+        pairs.append((old / KVEC, new / KVEC))
+        if (old / CONTEXT).is_file() and (new / CONTEXT).is_file():
+            pairs.append((old / CONTEXT, new / CONTEXT))
+        else:
+            print(f"binder not compared: {CONTEXT} is not in both trees")
+    else:
+        pairs.append((old, new))
+    for pair in pairs:
+        for given in pair:
+            if not given.is_file():
+                return _error(f"{given}: no such file (--diff takes two files or two kernel trees)")
+    codes = []
+    for before, after in pairs:
+        try:
+            binder = _is_binder(before)
+            if binder != _is_binder(after):
+                return _error(f"{before} and {after} are not the same kind of file (kvec.rs, context.rs)")
+            codes += _diff_binder(before, after) if binder else _diff_kvec(before, after)
+        except SourceError as e:
+            return _error(str(e))
+    return max(codes)
+
+
+def _is_binder(path: Path) -> bool:
+    """A file with binder's `impl Context` functions is a context.rs; any other, a kvec.rs."""
+    parse(path)  # a file that cannot be read or parsed is an error, not a kvec.rs
+    try:
+        find_method(path, IMPL, REGISTER)
+    except SourceError:
+        return False
+    return True
+
+
+def _diff_kvec(old: Path, new: Path) -> list[int]:
     codes = []
     for op in OPERATIONS:
         try:
@@ -212,14 +243,64 @@ def run_diff(old: Path, new: Path) -> int:
             print(f"UNKNOWN  {op.name}: {e}")
             codes.append(EXIT_UNKNOWN)
             continue
-        except SourceError as e:
-            return _error(str(e))
         print("\n".join(diff_report(result)))
-        if result.unknown:
+        codes.append(_diff_code(result.unknown, bool(result.changes)))
+    return codes
+
+
+def _diff_binder(old: Path, new: Path) -> list[int]:
+    codes = []
+    for name in (REGISTER, DEREGISTER):
+        try:
+            result = semantic_diff.diff_binder(name, find_method(old, IMPL, name), find_method(new, IMPL, name))
+        except Unsupported as e:
+            print(f"UNKNOWN  {name}: {e}")
             codes.append(EXIT_UNKNOWN)
-        else:
-            codes.append(EXIT_DIFFERENT if result.changes else EXIT_CONFORMANT)
-    return max(codes)
+            continue
+        print("\n".join(binder_diff_report(result)))
+        codes.append(_diff_code(result.unknown, bool(result.changes)))
+    return codes
+
+
+def _diff_code(unknown: str, changed: bool) -> int:
+    return EXIT_UNKNOWN if unknown else EXIT_DIFFERENT if changed else EXIT_CONFORMANT
+
+
+def binder_diff_report(result: semantic_diff.BinderFunctionDiff) -> list[str]:
+    name = result.name
+    where = f"OLD {result.old.path}:{result.old.line} and NEW {result.new.path}:{result.new.line}"
+    if result.unknown:
+        return [f"UNKNOWN  {name} ({where}): {result.unknown}"]
+    if not result.changes:
+        return [
+            f"PROVED equivalent  {name} ({where}) make the same transition for every list satisfying the type "
+            f"invariants, every process and every allocator outcome ({result.seconds:.1f} s)"
+        ]
+    plat = Platform(ELEM_SIZE, 4096)
+    lines = [f"CHANGED  {name} ({where}): {_kinds(len(result.changes))}"]
+    for number, change in enumerate(result.changes, 1):
+        old, new = change.old, change.new
+        lines += [
+            f"  {number}. capacity {old.pre.capacity(plat)}, len {old.pre.len}, {_binder_action(old.action)}, "
+            f"{old.action.outcome.describe()}: OLD {_shrink_text(old.shrink_target)}, "
+            f"NEW {_shrink_text(new.shrink_target)}",
+            f"    differs in: {', '.join(change.differing())}",
+            f"    input: {state_text(plat, old.pre)}",
+            f"    OLD: {_binder_result(plat, old.ok, old.post, old.shrink_target)}",
+            f"         lines run: {result.old.path}:{', '.join(str(n) for n in old.lines)}",
+            f"    NEW: {_binder_result(plat, new.ok, new.post, new.shrink_target)}",
+            f"         lines run: {result.new.path}:{', '.join(str(n) for n in new.lines)}",
+        ]
+    lines.append("  (each input replayed on the concrete source back end for both versions)")
+    return lines
+
+
+def _kinds(n: int) -> str:
+    return "1 kind of behaviour differs" if n == 1 else f"{n} kinds of behaviour differ"
+
+
+def _shrink_text(target: int | None) -> str:
+    return "no shrink_to" if target is None else f"shrink_to({target})"
 
 
 def diff_report(result: semantic_diff.FunctionDiff) -> list[str]:
@@ -234,7 +315,7 @@ def diff_report(result: semantic_diff.FunctionDiff) -> list[str]:
             f"every pre-state satisfying the type invariants, every {result.operation.argument} and every "
             f"allocator outcome ({result.seconds:.1f} s)"
         ]
-    lines = [f"CHANGED  {name} ({where}): {len(result.changes)} kinds of behaviour differ"]
+    lines = [f"CHANGED  {name} ({where}): {_kinds(len(result.changes))}"]
     for number, change in enumerate(result.changes, 1):
         plat = Platform(change.elem_size, change.page_size)
         buffer = "no buffer" if change.pre.buf is None else f"a {change.pre.buf.kind.value} buffer"
