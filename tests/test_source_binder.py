@@ -17,7 +17,7 @@ from models.vec import VecState
 from verify.cli import main
 from verify.source.binder import DEREGISTER, IMPL, REGISTER, concrete_step, function_for
 from verify.source.binder_conformance import check, differing
-from verify.source.locate import find_method
+from verify.source.locate import Unsupported, find_method
 
 DATA = Path(__file__).parent / "data" / "source"
 
@@ -168,3 +168,32 @@ def test_the_cross_check_can_fail_on_a_deviating_trigger() -> None:
     action = Deregister(2)
     assert "shrink_to called" in differing(concrete_step(fn, plat, state, action), binder_step(
         plat, policy_named("v6"), state, action))
+
+
+@pytest.mark.parametrize(("closure", "kind"), [
+    ("|p| !Arc::ptr_eq(p, proc)", "drop"),
+    ("|p| Arc::as_ptr(p) != Arc::as_ptr(proc)", "drop"),
+    ("|p| Arc::as_ptr(p) < Arc::as_ptr(proc)", "unsupported operator `<` on these operands"),
+    ("|p| !Arc::ptr_eq(proc, p)", "drop"),
+    ("|_p| false", "clear"),
+    ("|_p| true", "keep"),
+    ("|p| Arc::ptr_eq(p, proc)", "keeps only the process itself"),
+])
+def test_the_retain_closure_is_decided_for_every_element(tmp_path: Path, closure: str, kind: str) -> None:
+    """Two concrete runs of the closure (the process itself, another one) give what retain does to the list."""
+    text = (DATA / "binder_v6.rs").read_text().replace("|p| !Arc::ptr_eq(p, proc)", closure)
+    path = tmp_path / "context.rs"
+    path.write_text(text)
+    fn = find_method(path, IMPL, DEREGISTER)
+    plat = Platform(8, 4096)
+    pre = VecState()
+    for pid in range(3):
+        pre = binder_step(plat, policy_named("v6"), pre, Register(pid)).post
+    action = Deregister(1)
+    if kind in ("drop", "clear", "keep"):
+        after = concrete_step(fn, plat, pre, action).post
+        expected = {"drop": [0, 2], "clear": [], "keep": [0, 1, 2]}[kind]
+        assert [after.elems.at(i) for i in range(after.len)] == expected
+    else:
+        with pytest.raises(Unsupported, match=re.escape(kind)):
+            concrete_step(fn, plat, pre, action)

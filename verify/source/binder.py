@@ -112,6 +112,13 @@ class BinderInterpreter(Interpreter):
             return Token("context")
         return self._unsupported(node, "field")
 
+    def _operate(self, node: tree_sitter.Node, op: str, a: Any, b: Any) -> Any:
+        if isinstance(a, Process) and isinstance(b, Process) and op in ("==", "!="):
+            return self.domain.compare(op, a.identity, b.identity)  # `Arc::as_ptr(p) != Arc::as_ptr(proc)`
+        if any(isinstance(v, (Process, Mutex, Guard, ProcList, Token, SelfRef)) for v in (a, b)):
+            return self._unsupported(node, f"operator `{op}` on these operands")
+        return super()._operate(node, op, a, b)
+
     def _function(self, node: tree_sitter.Node, path: str, args: list[Any]) -> Any:
         if path == "Arc::ptr_eq" and len(args) == 2:
             a, b = args

@@ -334,8 +334,10 @@ class Interpreter:
         left = node.child_by_field_name("left")
         right = node.child_by_field_name("right")
         assert op_node is not None and left is not None and right is not None
-        op = self._text(op_node)
-        a, b = self._eval(left, env), self._eval(right, env)
+        return self._operate(node, self._text(op_node), self._eval(left, env), self._eval(right, env))
+
+    def _operate(self, node: tree_sitter.Node, op: str, a: Any, b: Any) -> Any:
+        """A binary operator on two evaluated operands."""
         if op in BINARY:
             return self.domain.arith(op, a, b)
         if op in COMPARE:
