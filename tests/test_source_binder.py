@@ -197,3 +197,15 @@ def test_the_retain_closure_is_decided_for_every_element(tmp_path: Path, closure
     else:
         with pytest.raises(Unsupported, match=re.escape(kind)):
             concrete_step(fn, plat, pre, action)
+
+
+def test_is_empty_on_the_list_is_read(tmp_path: Path) -> None:
+    text = (DATA / "binder_v6.rs").read_text().replace("if len < cap / 4 {", "if !manager.all_procs.is_empty() {")
+    path = tmp_path / "context.rs"
+    path.write_text(text)
+    fn = find_method(path, IMPL, DEREGISTER)
+    plat = Platform(8, 4096)
+    pre = binder_step(plat, policy_named("v6"), VecState(), Register(0)).post
+    pre = binder_step(plat, policy_named("v6"), pre, Register(1)).post
+    assert concrete_step(fn, plat, pre, Deregister(0)).shrink_target == 2  # one left: not empty, shrink to len*2
+    assert concrete_step(fn, plat, VecState(), Deregister(0)).shrink_target is None  # empty: no shrink
