@@ -225,14 +225,18 @@ def build_parser() -> Parser:
     graph.add_argument("--output", type=Path, help="write the DOT here instead of standard output")
     source = commands.add_parser(
         "source",
-        help="prove the kernel's own shrink_to and reserve conformant to the model",
-        description="Read shrink_to and reserve from a kernel tree (PATH/rust/kernel/alloc/kvec.rs) or a file and "
+        help="prove the kernel's own shrink_to, reserve and binder policy conformant to the model",
+        description="Read shrink_to and reserve (PATH/rust/kernel/alloc/kvec.rs) and binder's process registration "
+        "and deregistration (PATH/drivers/android/binder/context.rs) from a kernel tree or a file and "
         "prove they make the model's transitions: exit 0 PROVED conformant, 1 VIOLATED (a replayed difference), "
         "2 UNKNOWN (an unsupported construct) or a usage error.",
     )
     where = source.add_mutually_exclusive_group(required=True)
     where.add_argument("path", nargs="?", type=Path, help="a kernel tree")
     where.add_argument("--kvec", type=Path, metavar="FILE", help="a kvec.rs file instead of a tree")
+    where.add_argument("--binder", type=Path, metavar="FILE", help="a binder context.rs file instead of a tree")
+    where.add_argument("--diff", nargs=2, type=Path, metavar=("OLD", "NEW"),
+                       help="compare shrink_to and reserve of two kvec.rs files or two kernel trees")
     return parser
 
 
@@ -286,6 +290,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         cache_dir=base.cache_dir if args.cache_dir is None else str(args.cache_dir),
         confirm=base.confirm if args.confirm is None else args.confirm,
         second_solver=base.second_solver if args.second_solver is None else args.second_solver,
+        source=base.source,
     )
 
 
@@ -319,6 +324,9 @@ def command_run(args: argparse.Namespace) -> int:
         raise UsageError(f"no property or model matches {args.pattern!r}; `verify list` shows them")
     if args.output is not None:
         check_new(args.output)
+    source_tree = None if settings.source is None else Path(settings.source)
+    if source_tree is not None and not source_tree.is_dir():
+        raise UsageError(f"[tool.verify] source = {settings.source!r} is not a directory (a kernel tree)")
 
     # Every directory the run writes into is checked before the first proof.
     traces_dir = usable_directory(Path(settings.counterexamples), "counterexamples directory")
@@ -369,7 +377,12 @@ def command_run(args: argparse.Namespace) -> int:
         write_new(args.output, report)
     elif report_on_stdout:
         sys.stdout.write(report)
-    return exit_code([c.result for c in checked])
+    code = exit_code([c.result for c in checked])
+    if source_tree is not None:
+        # The drift alarm: the kernel source against the models, its worst verdict joining the exit code.
+        print(f"conformance of the kernel source in {source_tree} ([tool.verify] source):", file=stream)
+        code = max(code, source_command.run(source_tree, None, None, stream))
+    return code
 
 
 def command_mutants(args: argparse.Namespace) -> int:
@@ -536,7 +549,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "crosscheck":
         return command_crosscheck(args)
     if args.command == "source":
-        return source_command.run(args.path, args.kvec)
+        if args.diff:
+            return source_command.run_diff(*args.diff)
+        return source_command.run(args.path, args.kvec, args.binder)
     return command_run(args)
 
 

@@ -39,6 +39,7 @@ class Settings:
     cache_dir: str = ".verify-cache"
     confirm: bool = False  # the solvers: Z3 alone, or every Z3 proof re-checked by a second solver
     second_solver: str = DEFAULT_SECOND_SOLVER  # which one re-checks, with confirm
+    source: str | None = None  # a kernel tree whose source every run also checks for conformance (verify source)
 
 
 def _is_int(v: Any) -> bool:
@@ -75,6 +76,7 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "second-solver": lambda v: None
     if isinstance(v, str) and v in SECOND_SOLVERS
     else f"must be one of {', '.join(SECOND_SOLVERS)}",
+    "source": lambda v: None if _is_path(v) else "must be a directory name (a kernel tree)",
 }
 assert set(VALIDATORS) == {f.name.replace("_", "-") for f in fields(Settings)}
 

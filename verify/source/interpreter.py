@@ -125,7 +125,8 @@ class Interpreter:
         body = self.fn.node.child_by_field_name("body")
         assert params is not None and body is not None
         env: dict[str, Any] = {}
-        given = [p for p in params.named_children if p.type not in ("self_parameter", "line_comment", "block_comment")]
+        given = [p for p in params.named_children if p.type not in ("self_parameter", "line_comment", "block_comment")
+                 and not _is_self(p)]
         if len(given) != len(args):
             self._unsupported(params, f"signature (expected {len(args)} parameters after self)")
         for param, arg in zip(given, args, strict=True):
@@ -333,8 +334,10 @@ class Interpreter:
         left = node.child_by_field_name("left")
         right = node.child_by_field_name("right")
         assert op_node is not None and left is not None and right is not None
-        op = self._text(op_node)
-        a, b = self._eval(left, env), self._eval(right, env)
+        return self._operate(node, self._text(op_node), self._eval(left, env), self._eval(right, env))
+
+    def _operate(self, node: tree_sitter.Node, op: str, a: Any, b: Any) -> Any:
+        """A binary operator on two evaluated operands."""
         if op in BINARY:
             return self.domain.arith(op, a, b)
         if op in COMPARE:
@@ -516,6 +519,12 @@ _KIND_NAMES = {
     "await_expression": "await",
     "range_expression": "range",
 }
+
+
+def _is_self(param: tree_sitter.Node) -> bool:
+    """`self: &Arc<Self>`: a typed self parameter."""
+    pattern = param.child_by_field_name("pattern")
+    return param.type == "parameter" and pattern is not None and pattern.type == "self"
 
 
 def _integer(text: str) -> int:
