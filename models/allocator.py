@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 
-from models.machine import INT_MAX, Platform, div_ceil, kmalloc_size_classes
+from models.machine import INT_MAX, Platform, div_ceil, kmalloc_size_classes, vmap_mapping_size
 
 
 class Kind(enum.Enum):
@@ -139,16 +139,30 @@ class Recorder:
 
 
 def kmalloc_physical(plat: Platform, nbytes: int) -> int:
-    """ksize() of a fresh kmalloc(nbytes): a slab size class, or 2^order pages."""
+    """ksize() of a fresh kmalloc(nbytes): a slab size class, or 2^order pages.
+
+    mm/slub.c (v7.1), __do_kmalloc_node: up to KMALLOC_MAX_CACHE_SIZE the object
+    comes from kmalloc_slab(), the smallest class that holds it (include/linux/slab.h,
+    __kmalloc_index; classes folded by the minimum alignment, machine.kmalloc_size_classes);
+    above it ___kmalloc_large_node allocates get_order(size) pages: the smallest
+    power of two that holds the request. __ksize reports the class size, or
+    page_size() of the compound page.
+    """
     if nbytes <= plat.kmalloc_max_cache_size:
-        return next(c for c in kmalloc_size_classes(plat.page_size) if c >= nbytes)
+        return next(c for c in kmalloc_size_classes(plat.page_size, plat.kmalloc_min_align) if c >= nbytes)
     pages = div_ceil(nbytes, plat.page_size)
     return plat.page_size * (1 << (pages - 1).bit_length())
 
 
 def vmalloc_physical(plat: Platform, nbytes: int) -> int:
-    """A vmalloc area maps ceil(n / PAGE_SIZE) pages (its guard page costs nothing)."""
-    return div_ceil(nbytes, plat.page_size) * plat.page_size
+    """The memory a kvmalloc'd vmalloc area maps: its size rounded up to its mapping size.
+
+    mm/vmalloc.c (v7.1), __vmalloc_node_range_noprof: PAGE_ALIGN(size) with
+    small pages, or ALIGN(size, 1 << shift) for a huge mapping (vmap_mapping_size);
+    __get_vm_area_node adds one guard page, unmapped, which costs no memory.
+    """
+    mapping = vmap_mapping_size(plat, nbytes)
+    return div_ceil(nbytes, mapping) * mapping
 
 
 # --- the C allocators --------------------------------------------------------
@@ -156,10 +170,14 @@ def vmalloc_physical(plat: Platform, nbytes: int) -> int:
 
 def kmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
     # Above KMALLOC_MAX_SIZE the page allocator has no order to serve it.
-    too_big = nbytes > plat.kmalloc_max_size and "kmalloc-max-ignored" not in rec.faults
+    # mm/slub.c (v7.1), ___kmalloc_large_node: an order above MAX_PAGE_ORDER fails.
+    limit = plat.kmalloc_max_size * 2 if "max-order-plus-one" in rec.faults else plat.kmalloc_max_size
+    too_big = nbytes > limit and "kmalloc-max-ignored" not in rec.faults
     if too_big or not outcome.kmalloc_ok:
         return None
     physical = nbytes if "kmalloc-unrounded" in rec.faults else kmalloc_physical(plat, nbytes)
+    if "kmalloc-minalign-ignored" in rec.faults:
+        physical = kmalloc_physical(replace(plat, kmalloc_min_align=8), nbytes)
     return rec.new_allocation(Kind.KMALLOC, nbytes, physical)
 
 
@@ -167,6 +185,8 @@ def vmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> All
     if not outcome.vmalloc_ok:
         return None
     physical = vmalloc_physical(plat, nbytes)
+    if "huge-rounding-ignored" in rec.faults:
+        physical = div_ceil(nbytes, plat.page_size) * plat.page_size
     if "vmalloc-pages-floor" in rec.faults:
         physical = nbytes // plat.page_size * plat.page_size
     kind = Kind.KMALLOC if "vmalloc-recorded-as-kmalloc" in rec.faults else Kind.VMALLOC
@@ -264,7 +284,8 @@ def allocation_violations(plat: Platform, a: Allocation) -> list[str]:
 
     A kmalloc object's physical size is some ksize at least its requested size
     (krealloc keeps a larger object when shrinking); a vmalloc area exists only
-    above a page (kvmalloc's rule) and maps exactly the pages of its request.
+    above a page (kvmalloc's rule) and maps its request rounded up to its
+    mapping size (a page, or a huge mapping where the platform has them).
     """
     if a.kind is Kind.KMALLOC:
         broken = []
@@ -277,5 +298,5 @@ def allocation_violations(plat: Platform, a: Allocation) -> list[str]:
     if a.requested <= plat.page_size:
         broken.append("vmalloc request above a page")
     if a.physical != vmalloc_physical(plat, a.requested):
-        broken.append("vmalloc physical size is the request's pages")
+        broken.append("vmalloc physical size is the request rounded to its mapping size")
     return broken
