@@ -181,10 +181,16 @@ def kmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> All
     return rec.new_allocation(Kind.KMALLOC, nbytes, physical)
 
 
-def vmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
+def page_rounded(plat: Platform, nbytes: int) -> int:
+    """PAGE_ALIGN(n): the memory of a vmalloc area mapped with small pages."""
+    return div_ceil(nbytes, plat.page_size) * plat.page_size
+
+
+def vmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder, huge: bool = True) -> Allocation | None:
+    """A vmalloc area; `huge` when the caller passes VM_ALLOW_HUGE_VMAP (kvmalloc does, vrealloc does not)."""
     if not outcome.vmalloc_ok:
         return None
-    physical = vmalloc_physical(plat, nbytes)
+    physical = vmalloc_physical(plat, nbytes) if huge else page_rounded(plat, nbytes)
     if "huge-rounding-ignored" in rec.faults:
         physical = div_ceil(nbytes, plat.page_size) * plat.page_size
     if "vmalloc-pages-floor" in rec.faults:
@@ -194,7 +200,14 @@ def vmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> All
 
 
 def kvmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
-    """__kvmalloc_node: kmalloc first; vmalloc only above a page and up to INT_MAX."""
+    """__kvmalloc_node_noprof (mm/slub.c, v7.1; mm/util.c before v6.12): kmalloc first.
+
+    The kmalloc attempt gets kmalloc_gfp_adjust's flags (above PAGE_SIZE: no
+    warning, no direct reclaim, no __GFP_NOFAIL), so it may fail however much
+    memory is free: an `Outcome`. Its result is final up to PAGE_SIZE; above, a
+    size over INT_MAX fails, else __vmalloc_node_range_noprof with
+    VM_ALLOW_HUGE_VMAP (GFP_KERNEL may block) serves it.
+    """
     obj = kmalloc(plat, nbytes, outcome, rec)
     if obj is not None or (nbytes <= plat.page_size and "kvmalloc-small-vmalloc" not in rec.faults):
         return obj
@@ -204,7 +217,13 @@ def kvmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Al
 
 
 def krealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
-    """krealloc: the same object if `nbytes` fits in ksize(old), else move it."""
+    """krealloc: the same object if `nbytes` fits in ksize(old), else move it.
+
+    mm/slub.c (v7.1), __do_krealloc: `ks = ksize(p)`; if the new size fits in
+    ks the object is kept (only its poisoning and zeroing change); otherwise
+    kmalloc_node_track_caller of the new size, memcpy of ks bytes, and
+    krealloc_node_align_noprof kfrees the old object.
+    """
     if nbytes <= old.physical:
         return replace(old, requested=nbytes)
     new = kmalloc(plat, nbytes, outcome, rec)
@@ -217,10 +236,17 @@ def krealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec
 
 
 def vrealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
-    """vrealloc: keep the area when shrinking (a TODO in mm/vmalloc.c), grow in place if the pages suffice."""
+    """vrealloc: keep the area when shrinking (a TODO in mm/vmalloc.c), grow in place if the pages suffice.
+
+    mm/vmalloc.c (v7.1), vrealloc_node_align_noprof: `size <= vm->requested_size`
+    keeps the area and frees nothing (its TODO); `size <= get_vm_area_size(vm)`
+    (the mapped size, huge rounding included) grows in place; otherwise
+    __vmalloc_node_noprof, which passes no VM_ALLOW_HUGE_VMAP (small pages), a
+    memcpy of the old requested size and vfree of the old area.
+    """
     if nbytes <= old.physical:
         return replace(old, requested=nbytes)
-    new = vmalloc(plat, nbytes, outcome, rec)
+    new = vmalloc(plat, nbytes, outcome, rec, huge=False)
     if new is None:
         return None
     rec.copy(old, new, old.requested)
@@ -263,6 +289,10 @@ def realloc(
 ) -> tuple[bool, Allocation | None]:
     """`KVmalloc::realloc` (`alloc` and `free` are realloc with no pointer and with size 0).
 
+    rust/kernel/alloc/allocator.rs (v7.1), ReallocFunc::call: a zero-sized new
+    layout frees the old pointer and returns a dangling one; an empty old layout
+    passes NULL, so the C function allocates afresh (kvrealloc of NULL is kvmalloc).
+
     Returns (Ok?, the allocation now behind the pointer; None when dangling).
     """
     rec.call(fn, new_bytes, old_bytes)
@@ -297,6 +327,7 @@ def allocation_violations(plat: Platform, a: Allocation) -> list[str]:
     broken = []
     if a.requested <= plat.page_size:
         broken.append("vmalloc request above a page")
-    if a.physical != vmalloc_physical(plat, a.requested):
+    # kvmalloc's areas may be mapped huge, vrealloc's new areas use small pages.
+    if a.physical not in (vmalloc_physical(plat, a.requested), page_rounded(plat, a.requested)):
         broken.append("vmalloc physical size is the request rounded to its mapping size")
     return broken

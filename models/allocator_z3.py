@@ -234,7 +234,7 @@ def allocation_well_formed(plat: Platform, a: SymAlloc) -> Any:
         z3.UGT(a.requested, plat.page_size),
         # The rounded request fits in a usize: above, vmalloc_physical wraps and the Python model's does not.
         z3.ULE(a.requested, USIZE_MAX - max((plat.page_size, *plat.huge_sizes)) + 1),
-        a.physical == vmalloc_physical(plat, a.requested),
+        z3.Or(a.physical == vmalloc_physical(plat, a.requested), a.physical == round_up(a.requested, plat.page_size)),
     )
     return z3.Implies(a.live, z3.If(a.vmalloc, vmalloc_ok, kmalloc_ok))
 
@@ -253,9 +253,11 @@ def kmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRec
     return ok, alloc
 
 
-def vmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder) -> tuple[Any, SymAlloc]:
+def vmalloc(
+    plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder, huge: bool = True
+) -> tuple[Any, SymAlloc]:
     ok = outcome.vmalloc_ok
-    physical = vmalloc_physical(plat, nbytes)
+    physical = vmalloc_physical(plat, nbytes) if huge else round_up(nbytes, plat.page_size)
     if "huge-rounding-ignored" in rec.faults:
         physical = round_up(nbytes, plat.page_size)
     if "vmalloc-pages-floor" in rec.faults:
@@ -292,7 +294,7 @@ def vrealloc(
     fits = z3.ULE(nbytes, old.physical)
     same = dataclasses.replace(old, requested=nbytes)
     moving = z3.And(g, z3.Not(fits))
-    ok, new = vmalloc(plat, moving, nbytes, outcome, rec)
+    ok, new = vmalloc(plat, moving, nbytes, outcome, rec, huge=False)
     rec.copy(z3.And(moving, ok), old, new, old.requested)
     rec.free(z3.And(moving, ok), old, old.requested)
     return z3.Or(fits, ok), ite(fits, same, new)

@@ -147,17 +147,17 @@ def test_a_page_size_contradicting_the_platform_is_one_usage_error(capsys: pytes
 def test_run_on_a_platform_checks_the_kvvec_models_bound_to_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["run", "vmalloc-replacement", "--platform", "arm64-4k", "--no-cache",
+    code = main(["run", "vmalloc-replacement-frees", "--platform", "arm64-4k", "--no-cache",
                  "--counterexamples", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "VIOLATED  shrink.vmalloc-replacement-frees   kvvec-v6/u8@arm64-4k" in out
-    assert "(131072B physical); shrinkto(" in out
+    assert "vmalloc 65537B (131072B physical)" in out
     assert all("_arm64-4k--" in p.name for p in tmp_path.iterdir())
 
 
 def test_the_same_check_on_x86_64_is_proved(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "vmalloc-replacement", "--platform", "x86_64", "--no-cache", "-q"]) == 0
+    assert main(["run", "vmalloc-replacement-frees", "--platform", "x86_64", "--no-cache", "-q"]) == 0
     assert "4 PROVED" in capsys.readouterr().out
 
 
@@ -173,13 +173,13 @@ def test_the_config_names_a_platform(tmp_path: Path) -> None:
 def test_a_configured_platform_binds_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "pyproject.toml"
     path.write_text('[tool.verify]\nplatform = "arm64-4k"\n')
-    assert main(["run", "vmalloc-replacement", "--config", str(path), "--no-cache", "-q",
+    assert main(["run", "vmalloc-replacement-frees", "--config", str(path), "--no-cache", "-q",
                  "--counterexamples", str(tmp_path / "cex")]) == 0
     assert "4 VIOLATED" in capsys.readouterr().out
 
 
 def test_the_16k_shorthand_runs_the_arm64_16k_preset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "vmalloc-replacement", "--page-size", "16384", "--no-cache", "--counterexamples",
+    assert main(["run", "vmalloc-replacement-frees", "--page-size", "16384", "--no-cache", "--counterexamples",
                  str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "kvvec-v6/u8@arm64-16k" in out and "4 VIOLATED" in out
@@ -194,3 +194,21 @@ def test_a_smaller_kvmalloc_area_never_maps_more(name: str) -> None:
     solver.add(z3.ULT(n, m), z3.ULE(m, (1 << 31) - 1))  # kvmalloc's vmalloc serves up to INT_MAX
     solver.add(z3.UGT(kvz.vmalloc_physical(plat, n), kvz.vmalloc_physical(plat, m)))
     assert solver.check() == z3.unsat
+
+
+def test_vrealloc_grows_into_small_pages_and_kvmalloc_maps_huge() -> None:
+    """mm/vmalloc.c: vrealloc's new area has no VM_ALLOW_HUGE_VMAP; kvmalloc's has."""
+    plat = preset_named("arm64-4k").platform(1)
+    rec = Recorder(1)
+    old = kv.kvmalloc(plat, 8192, Outcome(kmalloc_ok=False), rec)
+    assert old is not None and old.physical == 8192
+    grown = kv.vrealloc(plat, old, 69633, Outcome(), Recorder(2))
+    assert grown is not None and grown.physical == 73728  # 18 small pages
+    fresh = kv.kvmalloc(plat, 69633, Outcome(kmalloc_ok=False), Recorder(3))
+    assert fresh is not None and fresh.physical == 131072  # two 64 KiB contiguous-PTE blocks
+    assert not kv.allocation_violations(plat, grown) and not kv.allocation_violations(plat, fresh)
+    g = z3.BoolVal(True)
+    ok = kvz.SymOutcome(z3.BoolVal(True), z3.BoolVal(True))
+    sym_old = kvz.SymAlloc(g, kvz.u64(1), g, kvz.u64(8192), kvz.u64(8192))
+    _, sym_grown = kvz.vrealloc(plat, g, sym_old, kvz.u64(69633), ok, kvz.SymRecorder(kvz.u64(2)))
+    assert _z3_value(sym_grown.physical) == 73728
