@@ -257,7 +257,12 @@ def vrealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec
 def kvrealloc(
     plat: Platform, old: Allocation | None, nbytes: int, outcome: Outcome, rec: Recorder
 ) -> Allocation | None:
-    """kvrealloc: vrealloc for a vmalloc address, else krealloc with a kvmalloc fallback."""
+    """kvrealloc: vrealloc for a vmalloc address, else krealloc with a kvmalloc fallback.
+
+    mm/slub.c (v7.1), kvrealloc_node_align_noprof: is_vmalloc_addr(p) picks
+    vrealloc; otherwise krealloc with kmalloc_gfp_adjust's flags, and if that
+    fails a fresh __kvmalloc_node, memcpy of ksize(p) bytes and kfree(p).
+    """
     if old is None:
         # krealloc(NULL) is kmalloc; its failure falls back to kvmalloc, whose
         # kmalloc attempt fails the same way, leaving vmalloc.

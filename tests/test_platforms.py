@@ -130,6 +130,8 @@ def test_verify_list_shows_the_platforms(capsys: pytest.CaptureFixture[str]) -> 
     assert "platforms (for --platform):" in out
     for name in PRESETS:
         assert f"  {name} " in out
+    assert ("shrink.vmalloc-replacement-frees" in out and "[expected VIOLATED on sized T with --platform arm64-4k,"
+            " arm64-16k, arm64-64k, else PROVED]" in out)
 
 
 def test_an_unknown_platform_is_one_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -201,7 +201,7 @@ def build_parser() -> Parser:
 
     commands.add_parser(
         "list",
-        help="list models, properties and seedable faults",
+        help="list models, properties, platforms and seedable faults",
         description="List the models, the properties with their declared expectations, and the seedable faults.",
     )
 
@@ -261,6 +261,11 @@ def _expectation(prop: Property | SequenceProperty) -> str:
     """The declared verdicts of a property over the models it applies to."""
     models = [m for m in MODELS if applicable(prop, m)]
     violated = [m.name for m in models if prop.expect_violated(m)]
+    # Declarations that depend on the platform: the presets on which a sized model is declared VIOLATED.
+    sized = next((m for m in models if m.policy is None and m.may_be_sized()), None)
+    on = [p for p in PRESETS if sized is not None and prop.expect_violated(sized.with_platform(p))]
+    if not violated and on:
+        return f"expected VIOLATED on sized T with --platform {', '.join(on)}, else PROVED"
     if not violated:
         return "expected PROVED"
     if len(violated) == len(models):
