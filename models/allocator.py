@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 
-from models.machine import INT_MAX, Platform, div_ceil, kmalloc_size_classes
+from models.machine import INT_MAX, Platform, div_ceil, kmalloc_size_classes, vmap_mapping_size
 
 
 class Kind(enum.Enum):
@@ -139,16 +139,30 @@ class Recorder:
 
 
 def kmalloc_physical(plat: Platform, nbytes: int) -> int:
-    """ksize() of a fresh kmalloc(nbytes): a slab size class, or 2^order pages."""
+    """ksize() of a fresh kmalloc(nbytes): a slab size class, or 2^order pages.
+
+    mm/slub.c (v7.1), __do_kmalloc_node: up to KMALLOC_MAX_CACHE_SIZE the object
+    comes from kmalloc_slab(), the smallest class that holds it (include/linux/slab.h,
+    __kmalloc_index; classes folded by the minimum alignment, machine.kmalloc_size_classes);
+    above it ___kmalloc_large_node allocates get_order(size) pages: the smallest
+    power of two that holds the request. __ksize reports the class size, or
+    page_size() of the compound page.
+    """
     if nbytes <= plat.kmalloc_max_cache_size:
-        return next(c for c in kmalloc_size_classes(plat.page_size) if c >= nbytes)
+        return next(c for c in kmalloc_size_classes(plat.page_size, plat.kmalloc_min_align) if c >= nbytes)
     pages = div_ceil(nbytes, plat.page_size)
     return plat.page_size * (1 << (pages - 1).bit_length())
 
 
 def vmalloc_physical(plat: Platform, nbytes: int) -> int:
-    """A vmalloc area maps ceil(n / PAGE_SIZE) pages (its guard page costs nothing)."""
-    return div_ceil(nbytes, plat.page_size) * plat.page_size
+    """The memory a kvmalloc'd vmalloc area maps: its size rounded up to its mapping size.
+
+    mm/vmalloc.c (v7.1), __vmalloc_node_range_noprof: PAGE_ALIGN(size) with
+    small pages, or ALIGN(size, 1 << shift) for a huge mapping (vmap_mapping_size);
+    __get_vm_area_node adds one guard page, unmapped, which costs no memory.
+    """
+    mapping = vmap_mapping_size(plat, nbytes)
+    return div_ceil(nbytes, mapping) * mapping
 
 
 # --- the C allocators --------------------------------------------------------
@@ -156,17 +170,29 @@ def vmalloc_physical(plat: Platform, nbytes: int) -> int:
 
 def kmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
     # Above KMALLOC_MAX_SIZE the page allocator has no order to serve it.
-    too_big = nbytes > plat.kmalloc_max_size and "kmalloc-max-ignored" not in rec.faults
+    # mm/slub.c (v7.1), ___kmalloc_large_node: an order above MAX_PAGE_ORDER fails.
+    limit = plat.kmalloc_max_size * 2 if "max-order-plus-one" in rec.faults else plat.kmalloc_max_size
+    too_big = nbytes > limit and "kmalloc-max-ignored" not in rec.faults
     if too_big or not outcome.kmalloc_ok:
         return None
     physical = nbytes if "kmalloc-unrounded" in rec.faults else kmalloc_physical(plat, nbytes)
+    if "kmalloc-minalign-ignored" in rec.faults:
+        physical = kmalloc_physical(replace(plat, kmalloc_min_align=8), nbytes)
     return rec.new_allocation(Kind.KMALLOC, nbytes, physical)
 
 
-def vmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
+def page_rounded(plat: Platform, nbytes: int) -> int:
+    """PAGE_ALIGN(n): the memory of a vmalloc area mapped with small pages."""
+    return div_ceil(nbytes, plat.page_size) * plat.page_size
+
+
+def vmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder, huge: bool = True) -> Allocation | None:
+    """A vmalloc area; `huge` when the caller passes VM_ALLOW_HUGE_VMAP (kvmalloc does, vrealloc does not)."""
     if not outcome.vmalloc_ok:
         return None
-    physical = vmalloc_physical(plat, nbytes)
+    physical = vmalloc_physical(plat, nbytes) if huge else page_rounded(plat, nbytes)
+    if "huge-rounding-ignored" in rec.faults:
+        physical = div_ceil(nbytes, plat.page_size) * plat.page_size
     if "vmalloc-pages-floor" in rec.faults:
         physical = nbytes // plat.page_size * plat.page_size
     kind = Kind.KMALLOC if "vmalloc-recorded-as-kmalloc" in rec.faults else Kind.VMALLOC
@@ -174,7 +200,14 @@ def vmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> All
 
 
 def kvmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
-    """__kvmalloc_node: kmalloc first; vmalloc only above a page and up to INT_MAX."""
+    """__kvmalloc_node_noprof (mm/slub.c, v7.1; mm/util.c before v6.12): kmalloc first.
+
+    The kmalloc attempt gets kmalloc_gfp_adjust's flags (above PAGE_SIZE: no
+    warning, no direct reclaim, no __GFP_NOFAIL), so it may fail however much
+    memory is free: an `Outcome`. Its result is final up to PAGE_SIZE; above, a
+    size over INT_MAX fails, else __vmalloc_node_range_noprof with
+    VM_ALLOW_HUGE_VMAP (GFP_KERNEL may block) serves it.
+    """
     obj = kmalloc(plat, nbytes, outcome, rec)
     if obj is not None or (nbytes <= plat.page_size and "kvmalloc-small-vmalloc" not in rec.faults):
         return obj
@@ -184,7 +217,13 @@ def kvmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Al
 
 
 def krealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
-    """krealloc: the same object if `nbytes` fits in ksize(old), else move it."""
+    """krealloc: the same object if `nbytes` fits in ksize(old), else move it.
+
+    mm/slub.c (v7.1), __do_krealloc: `ks = ksize(p)`; if the new size fits in
+    ks the object is kept (only its poisoning and zeroing change); otherwise
+    kmalloc_node_track_caller of the new size, memcpy of ks bytes, and
+    krealloc_node_align_noprof kfrees the old object.
+    """
     if nbytes <= old.physical:
         return replace(old, requested=nbytes)
     new = kmalloc(plat, nbytes, outcome, rec)
@@ -197,10 +236,17 @@ def krealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec
 
 
 def vrealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
-    """vrealloc: keep the area when shrinking (a TODO in mm/vmalloc.c), grow in place if the pages suffice."""
+    """vrealloc: keep the area when shrinking (a TODO in mm/vmalloc.c), grow in place if the pages suffice.
+
+    mm/vmalloc.c (v7.1), vrealloc_node_align_noprof: `size <= vm->requested_size`
+    keeps the area and frees nothing (its TODO); `size <= get_vm_area_size(vm)`
+    (the mapped size, huge rounding included) grows in place; otherwise
+    __vmalloc_node_noprof, which passes no VM_ALLOW_HUGE_VMAP (small pages), a
+    memcpy of the old requested size and vfree of the old area.
+    """
     if nbytes <= old.physical:
         return replace(old, requested=nbytes)
-    new = vmalloc(plat, nbytes, outcome, rec)
+    new = vmalloc(plat, nbytes, outcome, rec, huge=False)
     if new is None:
         return None
     rec.copy(old, new, old.requested)
@@ -211,7 +257,12 @@ def vrealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec
 def kvrealloc(
     plat: Platform, old: Allocation | None, nbytes: int, outcome: Outcome, rec: Recorder
 ) -> Allocation | None:
-    """kvrealloc: vrealloc for a vmalloc address, else krealloc with a kvmalloc fallback."""
+    """kvrealloc: vrealloc for a vmalloc address, else krealloc with a kvmalloc fallback.
+
+    mm/slub.c (v7.1), kvrealloc_node_align_noprof: is_vmalloc_addr(p) picks
+    vrealloc; otherwise krealloc with kmalloc_gfp_adjust's flags, and if that
+    fails a fresh __kvmalloc_node, memcpy of ksize(p) bytes and kfree(p).
+    """
     if old is None:
         # krealloc(NULL) is kmalloc; its failure falls back to kvmalloc, whose
         # kmalloc attempt fails the same way, leaving vmalloc.
@@ -243,6 +294,10 @@ def realloc(
 ) -> tuple[bool, Allocation | None]:
     """`KVmalloc::realloc` (`alloc` and `free` are realloc with no pointer and with size 0).
 
+    rust/kernel/alloc/allocator.rs (v7.1), ReallocFunc::call: a zero-sized new
+    layout frees the old pointer and returns a dangling one; an empty old layout
+    passes NULL, so the C function allocates afresh (kvrealloc of NULL is kvmalloc).
+
     Returns (Ok?, the allocation now behind the pointer; None when dangling).
     """
     rec.call(fn, new_bytes, old_bytes)
@@ -264,7 +319,8 @@ def allocation_violations(plat: Platform, a: Allocation) -> list[str]:
 
     A kmalloc object's physical size is some ksize at least its requested size
     (krealloc keeps a larger object when shrinking); a vmalloc area exists only
-    above a page (kvmalloc's rule) and maps exactly the pages of its request.
+    above a page (kvmalloc's rule) and maps its request rounded up to its
+    mapping size (a page, or a huge mapping where the platform has them).
     """
     if a.kind is Kind.KMALLOC:
         broken = []
@@ -276,6 +332,7 @@ def allocation_violations(plat: Platform, a: Allocation) -> list[str]:
     broken = []
     if a.requested <= plat.page_size:
         broken.append("vmalloc request above a page")
-    if a.physical != vmalloc_physical(plat, a.requested):
-        broken.append("vmalloc physical size is the request's pages")
+    # kvmalloc's areas may be mapped huge, vrealloc's new areas use small pages.
+    if a.physical not in (vmalloc_physical(plat, a.requested), page_rounded(plat, a.requested)):
+        broken.append("vmalloc physical size is the request rounded to its mapping size")
     return broken

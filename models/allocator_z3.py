@@ -204,13 +204,21 @@ def next_power_of_two(x: BV) -> BV:
 def kmalloc_physical(plat: Platform, nbytes: BV) -> BV:
     pages = div_ceil(nbytes, plat.page_size)
     result: BV = u64(plat.page_size) * next_power_of_two(pages)
-    for size_class in reversed(kmalloc_size_classes(plat.page_size)):
+    for size_class in reversed(kmalloc_size_classes(plat.page_size, plat.kmalloc_min_align)):
         result = z3.If(z3.ULE(nbytes, size_class), u64(size_class), result)
     return result
 
 
+def round_up(nbytes: BV, mapping: int) -> BV:
+    return div_ceil(nbytes, mapping) * u64(mapping)
+
+
 def vmalloc_physical(plat: Platform, nbytes: BV) -> BV:
-    return div_ceil(nbytes, plat.page_size) * u64(plat.page_size)
+    """allocator.vmalloc_physical: the largest huge mapping size the request reaches, else pages."""
+    result: BV = round_up(nbytes, plat.page_size)
+    for mapping in plat.huge_sizes:  # ascending: the largest that fits wins
+        result = z3.If(z3.UGE(nbytes, mapping), round_up(nbytes, mapping), result)
+    return result
 
 
 def allocation_well_formed(plat: Platform, a: SymAlloc) -> Any:
@@ -224,9 +232,9 @@ def allocation_well_formed(plat: Platform, a: SymAlloc) -> Any:
     )
     vmalloc_ok = z3.And(
         z3.UGT(a.requested, plat.page_size),
-        # The request's pages fit in a usize: above, vmalloc_physical wraps and the Python model's does not.
-        z3.ULE(a.requested, USIZE_MAX - plat.page_size + 1),
-        a.physical == vmalloc_physical(plat, a.requested),
+        # The rounded request fits in a usize: above, vmalloc_physical wraps and the Python model's does not.
+        z3.ULE(a.requested, USIZE_MAX - max((plat.page_size, *plat.huge_sizes)) + 1),
+        z3.Or(a.physical == vmalloc_physical(plat, a.requested), a.physical == round_up(a.requested, plat.page_size)),
     )
     return z3.Implies(a.live, z3.If(a.vmalloc, vmalloc_ok, kmalloc_ok))
 
@@ -235,16 +243,23 @@ def allocation_well_formed(plat: Platform, a: SymAlloc) -> Any:
 
 
 def kmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder) -> tuple[Any, SymAlloc]:
-    fits = z3.BoolVal(True) if "kmalloc-max-ignored" in rec.faults else z3.ULE(nbytes, plat.kmalloc_max_size)
+    limit = plat.kmalloc_max_size * 2 if "max-order-plus-one" in rec.faults else plat.kmalloc_max_size
+    fits = z3.BoolVal(True) if "kmalloc-max-ignored" in rec.faults else z3.ULE(nbytes, limit)
     ok = z3.And(fits, outcome.kmalloc_ok)
     physical = nbytes if "kmalloc-unrounded" in rec.faults else kmalloc_physical(plat, nbytes)
+    if "kmalloc-minalign-ignored" in rec.faults:
+        physical = kmalloc_physical(dataclasses.replace(plat, kmalloc_min_align=8), nbytes)
     alloc = rec.new_allocation(z3.And(g, ok), z3.BoolVal(False), nbytes, physical)
     return ok, alloc
 
 
-def vmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder) -> tuple[Any, SymAlloc]:
+def vmalloc(
+    plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder, huge: bool = True
+) -> tuple[Any, SymAlloc]:
     ok = outcome.vmalloc_ok
-    physical = vmalloc_physical(plat, nbytes)
+    physical = vmalloc_physical(plat, nbytes) if huge else round_up(nbytes, plat.page_size)
+    if "huge-rounding-ignored" in rec.faults:
+        physical = round_up(nbytes, plat.page_size)
     if "vmalloc-pages-floor" in rec.faults:
         physical = z3.UDiv(nbytes, u64(plat.page_size)) * u64(plat.page_size)
     vmalloc = z3.BoolVal("vmalloc-recorded-as-kmalloc" not in rec.faults)
@@ -279,7 +294,7 @@ def vrealloc(
     fits = z3.ULE(nbytes, old.physical)
     same = dataclasses.replace(old, requested=nbytes)
     moving = z3.And(g, z3.Not(fits))
-    ok, new = vmalloc(plat, moving, nbytes, outcome, rec)
+    ok, new = vmalloc(plat, moving, nbytes, outcome, rec, huge=False)
     rec.copy(z3.And(moving, ok), old, new, old.requested)
     rec.free(z3.And(moving, ok), old, old.requested)
     return z3.Or(fits, ok), ite(fits, same, new)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from models.binder import POLICIES
 from models.faults import check_faults
+from models.machine import PRESETS, Platform
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,13 @@ class ModelSpec:
     size_max: int
     faults: frozenset[str] = frozenset()
     policy: str | None = None  # a binder shrink policy: the model is binder's all_procs
+    # A named platform preset (models/machine.py); None: the default preset of the run's page size.
+    platform: str | None = None
 
     def __post_init__(self) -> None:
         check_faults(self.faults)
+        if self.platform is not None and self.platform not in PRESETS:
+            raise ValueError(f"unknown platform {self.platform!r}")
         if not 0 <= self.size_min <= self.size_max:
             raise ValueError(f"bad element size range {self.size_min}..{self.size_max}")
         if self.symbolic_size and not all(_is_pow2(s) for s in (self.size_min, self.size_max)):
@@ -50,7 +55,28 @@ class ModelSpec:
 
     def with_faults(self, faults: frozenset[str]) -> ModelSpec:
         suffix = "+".join(sorted(faults))
-        return ModelSpec(f"{self.name}!{suffix}", self.description, self.size_min, self.size_max, faults, self.policy)
+        return ModelSpec(
+            f"{self.name}!{suffix}", self.description, self.size_min, self.size_max, faults, self.policy, self.platform
+        )
+
+    def with_platform(self, preset: str) -> ModelSpec:
+        """The model on a named platform, named `name@preset` (before any `!faults`)."""
+        return ModelSpec(
+            f"{self.name}@{preset}", self.description, self.size_min, self.size_max, self.faults, self.policy, preset
+        )
+
+    def page_size(self, default: int) -> int:
+        """The page size the model runs with: its platform's, else `default`."""
+        return default if self.platform is None else PRESETS[self.platform].page_size
+
+    def machine(self, elem_size: int, page_size: int) -> Platform:
+        """The Platform of one run: the model's preset, else the default preset of `page_size`."""
+        if self.platform is None:
+            return Platform(elem_size, page_size)
+        preset = PRESETS[self.platform]
+        if preset.page_size != page_size:
+            raise ValueError(f"{self.name} runs with {preset.page_size}-byte pages, not {page_size}")
+        return preset.platform(elem_size)
 
 
 def _is_pow2(n: int) -> bool:
@@ -71,7 +97,20 @@ MODELS: tuple[ModelSpec, ...] = (
 
 
 def model_named(name: str) -> ModelSpec:
+    """A catalogue model, or one bound to a platform (`name@preset`)."""
+    base_name, _, preset = name.partition("@")
     for model in MODELS:
-        if model.name == name:
-            return model
+        if model.name == base_name:
+            if not preset:
+                return model
+            if preset in PRESETS and model.policy is None:
+                return model.with_platform(preset)
     raise KeyError(name)
+
+
+def machine_for(model_name: str, elem_size: int, page_size: int) -> Platform:
+    """The Platform a run of the named model had: its `@preset`, else the page size's default preset."""
+    preset = model_name.partition("!")[0].partition("@")[2]
+    if not preset:
+        return Platform(elem_size, page_size)
+    return PRESETS[preset].platform(elem_size)

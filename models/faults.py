@@ -44,6 +44,16 @@ ALLOCATOR_FAULTS: dict[str, str] = {
     "krealloc-copies-new-size": "krealloc moving an object copies the new size, not ksize(old), reading past it",
 }
 
+# Faults in a platform's allocator limits: seeded into models bound to a platform
+# on which they show (PLATFORM_FAULT_PRESETS, by page size).
+PLATFORM_FAULTS: dict[str, str] = {
+    "max-order-plus-one": "kmalloc's largest order is MAX_PAGE_ORDER + 1: it serves up to 2 * KMALLOC_MAX_SIZE",
+    "huge-rounding-ignored": "a vmalloc area maps its request's pages even where the platform maps it huge",
+    "kmalloc-minalign-ignored": "kmalloc uses x86-64's size classes, ignoring the arm64 minimum alignment",
+}
+# Each page size's default arm64 preset has huge vmalloc and a 64-byte kmalloc minimum.
+PLATFORM_FAULT_PRESETS: dict[int, str] = {4096: "arm64-4k", 16384: "arm64-16k", 65536: "arm64-64k"}
+
 # Faults in binder's operations rather than its policy: binder.binder_step and
 # binder_z3's register and deregister apply them alike (through Policy.faults).
 BINDER_OPERATION_FAULTS: dict[str, str] = {
@@ -69,7 +79,9 @@ BINDER_VEC_FAULTS: dict[str, str] = {
     "vec-in-binder-push-stale-request": "a push that grows the buffer records its allocation with the old size",
 }
 
-FAULTS: dict[str, str] = {**SHRINK_FAULTS, **ALLOCATOR_FAULTS, **BINDER_FAULTS, **BINDER_VEC_FAULTS}
+FAULTS: dict[str, str] = {
+    **SHRINK_FAULTS, **ALLOCATOR_FAULTS, **PLATFORM_FAULTS, **BINDER_FAULTS, **BINDER_VEC_FAULTS
+}
 
 
 def check_faults(faults: frozenset[str]) -> None:

@@ -12,10 +12,11 @@ from typing import Any
 
 import z3
 
-from models.allocator import Fn
+from models import allocator_z3 as kvz
+from models.allocator import Fn, Kind, kmalloc_physical, vmalloc_physical
 from models.allocator_z3 import fn_code, u64
 from models.catalogue import ModelSpec
-from models.machine import Platform, div_ceil
+from models.machine import PRESETS, Platform, div_ceil
 from models.vec import Reserve, ShrinkTo, Step, VecState
 from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep, SymVec, type_invariant
 from properties.base import StepProperty
@@ -360,6 +361,65 @@ def change_lowers_physical_py(plat: Platform, s: Step) -> bool:
     return not changed or s.post.physical() < s.pre.physical()
 
 
+def vmalloc_replaced_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    """The vmalloc path replaced a vmalloc buffer with another vmalloc buffer."""
+    pre, post = st.pre.buf, st.post.buf
+    return z3.And(st.ok, pre.live, pre.vmalloc, post.live, post.vmalloc, post.id != pre.id)
+
+
+def vmalloc_replacement_frees_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.Implies(vmalloc_replaced_z3(sp, st, a), z3.ULT(physical_z3(st.post), physical_z3(st.pre)))
+
+
+def vmalloc_replacement_frees_py(plat: Platform, s: Step) -> bool:
+    pre, post = s.pre.buf, s.post.buf
+    replaced = (
+        s.ok and pre is not None and post is not None and pre.kind is Kind.VMALLOC
+        and post.kind is Kind.VMALLOC and post.id != pre.id
+    )
+    return not replaced or s.post.physical() < s.pre.physical()
+
+
+def vmalloc_replacement_not_larger_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.Implies(vmalloc_replaced_z3(sp, st, a), z3.ULE(physical_z3(st.post), physical_z3(st.pre)))
+
+
+def vmalloc_replacement_not_larger_py(plat: Platform, s: Step) -> bool:
+    pre, post = s.pre.buf, s.post.buf
+    replaced = (
+        s.ok and pre is not None and post is not None and pre.kind is Kind.VMALLOC
+        and post.kind is Kind.VMALLOC and post.id != pre.id
+    )
+    return not replaced or s.post.physical() <= s.pre.physical()
+
+
+def fresh_buffer_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    """shrink_to left a buffer it allocated in this call."""
+    return z3.And(st.post.buf.live, z3.Or(z3.Not(st.pre.buf.live), st.post.buf.id != st.pre.buf.id))
+
+
+def fresh_buffer_exact_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    buf = st.post.buf
+    vmalloc_mapped = kvz.vmalloc_physical(sp.plat, buf.requested)
+    mapped = z3.If(buf.vmalloc, vmalloc_mapped, kvz.kmalloc_physical(sp.plat, buf.requested))
+    return z3.Implies(fresh_buffer_z3(sp, st, a), buf.physical == mapped)
+
+
+def fresh_buffer_exact_py(plat: Platform, s: Step) -> bool:
+    pre, buf = s.pre.buf, s.post.buf
+    if buf is None or (pre is not None and pre.id == buf.id):
+        return True
+    if buf.kind is Kind.VMALLOC:
+        return buf.physical == vmalloc_physical(plat, buf.requested)
+    return buf.physical == kmalloc_physical(plat, buf.requested)
+
+
+def huge_vmalloc(model: ModelSpec) -> bool:
+    """Sized, on a platform whose vmalloc maps large areas huge (a named preset; binder's and the
+    page-size defaults of 16 and 64 KiB pages are covered by their own presets' runs)."""
+    return sized(model) and model.platform is not None and bool(PRESETS[model.platform].huge_vmap_sizes)
+
+
 def invariants_kept_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
     return type_invariant(sp, st.post)
 
@@ -578,6 +638,51 @@ PROPERTIES: tuple[StepProperty, ...] = (
             " tries kmalloc first: above two pages kmalloc hands out 2^order pages, so a"
             " 6-page vmalloc buffer shrunk to 5 pages can become an 8-page kmalloc object"
         ),
+    ),
+    StepProperty(
+        "shrink.vmalloc-replacement-frees",
+        "when the vmalloc path replaces a vmalloc buffer with a new vmalloc buffer, the physical memory"
+        " held drops",
+        vmalloc_replacement_frees_z3,
+        vmalloc_replacement_frees_py,
+        applies=sized,
+        expect_violated=huge_vmalloc,
+        premise=vmalloc_replaced_z3,
+        premise_text="the vmalloc path replaces a vmalloc buffer with a vmalloc buffer",
+        explanation=(
+            "the page rule counts pages of the layout's bytes, but where vmalloc maps large areas huge"
+            " (arm64: 64 KiB contiguous PTEs with 4 KiB pages, PMDs) both areas round up to the same"
+            " mapping size: 70000 bytes shrunk to 65537 copy into a new 128 KiB area and free an old"
+            " 128 KiB one"
+        ),
+    ),
+    StepProperty(
+        "shrink.vmalloc-replacement-not-larger",
+        "when the vmalloc path replaces a vmalloc buffer with a new vmalloc buffer, the physical memory"
+        " held does not grow",
+        vmalloc_replacement_not_larger_z3,
+        vmalloc_replacement_not_larger_py,
+        applies=sized,
+        expect_violated=huge_vmalloc,
+        premise=vmalloc_replaced_z3,
+        premise_text="the vmalloc path replaces a vmalloc buffer with a vmalloc buffer",
+        explanation=(
+            "vrealloc's new areas use small pages (__vmalloc_node_noprof passes no VM_ALLOW_HUGE_VMAP),"
+            " but shrink_to's replacement comes from kvmalloc, which maps huge: a buffer grown by"
+            " vrealloc to 69633 bytes holds 18 pages (73728 bytes), and shrink_to(65537) replaces it"
+            " with a 131072-byte area"
+        ),
+    ),
+    StepProperty(
+        "shrink.fresh-buffer-exact",
+        "a buffer shrink_to allocates holds exactly what the platform gives its request: the kmalloc"
+        " size class or 2^order pages, or a kvmalloc area rounded up to its mapping size (huge where"
+        " the platform maps it so)",
+        fresh_buffer_exact_z3,
+        fresh_buffer_exact_py,
+        applies=sized,
+        premise=fresh_buffer_z3,
+        premise_text="shrink_to leaves a buffer it allocated",
     ),
     StepProperty(
         "shrink.change-lowers-physical",

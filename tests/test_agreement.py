@@ -50,7 +50,7 @@ def test_the_invariant_grid_has_valid_and_invalid_states() -> None:
 
 def test_a_size_class_missing_from_the_z3_side_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
     without_96 = (8, 16, 32, 64, 128, 192, 256, 512, 1024, 2048, 4096, 8192)
-    monkeypatch.setattr(allocator_z3, "kmalloc_size_classes", lambda page: without_96)
+    monkeypatch.setattr(allocator_z3, "kmalloc_size_classes", lambda page, align=8: without_96)
     found = agreement.kmalloc_physical(Platform(1, 4096))
     assert len(found.disagreements) == 1
     assert found.disagreements[0].startswith("n in 65..96: Python (96,), Z3 differs at n = ")

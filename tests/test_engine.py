@@ -139,6 +139,19 @@ CAUGHT: list[tuple[str, str, str, Callable[[Step], bool]]] = [
         "kvvec-v6/u8",
         lambda s: s.post.buf is not None and s.post.buf.physical == s.post.buf.requested < 8,
     ),
+    # The page rule off by one replaces a vmalloc area by one of the same pages: nothing freed.
+    (
+        "shrink.vmalloc-replacement-frees",
+        "page-rule-off-by-one",
+        "kvvec-v6/u8",
+        lambda s: s.post.physical() == s.pre.physical() and s.post.buf is not None,
+    ),
+    (
+        "shrink.fresh-buffer-exact",
+        "kmalloc-unrounded",
+        "kvvec-v6/u8",
+        lambda s: s.post.buf is not None and s.post.buf.physical == s.post.buf.requested,
+    ),
     ("kunit.vmalloc-shrink-frees-pages", "always-noop", "kvvec-v6/u8", lambda s: s.ok and s.post == s.pre),
     ("kunit.empty-to-zero", "always-noop", "kvvec-v6/u8", lambda s: s.post.layout_len == 100),
     ("kunit.no-page-freed-noop", "page-rule-off-by-one", "kvvec-v6/u8", lambda s: len(s.effects.calls) > 0),
@@ -165,6 +178,8 @@ def test_every_step_property_has_a_fault_or_a_finding() -> None:
     single_call = {pid for pid, p in PROPS.items() if not isinstance(p, SequenceProperty)}
     # The two physical-memory properties are declared VIOLATED on every sized T: a fault cannot be caught there.
     findings = {"shrink.change-lowers-physical", "shrink.physical-never-grows"}
+    # Proved on x86_64 from monotone page rounding, which no seeded fault breaks; a finding on arm64 (README).
+    findings.add("shrink.vmalloc-replacement-not-larger")
     assert caught == single_call - findings
 
 

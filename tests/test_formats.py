@@ -46,7 +46,7 @@ def test_junit_passes_proofs_and_declared_violations(tmp_path: Path) -> None:
     suite = ET.fromstring(text).find("testsuite")
     assert suite is not None
     cases = suite.findall("testcase")
-    assert len(cases) == 14 and suite.get("failures") == "0" and suite.get("errors") == "0"
+    assert len(cases) == 17 and suite.get("failures") == "0" and suite.get("errors") == "0"
     assert all(c.find("failure") is None and c.find("error") is None for c in cases)
     violated = [c for c in cases if "VIOLATED (declared VIOLATED)" in (c.findtext("system-out") or "")]
     assert {c.get("classname") for c in violated} == {"shrink.physical-never-grows", "shrink.change-lowers-physical"}
@@ -67,10 +67,10 @@ def test_sarif_validates_against_the_2_1_0_schema_and_points_at_source_and_trace
     jsonschema.Draft4Validator(schema).validate(log)
     (run,) = log["runs"]
     rules = run["tool"]["driver"]["rules"]
-    assert len(rules) == len({r["id"] for r in rules}) == 14
+    assert len(rules) == len({r["id"] for r in rules}) == 17
     results = run["results"]
-    # Only what code scanning should show: the 12 proofs as declared are counted, not listed.
-    assert len(results) == 2 and run["properties"] == {"checks": 14, "provedAsDeclared": 12}
+    # Only what code scanning should show: the 15 proofs as declared are counted, not listed.
+    assert len(results) == 2 and run["properties"] == {"checks": 17, "provedAsDeclared": 15}
     for result in results:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
         location = result["locations"][0]["physicalLocation"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from models.allocator import Fn, Kind, kmalloc_physical
+from models.allocator import Fn, Kind, kmalloc_physical, vmalloc_physical
 from models.binder import BinderStep, Deregister, Register, policy_named
-from models.faults import ALLOCATOR_FAULTS, BINDER_FAULTS, BINDER_VEC_FAULTS, FAULTS, SHRINK_FAULTS
+from models.faults import ALLOCATOR_FAULTS, BINDER_FAULTS, BINDER_VEC_FAULTS, FAULTS, PLATFORM_FAULTS, SHRINK_FAULTS
 from models.machine import div_ceil
 from models.vec import Step, VecState, step
 from properties import binder
@@ -25,7 +25,9 @@ PAGE, TIMEOUT_MS = 4096, 60_000
 def test_catalogue_has_at_least_25_faults_in_every_layer() -> None:
     assert len(FAULTS) >= 25
     assert len(SHRINK_FAULTS) >= 10 and len(ALLOCATOR_FAULTS) >= 5 and len(BINDER_FAULTS) >= 5
-    assert len(FAULTS) == len(SHRINK_FAULTS) + len(ALLOCATOR_FAULTS) + len(BINDER_FAULTS) + len(BINDER_VEC_FAULTS)
+    assert len(PLATFORM_FAULTS) >= 3
+    layers = (SHRINK_FAULTS, ALLOCATOR_FAULTS, PLATFORM_FAULTS, BINDER_FAULTS, BINDER_VEC_FAULTS)
+    assert len(FAULTS) == sum(map(len, layers))
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +104,8 @@ def test_only_the_readmes_exceptions_catch_no_fault(matrix: list[Outcome]) -> No
     catching = {o.prop_id for o in matrix if o.cell is Cell.KILLED}
     silent = sorted({o.prop_id for o in matrix} - catching)
     assert silent == [
-        "binder.no-immediate-regrow", "binder.no-immediate-regrow.bmc", "binder.reclaim", "shrink.physical-never-grows"
+        "binder.no-immediate-regrow", "binder.no-immediate-regrow.bmc", "binder.reclaim", "shrink.physical-never-grows",
+        "shrink.vmalloc-replacement-not-larger",
     ]
     # Those three binder properties are declared VIOLATED on the model the faults are seeded into.
     assert {o.cell for o in matrix if o.prop_id in silent[:3]} == {Cell.NOT_A_KILLER}
@@ -287,6 +290,13 @@ EFFECTS: dict[str, Callable[[Trace], bool]] = {
     "noop-path-reallocs": lambda t: _call(t).pre.layout_len <= _target(_call(t)) and len(_call(t).effects.calls) > 0,
     "krealloc-copies-new-size": lambda t: _call(t).effects.copied is not None and _call(t).pre.buf is not None
     and _call(t).effects.copied.nbytes > _call(t).pre.buf.physical,
+    "max-order-plus-one": lambda t: _call(t).post.buf is not None and _call(t).post.buf.kind is Kind.KMALLOC
+    and _call(t).post.buf.requested > t.platform.kmalloc_max_size,
+    # A fresh kvmalloc area of small pages where the platform maps it huge.
+    "huge-rounding-ignored": lambda t: _call(t).post.buf is not None and _call(t).post.buf.kind is Kind.VMALLOC
+    and _call(t).post.buf.physical < vmalloc_physical(t.platform, _call(t).post.buf.requested),
+    "kmalloc-minalign-ignored": lambda t: _call(t).post.buf is not None and _call(t).post.buf.kind is Kind.KMALLOC
+    and _call(t).post.buf.physical < kmalloc_physical(t.platform, _call(t).post.buf.requested),
 }
 
 

@@ -54,3 +54,10 @@ def test_a_bad_config_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.verify]\npage-size = 5000\n")
     done = pytest_in(tmp_path, "--verify")
     assert done.returncode == 4 and "page-size = 5000 must be one of 4096, 16384, 65536" in done.stderr
+
+
+def test_a_configured_platform_binds_the_collected_models(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(U8_ONLY + 'platform = "arm64-4k"\n')
+    done = pytest_in(tmp_path, "--verify", "--verify-pattern", "shrink.vmalloc-replacement-frees", "-v")
+    assert done.returncode == 0, done.stdout
+    assert "verify::shrink::vmalloc-replacement-frees[kvvec-v6/u8@arm64-4k] PASSED" in done.stdout

@@ -32,7 +32,7 @@ from models import allocator_z3 as kvz
 from models.allocator import ALL_OUTCOMES, Allocation, Kind, Outcome, Recorder
 from models.allocator_z3 import SymAlloc, SymRecorder, u64
 from models.elements import Elements
-from models.machine import BITS, INT_MAX, ISIZE_MAX, PAGE_SIZES, USIZE_MAX, Platform, div_ceil, kmalloc_size_classes
+from models.machine import BITS, INT_MAX, ISIZE_MAX, PAGE_SIZES, PRESETS, USIZE_MAX, Platform, div_ceil
 from models.vec import VecState
 from models.vec_z3 import SymPlatform, SymVec, lift_outcome, type_invariant
 
@@ -130,7 +130,9 @@ def kmalloc_physical(plat: Platform) -> Agreement:
         lambda n: (kv.kmalloc_physical(plat, n),),
         lambda n: (kvz.kmalloc_physical(plat, n),),
         (1, plat.kmalloc_max_cache_size),
-        [p for p in page_edges(plat, page_limit) if p <= plat.kmalloc_max_size],
+        # Every page edge up to order 10; above, where the order changes (MAX_PAGE_ORDER 11 and 13 on arm64).
+        [p for p in [*page_edges(plat, min(page_limit, 1024)), *order_edges(plat, page_limit)]
+         if p <= plat.kmalloc_max_size],
     )
 
 
@@ -141,8 +143,18 @@ def vmalloc_physical(plat: Platform) -> Agreement:
         lambda n: (kv.vmalloc_physical(plat, n),),
         lambda n: (kvz.vmalloc_physical(plat, n),),
         (0, plat.kmalloc_max_cache_size),
-        [p for p in [*page_edges(plat, 2048), *limits(plat)] if p <= USIZE_MAX - plat.page_size],
+        [p for p in [*page_edges(plat, 2048), *huge_edges(plat), *limits(plat)] if p <= _vmalloc_limit(plat)],
     )
+
+
+def huge_edges(plat: Platform) -> list[int]:
+    """One byte before, at and after the first multiples of each huge mapping size."""
+    return [b for s in plat.huge_sizes for k in range(1, 5) for b in (k * s - 1, k * s, k * s + 1)]
+
+
+def _vmalloc_limit(plat: Platform) -> int:
+    """The largest request whose rounded area fits in a usize (the Z3 invariant's bound)."""
+    return USIZE_MAX - max((plat.page_size, *plat.huge_sizes)) + 1
 
 
 def kvmalloc(plat: Platform, outcome: Outcome) -> Agreement:
@@ -179,9 +191,9 @@ def allocation_well_formed(plat: Platform) -> Agreement:
     requested, physical = z3.BitVec("requested", BITS), z3.BitVec("physical", BITS)
     vmalloc = z3.Bool("vmalloc")
     term = kvz.allocation_well_formed(plat, SymAlloc(z3.BoolVal(True), u64(1), vmalloc, requested, physical))
-    classes = kmalloc_size_classes(plat.page_size)
+    classes = plat.size_classes()
     sizes = sorted(
-        {0, *(c + d for c in classes for d in (-1, 0, 1)), *page_edges(plat, 4), *limits(plat)}
+        {0, *(c + d for c in classes for d in (-1, 0, 1)), *page_edges(plat, 4), *huge_edges(plat), *limits(plat)}
         | set(order_edges(plat, 2048))
     )
     for kind, r in itertools.product(Kind, sizes):
@@ -211,8 +223,7 @@ def invariant_states(plat: Platform) -> Iterator[VecState]:
                 bufs += [
                     Allocation(1, Kind.KMALLOC, r, kv.kmalloc_physical(plat, max(r, 1)) if r <= 1 << 40 else r),
                     Allocation(1, Kind.KMALLOC, r, r),
-                    Allocation(1, Kind.VMALLOC, r, kv.vmalloc_physical(plat, r) if r < USIZE_MAX - plat.page_size
-                               else r),
+                    Allocation(1, Kind.VMALLOC, r, kv.vmalloc_physical(plat, r) if r < _vmalloc_limit(plat) else r),
                     Allocation(1, Kind.VMALLOC, r, r),
                 ]
         for length, buf, next_id in itertools.product(lens, bufs, (1, 2)):
@@ -255,3 +266,12 @@ def all_agreements(page_sizes: tuple[int, ...] | None = None) -> Iterator[Agreem
         yield allocation_well_formed(plat)
         for size in ELEM_SIZES:
             yield type_invariants(Platform(size, page))
+    if page_sizes is None:
+        # The presets no page size stands for: arm64 with 4 KiB pages, and huge vmalloc off.
+        for preset in PRESETS.values():
+            plat = preset.platform(1)
+            if plat != Platform(1, preset.page_size):
+                for compared in (kmalloc_physical, vmalloc_physical, allocation_well_formed):
+                    found = compared(plat)
+                    found.name += f" on {preset.name}"
+                    yield found

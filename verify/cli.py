@@ -26,7 +26,7 @@ from pathlib import Path
 from models.binder import POLICIES, BinderStep, policy_named
 from models.catalogue import MODELS, ModelSpec
 from models.faults import FAULTS
-from models.machine import PAGE_SIZES
+from models.machine import PAGE_SIZE_PRESETS, PAGE_SIZES, PRESETS
 from properties.base import Property
 from properties.binder import BMC_DEPTH, SequenceProperty
 from properties.registry import all_properties, applicable
@@ -102,7 +102,15 @@ def build_parser() -> Parser:
     )
     pattern.completer = _check_names  # type: ignore[attr-defined]  # read by argcomplete
     # Defaults of None are filled from [tool.verify], then from config.Settings.
-    run.add_argument("--page-size", type=int, help=f"PAGE_SIZE in bytes, one of {PAGE_SIZES} (default 4096)")
+    run.add_argument(
+        "--page-size",
+        type=int,
+        help=f"PAGE_SIZE in bytes, one of {PAGE_SIZES} (default 4096): shorthand for the platform"
+        f" {', '.join(f'{k} -> {v}' for k, v in PAGE_SIZE_PRESETS.items())}",
+    )
+    run.add_argument(
+        "--platform", choices=list(PRESETS), metavar="NAME", help="a platform preset (`verify list`); default x86_64"
+    )
     run.add_argument(
         "--timeout", type=float, help="seconds per solver query, 0.001 to 86400; beyond it: UNKNOWN (default 60)"
     )
@@ -193,7 +201,7 @@ def build_parser() -> Parser:
 
     commands.add_parser(
         "list",
-        help="list models, properties and seedable faults",
+        help="list models, properties, platforms and seedable faults",
         description="List the models, the properties with their declared expectations, and the seedable faults.",
     )
 
@@ -257,6 +265,11 @@ def _expectation(prop: Property | SequenceProperty) -> str:
     """The declared verdicts of a property over the models it applies to."""
     models = [m for m in MODELS if applicable(prop, m)]
     violated = [m.name for m in models if prop.expect_violated(m)]
+    # Declarations that depend on the platform: the presets on which a sized model is declared VIOLATED.
+    sized = next((m for m in models if m.policy is None and m.may_be_sized()), None)
+    on = [p for p in PRESETS if sized is not None and prop.expect_violated(sized.with_platform(p))]
+    if not violated and on:
+        return f"expected VIOLATED on sized T with --platform {', '.join(on)}, else PROVED"
     if not violated:
         return "expected PROVED"
     if len(violated) == len(models):
@@ -270,6 +283,8 @@ def command_list(out: list[str]) -> int:
     out.append("properties:")
     for p in all_properties(4096):
         out.append(f"  {p.id:<34} {p.statement} [{_expectation(p)}]")
+    out.append("platforms (for --platform):")
+    out += [f"  {p.name:<20} {p.summary}" for p in PRESETS.values()]
     out.append("faults (for --fault):")
     out += [f"  {name:<28} {text}" for name, text in FAULTS.items()]
     return EXIT_OK
@@ -279,8 +294,21 @@ def _settings(args: argparse.Namespace) -> Settings:
     """[tool.verify] of --config, each value replaced by its flag when one is given."""
     # ./pyproject.toml is optional; a file named by --config must be there.
     base = load_config(args.config or Path("pyproject.toml"), required=args.config is not None)
+    platform = base.platform if args.platform is None else args.platform
+    page_size = base.page_size if args.page_size is None else args.page_size
+    if platform is not None:
+        preset = PRESETS[platform]
+        # A page size given beside a platform must be the platform's own.
+        if (args.page_size is not None or base.page_size != Settings.page_size) and page_size != preset.page_size:
+            raise UsageError(
+                f"--page-size {page_size} contradicts --platform {platform} ({preset.page_size}-byte pages)"
+            )
+        page_size = preset.page_size
+    elif page_size != Settings.page_size and page_size in PAGE_SIZE_PRESETS:
+        platform = PAGE_SIZE_PRESETS[page_size]  # the shorthand: 16 and 64 KiB pages are arm64's
     return Settings(
-        page_size=base.page_size if args.page_size is None else args.page_size,
+        page_size=page_size,
+        platform=platform,
         timeout=base.timeout if args.timeout is None else args.timeout,
         bmc_depth=base.bmc_depth if args.bmc_depth is None else args.bmc_depth,
         jobs=base.jobs if args.jobs is None else args.jobs,
@@ -315,6 +343,9 @@ def command_run(args: argparse.Namespace) -> int:
     if not 1 <= settings.bmc_depth <= 64:
         raise UsageError(f"--bmc-depth must be in 1..64, not {settings.bmc_depth}")
     chosen = [m for m in MODELS if not settings.models or m.name in settings.models]
+    if settings.platform is not None:
+        # Binder's models keep the page size's default platform (README, "Platforms").
+        chosen = [m.with_platform(settings.platform) if m.policy is None else m for m in chosen]
     faults = frozenset(settings.faults)
     models = [m.with_faults(faults) for m in chosen] if faults else chosen
     if not args.pattern.strip():
@@ -405,6 +436,7 @@ def _report(
         parameters = {
             "pattern": pattern,
             "page_size": settings.page_size,
+            "platform": settings.platform,
             "timeout": settings.timeout,
             "bmc_depth": settings.bmc_depth,
             "models": list(settings.models),

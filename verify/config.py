@@ -14,7 +14,7 @@ from typing import Any
 
 from models.catalogue import MODELS
 from models.faults import FAULTS
-from models.machine import PAGE_SIZES
+from models.machine import PAGE_SIZES, PRESETS
 from properties.binder import BMC_DEPTH
 from verify.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
 from verify.confirm import SOLVERS as SECOND_SOLVERS
@@ -40,6 +40,7 @@ class Settings:
     confirm: bool = False  # the solvers: Z3 alone, or every Z3 proof re-checked by a second solver
     second_solver: str = DEFAULT_SECOND_SOLVER  # which one re-checks, with confirm
     source: str | None = None  # a kernel tree whose source every run also checks for conformance (verify source)
+    platform: str | None = None  # a preset of models/machine.py; None: the page size's default preset
 
 
 def _is_int(v: Any) -> bool:
@@ -77,6 +78,7 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     if isinstance(v, str) and v in SECOND_SOLVERS
     else f"must be one of {', '.join(SECOND_SOLVERS)}",
     "source": lambda v: None if _is_path(v) else "must be a directory name (a kernel tree)",
+    "platform": lambda v: None if isinstance(v, str) and v in PRESETS else f"must be one of {', '.join(PRESETS)}",
 }
 assert set(VALIDATORS) == {f.name.replace("_", "-") for f in fields(Settings)}
 

@@ -63,7 +63,7 @@ class Result:
 
 def symbolic_platform(model: ModelSpec, page_size: int) -> tuple[SymPlatform, list[Any]]:
     """The element size as a term: a constant, or 2^log2 with log2 constrained to the model's range."""
-    plat = Platform(elem_size=model.size_min, page_size=page_size)
+    plat = model.machine(model.size_min, page_size)
     if not model.symbolic_size:
         return SymPlatform(plat), []
     log2 = z3.BitVec("elem_size_log2", BITS)
@@ -194,7 +194,7 @@ def _check_sequence(
         raise ReplayError(f"{prop.id} on {model.name}: a violation without a replayable trace ({found.detail})")
     if found.start is not None:
         return _violated_from_arbitrary(prop, model, policy, found, timeout_ms, bmc_depth, start)
-    plat = Platform(model.size_min, found.page_size)
+    plat = model.machine(model.size_min, found.page_size)
     steps = replay(plat, policy, found.actions)
     if not prop.violated(plat, steps, found.mark or 0):
         raise ReplayError(f"{prop.id} on {model.name}: the trace does not violate the property in Python")
@@ -217,7 +217,7 @@ def _violated_from_arbitrary(
     get there; its trace, when it finds one, is the one reported.
     """
     assert found.start is not None
-    plat = Platform(model.size_min, found.page_size)
+    plat = model.machine(model.size_min, found.page_size)
     broken = found.start.invariant_violations(plat)
     if broken:
         raise ReplayError(f"{prop.id} on {model.name}: the counterexample's pre-state breaks {broken}")
@@ -269,7 +269,7 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms
     objectives += [pre.buf.physical, pre.buf.vmalloc]
     objectives += [z3.Not(action.outcome.kmalloc_ok), z3.Not(action.outcome.vmalloc_ok)]
     m = (minimal_model(query, objectives, timeout_ms) if minimise else None) or solved.model
-    plat = Platform(elem_size=_value(m, sp.elem_size), page_size=page_size)
+    plat = model.machine(_value(m, sp.elem_size), page_size)
     pre_py = _state_from_model(m, pre)
     action_py = prop.operation(_value(m, amount), _outcome_from_model(m, action.outcome))
     replayed = _replay(prop, model, plat, pre_py, action_py)
@@ -321,7 +321,7 @@ def _replay(
 
 def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, timeout_ms: int, minimise: bool) -> Result:
     start = time.perf_counter()
-    plat = Platform(elem_size=model.size_min, page_size=page_size)
+    plat = model.machine(model.size_min, page_size)
     state = VecState()
     for action in prop.setup:
         taken = step(plat, state, action, model.faults)

@@ -18,7 +18,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from models.catalogue import ModelSpec, model_named
-from models.faults import BINDER_FAULTS, BINDER_VEC_FAULTS, FAULTS
+from models.faults import BINDER_FAULTS, BINDER_VEC_FAULTS, FAULTS, PLATFORM_FAULT_PRESETS, PLATFORM_FAULTS
+from models.machine import PAGE_SIZE_PRESETS
 from properties.base import Verdict
 from properties.registry import all_properties, applicable
 from verify import workers
@@ -50,8 +51,12 @@ class Outcome:
     trace: Trace | None = None  # the replayed trace itself
 
 
-def models_for(fault: str) -> tuple[ModelSpec, ...]:
-    names = BINDER_MODELS if fault in BINDER_FAULTS or fault in BINDER_VEC_FAULTS else KVVEC_MODELS
+def models_for(fault: str, page_size: int = 4096) -> tuple[ModelSpec, ...]:
+    names: tuple[str, ...] = BINDER_MODELS if fault in BINDER_FAULTS or fault in BINDER_VEC_FAULTS else KVVEC_MODELS
+    if fault in PLATFORM_FAULTS:  # a platform's limits show on a platform that has them
+        names = tuple(f"{n}@{PLATFORM_FAULT_PRESETS[page_size]}" for n in KVVEC_MODELS)
+    elif names == KVVEC_MODELS and page_size != 4096:  # named by their platform, as `verify run` names them
+        names = tuple(f"{n}@{PAGE_SIZE_PRESETS[page_size]}" for n in KVVEC_MODELS)
     return tuple(model_named(n) for n in names)
 
 
@@ -76,7 +81,11 @@ def jobs_for(faults: Sequence[str], page_size: int) -> list[tuple[str, str, str]
     """(fault, property id, model name) for every applicable pair, in a fixed order."""
     props = all_properties(page_size)
     return [
-        (fault, p.id, m.name) for fault in faults for m in models_for(fault) for p in props if applicable(p, m)
+        (fault, p.id, m.name)
+        for fault in faults
+        for m in models_for(fault, page_size)
+        for p in props
+        if applicable(p, m)
     ]
 
 

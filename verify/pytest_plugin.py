@@ -61,7 +61,8 @@ class ProofItem(pytest.Item):
 
         s = self.settings
         result = check(
-            self.prop, self.model, s.page_size, int(s.timeout * 1000), s.bmc_depth, ProofCache(Path(s.cache_dir))
+            self.prop, self.model, self.model.page_size(s.page_size), int(s.timeout * 1000), s.bmc_depth,
+            ProofCache(Path(s.cache_dir)),
         )
         saved = None if result.counterexample is None else save(result.counterexample, Path(s.counterexamples))[0]
         checked = Checked(result, saved)
@@ -99,6 +100,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     from models.catalogue import MODELS
     from models.faults import FAULTS
+    from models.machine import PAGE_SIZE_PRESETS, PRESETS
     from properties.registry import all_properties
     from verify.cli import selected
     from verify.config import ConfigError
@@ -113,10 +115,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if unknown:
         raise pytest.UsageError(f"unknown fault {unknown[0]!r}; `verify list` shows the faults")
     models = [m for m in MODELS if not settings.models or m.name in settings.models]
+    # As `verify run`: a platform binds the kvvec models; 16 and 64 KiB pages stand for arm64's presets.
+    platform = settings.platform or (PAGE_SIZE_PRESETS[settings.page_size] if settings.page_size != 4096 else None)
+    if platform is not None:
+        models = [m.with_platform(platform) if m.policy is None else m for m in models]
     if faults:
         models = [m.with_faults(faults) for m in models]
     pattern = config.getoption("verify_pattern")
-    pairs = selected(pattern, all_properties(settings.page_size), models)
+    pairs = selected(pattern, all_properties(PRESETS[platform].page_size if platform else settings.page_size), models)
     if not pairs:
         raise pytest.UsageError(f"no property or model matches {pattern!r}; `verify list` shows them")
     proofs = ProofCollector.from_parent(session, name="verify", nodeid="verify", path=config.rootpath)

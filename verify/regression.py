@@ -234,7 +234,7 @@ def as_pytest(trace: Trace) -> str:
             actions.append(line)
         body += [
             prop_line,
-            f"PLAT = Platform(elem_size={plat.elem_size}, page_size={plat.page_size})",
+            f"PLAT = {plat!r}",
             f"POLICY = policy_named({_quoted(trace.policy)})",
             f"CYCLE_FROM = {trace.cycle_from or 0}  # where a cycle starts; 0 for other properties",
             "ACTIONS = (",
@@ -271,7 +271,7 @@ def as_pytest(trace: Trace) -> str:
         _names(last.action, names)
         body += [
             prop_line,
-            f"PLAT = Platform(elem_size={plat.elem_size}, page_size={plat.page_size})",
+            f"PLAT = {plat!r}",
             *_faults_source(trace.faults),
         ]
         if trace.setup:

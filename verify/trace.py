@@ -29,7 +29,7 @@ import itf_py
 
 from models.allocator import Allocation, Effects, Kind, Outcome
 from models.binder import BinderAction, BinderStep, Deregister, Register
-from models.catalogue import ModelSpec
+from models.catalogue import ModelSpec, machine_for
 from models.elements import Elements
 from models.machine import Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate, VecState
@@ -68,7 +68,7 @@ class Trace:
 
     @property
     def platform(self) -> Platform:
-        return Platform(self.elem_size, self.page_size)
+        return machine_for(self.model, self.elem_size, self.page_size)
 
     @property
     def actions(self) -> tuple[Action | BinderAction, ...]:
@@ -311,7 +311,7 @@ def load_text(text: str, origin: str) -> LoadedTrace:
     if trace.loop != cycle_from:
         raise TraceError(f"{name}: loop: {trace.loop}, but #meta.cycle_from is {cycle_from}")
     params = meta["parameters"]
-    plat = Platform(params["elem_size"], params["page_size"])
+    plat = subject.model.machine(params["elem_size"], params["page_size"])
     setup = tuple(_setup_action(a) for a in meta["setup"])
     variant = meta["variant"]
     return LoadedTrace(

@@ -24,7 +24,7 @@ from typing import Any
 
 import jsonschema
 
-from models.catalogue import MODELS, ModelSpec
+from models.catalogue import ModelSpec, model_named
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES, USIZE_MAX
 from properties.base import Property, Scenario, StepProperty
@@ -206,7 +206,10 @@ class Subject:
 def catalogue_model(name: str) -> ModelSpec | None:
     """A catalogue model, or one with seeded faults, named as `ModelSpec.with_faults` names it."""
     base_name, _, suffix = name.partition("!")
-    base = next((m for m in MODELS if m.name == base_name), None)
+    try:
+        base: ModelSpec | None = model_named(base_name)
+    except KeyError:
+        base = None
     if base is None or not suffix:
         return base if "!" not in name else None
     faults = suffix.split("+")
@@ -217,6 +220,8 @@ def catalogue_model(name: str) -> ModelSpec | None:
 
 def page_sizes(model: ModelSpec) -> tuple[int, ...]:
     """PAGE_SIZE values a trace of the model may have: the explorer's small page too, for binder."""
+    if model.platform is not None:
+        return (model.page_size(0),)
     return (*PAGE_SIZES, INSTANCE.page_size) if model.policy is not None else PAGE_SIZES
 
 
