@@ -34,9 +34,9 @@ from models.vec import VecState
 from models.vec_z3 import SymPlatform, SymVec, type_invariant
 from properties.base import Verdict
 from properties.shrink import state_equal_py, state_equal_z3
-from verify.explorer import Exploration, Instance, canonical, explore, realloc_cycle, worst_reallocations
-from verify.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches, state_from_model
-from verify.solver import Answer, minimal_model, solve
+from verify.search.explorer import Exploration, Instance, canonical, explore, realloc_cycle, worst_reallocations
+from verify.search.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches, state_from_model
+from verify.search.solver import Answer, minimal_model, solve
 
 INSTANCE = Instance(page_size=64, max_capacity=40)
 # `never` never shrinks: properties about what follows a shrink say nothing about it.
@@ -192,7 +192,7 @@ def breaks_invariant(plat: Platform, steps: list[BinderStep], _mark: int) -> boo
 @cache
 def exploration(policy: Policy) -> Exploration:
     """The explored graph, every edge of it checked against the Z3 encoding before any verdict uses it."""
-    from verify.crosscheck import check_explored_edges  # the cross-check judges with this module's predicates
+    from verify.check.crosscheck import check_explored_edges  # the cross-check judges with this module's predicates
 
     ex = explore(policy, INSTANCE)
     check_explored_edges(INSTANCE.platform, policy, (s for _, _, s in ex.steps()))
@@ -382,7 +382,7 @@ class JudgedPredicate:
 REGROW = JudgedPredicate("regrow", regrow, regrow_bad)
 WASTE = JudgedPredicate("waste", waste, waste_bad)
 SHRANK_THEN_REGISTERS_AT = JudgedPredicate("shrank-then-registers", shrank_then_registers, shrank_then_registers_at)
-# The stateful cross-check (verify/stateful.py) holds each pair to the same verdict on random operations.
+# The stateful cross-check (verify/check/stateful.py) holds each pair to the same verdict on random operations.
 JUDGED_PREDICATES = (REGROW, WASTE, SHRANK_THEN_REGISTERS_AT)
 
 

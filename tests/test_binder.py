@@ -16,8 +16,8 @@ from models.vec import VecState
 from models.vec_z3 import SymPlatform, lift_state
 from properties.base import Verdict
 from properties.binder import INSTANCE, check_thrash, exploration, regrow, replay
-from verify.explorer import Instance, explore, realloc_cycle, worst_reallocations
-from verify.solver import Answer
+from verify.search.explorer import Instance, explore, realloc_cycle, worst_reallocations
+from verify.search.solver import Answer
 
 PLAT = Platform(ELEM_SIZE, 4096)
 
@@ -180,7 +180,7 @@ def test_k_induction_lifts_bmc_to_every_sequence_only_when_the_step_holds(
 
 def test_induction_step_is_refuted_where_the_bound_is_violated() -> None:
     from properties.binder import _sym, waste_bad
-    from verify.sequences import induction_step
+    from verify.search.sequences import induction_step
 
     # never: from a state with capacity 4 and one process, deregistering it leaves capacity 4 >= 4 * 1.
     solved = induction_step(_sym(4096), policy_named("never"), 1, waste_bad, 60_000)

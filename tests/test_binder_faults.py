@@ -16,7 +16,7 @@ from models.vec import VecState
 from models.vec_z3 import SymPlatform, lift_state
 from properties.base import Verdict
 from properties.binder import PROPERTIES, replay
-from verify.engine import check
+from verify.check.engine import check
 
 PLAT = Platform(ELEM_SIZE, 64)
 V6 = policy_named("v6")

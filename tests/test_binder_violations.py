@@ -19,12 +19,12 @@ from models.catalogue import ModelSpec, model_named
 from models.vec import VecState
 from properties.base import Verdict
 from properties.binder import PROPERTIES, SequenceProperty
-from verify import runner
+from verify.check import runner
+from verify.check.engine import Result, check
+from verify.check.runner import run_checks
 from verify.cli import main
-from verify.engine import Result, check
-from verify.gate import EXIT_ERROR, exit_code
-from verify.runner import run_checks
-from verify.trace import load_text, save
+from verify.report.gate import EXIT_ERROR, exit_code
+from verify.traces.trace import load_text, save
 
 PAGE, TIMEOUT_MS = 4096, 60_000
 PROPS = {p.id: p for p in PROPERTIES}

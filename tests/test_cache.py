@@ -14,11 +14,11 @@ import z3
 from models.catalogue import model_named
 from properties.base import Verdict
 from properties.registry import all_properties
-from verify import engine
-from verify.cache import ProofCache
+from verify.check import engine
+from verify.check.cache import ProofCache
+from verify.check.engine import check
 from verify.cli import main
-from verify.engine import check
-from verify.trace import Trace, save
+from verify.traces.trace import Trace, save
 
 PATTERN = "binder.no-immediate-regrow"  # explorer and BMC checks, with traces
 
@@ -114,7 +114,7 @@ def _edit(path: Path, change: Any, redigest: bool = False) -> None:
     entry = json.loads(path.read_text())
     change(_content(entry))
     if redigest and "digest" in entry:
-        from verify.cache import entry_digest
+        from verify.check.cache import entry_digest
 
         entry["digest"] = entry_digest(entry["key"], entry["content"])
     path.write_text(json.dumps(entry))
@@ -216,7 +216,7 @@ def test_an_induction_step_out_of_time_makes_a_bounded_proof_that_is_not_cached(
 ) -> None:
     from models.binder import policy_named
     from properties import binder
-    from verify.solver import Answer, Solved
+    from verify.search.solver import Answer, Solved
 
     monkeypatch.setattr(binder, "induction_step", lambda *a, **k: Solved(Answer.UNKNOWN, None, 0.0, "timeout"))
     prop = next(p for p in binder.PROPERTIES if p.id == "binder.waste-bound.bmc")

@@ -13,9 +13,9 @@ import pytest
 from models.catalogue import model_named
 from properties.base import Verdict
 from properties.registry import all_properties
-from verify import confirm
-from verify.engine import Result, check
-from verify.solver import CONFIRM_ENV
+from verify.check.engine import Result, check
+from verify.search import confirm
+from verify.search.solver import CONFIRM_ENV
 
 TIMEOUT_MS = 60_000
 

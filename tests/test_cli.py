@@ -130,8 +130,8 @@ def test_module_entry_point_and_version() -> None:
 
 
 def test_a_timeout_reaches_the_solvers_in_range() -> None:
-    from verify.confirm import check_smt2
-    from verify.solver import MAX_TIMEOUT_MS, seconds_to_ms, solve
+    from verify.search.confirm import check_smt2
+    from verify.search.solver import MAX_TIMEOUT_MS, seconds_to_ms, solve
 
     assert seconds_to_ms(0.001) == 1 and seconds_to_ms(0.0015) == 2 and seconds_to_ms(86400) == MAX_TIMEOUT_MS
     for seconds in (0.0009, 86400.001, float("inf"), float("nan"), -1.0):

@@ -10,10 +10,10 @@ import z3
 from models.catalogue import model_named
 from properties.base import Verdict
 from properties.registry import all_properties
-from verify import confirm, solver
+from verify.check.engine import check
 from verify.cli import main
-from verify.engine import check
-from verify.solver import CONFIRM_ENV, Answer
+from verify.search import confirm, solver
+from verify.search.solver import CONFIRM_ENV, Answer
 
 PAGE, TIMEOUT_MS = 4096, 60_000
 PROPS = {p.id: p for p in all_properties(PAGE)}

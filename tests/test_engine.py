@@ -12,7 +12,7 @@ from models.vec import ShrinkTo, Step
 from properties.base import Property, Scenario, StepProperty
 from properties.binder import SequenceProperty
 from properties.registry import all_properties, applicable
-from verify.engine import Verdict, check
+from verify.check.engine import Verdict, check
 
 PAGE = 4096
 TIMEOUT_MS = 60_000

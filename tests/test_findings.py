@@ -13,7 +13,7 @@ from models.machine import Platform
 from models.vec import Step
 from properties.base import Verdict
 from properties.registry import all_properties
-from verify.engine import Result, check
+from verify.check.engine import Result, check
 
 PAGE, TIMEOUT_MS = 4096, 60_000
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()

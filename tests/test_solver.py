@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import z3
 
-from verify.solver import Answer, minimal_model, solve
+from verify.search.solver import Answer, minimal_model, solve
 
 
 def test_minimal_model_is_the_lexicographic_least() -> None:

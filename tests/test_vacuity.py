@@ -12,8 +12,8 @@ from models.catalogue import model_named
 from properties import binder, kunit, shrink
 from properties.base import StepProperty, Verdict
 from properties.binder import SequenceProperty
+from verify.check.engine import check
 from verify.cli import main
-from verify.engine import check
 
 PAGE, TIMEOUT_MS = 4096, 60_000
 PROPS = {p.id: p for p in shrink.PROPERTIES}
@@ -126,7 +126,7 @@ def test_a_scenario_whose_premise_cannot_happen_is_vacuous() -> None:
 @pytest.mark.parametrize("policy", ["v6", "v4", "naive", "never"])
 def test_single_step_and_induction_binder_proofs_have_a_witness(prop_id: str, text: str, policy: str) -> None:
     from models.binder import policy_named
-    from verify.solver import Answer
+    from verify.search.solver import Answer
 
     prop = next(p for p in binder.PROPERTIES if p.id == prop_id)
     assert prop.premise is not None and prop.premise_text == text

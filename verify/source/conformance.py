@@ -23,8 +23,8 @@ from models.allocator import MAX_CALLS, Outcome
 from models.machine import BITS, Platform
 from models.vec import Reserve, ShrinkTo, Step, VecState
 from models.vec_z3 import SymAction, SymOutcome, SymPlatform, SymReserve, SymShrinkTo, SymStep, type_invariant
-from verify.engine import ReplayError, _outcome_from_model, _state_from_model, canonical_pre
-from verify.solver import Answer, Solved, minimal_model, solve
+from verify.check.engine import ReplayError, _outcome_from_model, _state_from_model, canonical_pre
+from verify.search.solver import Answer, Solved, minimal_model, solve
 from verify.source import concrete, symbolic
 from verify.source.locate import Function, find_method
 

@@ -38,7 +38,7 @@ from models.vec_z3 import (
 from models.vec_z3 import step as sym_step
 from properties.base import StepProperty
 from properties.binder import JUDGED_PREDICATES, ONE_STEP_PREDICATES
-from verify.sequences import unroll
+from verify.search.sequences import unroll
 
 # Runs of at most this many identities are compared index by index (so a
 # disagreement names the index); longer runs with one quantified formula.
@@ -301,7 +301,7 @@ def _same_verdict(constraints: Any, violation: Any, expected: bool, what: str) -
 def check_unrolling(plat: Platform, policy: Policy, pre: VecState, actions: tuple[BinderAction, ...]) -> None:
     """Raise CrossCheckError unless BMC's unrolling, from `pre` through `actions`, is the Python model's run.
 
-    The unrolling (verify/sequences.py) is the encoding BMC and k-induction
+    The unrolling (verify/search/sequences.py) is the encoding BMC and k-induction
     prove things about: it registers process 1000 + i at operation i and
     deregisters the last process. So the Python run it is compared with makes
     the same choices, with the kinds and allocator outcomes of `actions`. Each

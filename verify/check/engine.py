@@ -26,10 +26,10 @@ from models.vec import Reserve, ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, SymReserve, SymShrinkTo, SymVec, lift_state, type_invariant
 from properties.base import Property, Scenario, StepProperty, Verdict
 from properties.binder import BMC_DEPTH, Finding, SequenceProperty, bmc_from_new, replay
-from verify.cache import ProofCache, make_key
-from verify.replay import replay as replay_trace
-from verify.solver import Answer, fresh_context, minimal_model, solve, solver_version
-from verify.trace import Trace, TraceError, load_text
+from verify.check.cache import ProofCache, make_key
+from verify.search.solver import Answer, fresh_context, minimal_model, solve, solver_version
+from verify.traces.replay import replay as replay_trace
+from verify.traces.trace import Trace, TraceError, load_text
 
 
 class ReplayError(Exception):
@@ -95,7 +95,7 @@ def check(
     """One verdict; with a cache, a stored verdict for the same source, solver and parameters is reused.
 
     The query a check sends is a function of the source and the parameters, so
-    the key (verify.cache) determines it exactly. `minimise` False reports the
+    the key (verify.check.cache) determines it exactly. `minimise` False reports the
     solver's first counterexample (still replayed) instead of the smallest:
     mutation testing needs a kill, not a readable trace, and minimising is most
     of a violation's cost.

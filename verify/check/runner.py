@@ -20,8 +20,8 @@ from properties.base import Property, Verdict
 from properties.binder import BMC_DEPTH, SequenceProperty
 from properties.registry import all_properties
 from verify import workers
-from verify.cache import ProofCache
-from verify.engine import Result, check
+from verify.check.cache import ProofCache
+from verify.check.engine import Result, check
 
 
 def default_jobs() -> int:

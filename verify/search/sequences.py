@@ -25,7 +25,7 @@ from models.binder_z3 import SymBinderStep
 from models.elements import Elements
 from models.vec import VecState
 from models.vec_z3 import SymPlatform, SymVec, type_invariant
-from verify.solver import Answer, Solved, solve
+from verify.search.solver import Answer, Solved, solve
 
 
 @dataclass(frozen=True)

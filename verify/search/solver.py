@@ -42,7 +42,7 @@ def fresh_context() -> None:
     z3.z3._main_ctx = None
 
 
-# `verify run --confirm` sets this to the second solver's name (see verify.confirm):
+# `verify run --confirm` sets this to the second solver's name (see verify.search.confirm):
 # every UNSAT is then re-checked by it, in every worker process.
 CONFIRM_ENV = "VERIFY_CONFIRM"
 
@@ -60,7 +60,7 @@ def solver_version() -> str:
     """The solvers a verdict depends on: part of the proof cache's key."""
     second = second_solver()
     if second is not None:
-        from verify.confirm import version
+        from verify.search.confirm import version
 
         return f"{z3_version()} + {version(second)}"
     return z3_version()
@@ -186,7 +186,7 @@ def _confirmed(second: str, query: str, timeout_ms: int, seconds: float) -> Solv
     A proof the two solvers disagree on, or that the second could not decide,
     is not a proof: UNKNOWN makes the run end with exit code 2.
     """
-    from verify.confirm import ConfirmError, check_smt2, version
+    from verify.search.confirm import ConfirmError, check_smt2, version
 
     start = time.perf_counter()
     try:

@@ -22,8 +22,8 @@ from models.faults import BINDER_FAULTS, BINDER_VEC_FAULTS, FAULTS
 from properties.base import Verdict
 from properties.registry import all_properties, applicable
 from verify import workers
-from verify.engine import ReplayError, check
-from verify.trace import Trace
+from verify.check.engine import ReplayError, check
+from verify.traces.trace import Trace
 
 # The models a fault is seeded into: shrink_to and allocator faults into the
 # KVVec models with a zero-sized and a one-byte T (the series' KUnit element),
