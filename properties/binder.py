@@ -192,7 +192,7 @@ def breaks_invariant(plat: Platform, steps: list[BinderStep], _mark: int) -> boo
 @cache
 def exploration(policy: Policy) -> Exploration:
     """The explored graph, every edge of it checked against the Z3 encoding before any verdict uses it."""
-    from verify.check.crosscheck import check_explored_edges  # the cross-check judges with this module's predicates
+    from verify.search.edges import check_explored_edges
 
     ex = explore(policy, INSTANCE)
     check_explored_edges(INSTANCE.platform, policy, (s for _, _, s in ex.steps()))

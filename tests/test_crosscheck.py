@@ -27,7 +27,6 @@ from verify.check import agreement, crosscheck, stateful
 from verify.check.crosscheck import (
     CrossCheckError,
     check_binder_transition,
-    check_explored_edges,
     check_invariants,
     check_properties,
     check_transition,
@@ -35,6 +34,7 @@ from verify.check.crosscheck import (
 )
 from verify.check.stateful import BINDER_PAGE_SIZES, BinderMachine, Coverage, VecMachine, one_choice_each, outcome_name
 from verify.cli import main
+from verify.search.edges import check_explored_edges
 from verify.search.explorer import Instance, explore
 from verify.search.sequences import Unrolling
 

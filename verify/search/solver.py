@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import os
 import tempfile
@@ -13,13 +12,8 @@ from typing import Any
 
 import z3
 
+from verify.search.answer import MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, Answer, checked_timeout_ms
 from verify.workers import signals_deferred
-
-
-class Answer(enum.Enum):
-    UNSAT = "unsat"
-    SAT = "sat"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -89,13 +83,6 @@ def _dump(text: str) -> None:
                     raise
 
 
-# Z3 takes a timeout as unsigned 32-bit milliseconds (a larger one wraps around) and reads 0 as
-# "no limit"; Bitwuzla and cvc5 read 0 so too. So a timeout is whole milliseconds in 1 ms .. one day,
-# checked where a user gives it (flag, [tool.verify]) and again where a solver receives it.
-MIN_TIMEOUT_MS = 1
-MAX_TIMEOUT_MS = 86_400_000
-
-
 def timeout_problem(seconds: float) -> str | None:
     """What is wrong with a timeout of `seconds`, or None when the solvers can honour it."""
     if not MIN_TIMEOUT_MS / 1000 <= seconds <= MAX_TIMEOUT_MS / 1000:  # also false for NaN
@@ -109,13 +96,6 @@ def seconds_to_ms(seconds: float) -> int:
     if problem is not None:
         raise ValueError(f"timeout {seconds} {problem}")
     return max(MIN_TIMEOUT_MS, round(seconds * 1000))
-
-
-def checked_timeout_ms(milliseconds: int) -> int:
-    """`milliseconds` unchanged if a solver reads it as the limit it is; 0 would be no limit at all."""
-    if not MIN_TIMEOUT_MS <= milliseconds <= MAX_TIMEOUT_MS:
-        raise ValueError(f"a solver timeout of {milliseconds} ms is outside {MIN_TIMEOUT_MS}..{MAX_TIMEOUT_MS} ms")
-    return milliseconds
 
 
 def export_smt2(solver: Any) -> str:
