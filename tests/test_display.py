@@ -9,6 +9,7 @@ import pytest
 
 from verify.cli import main
 from verify.report.display import NORMAL, Display, interactive
+from verify.search.solver import Solving
 
 
 class Terminal(io.StringIO):
@@ -52,7 +53,7 @@ def test_live_display_prints_every_row_above_the_bar() -> None:
     from verify.report.gate import Checked
 
     prop = next(p for p in all_properties(4096) if p.id == "shrink.zst-noop")
-    result = check(prop, model_named("kvvec-v6/zst"), 4096, 60_000)
+    result = check(prop, model_named("kvvec-v6/zst"), 4096, Solving(60_000))
     screen = Terminal()
     with Display(1, screen, NORMAL, live=True) as display:
         display.add(Checked(result))

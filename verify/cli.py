@@ -34,7 +34,7 @@ from verify import __version__
 from verify.check.engine import ReplayError
 from verify.check.mutants import ALL_FAULTS, killers, matrix, run_mutants, witnesses
 from verify.check.mutants import summary as mutants_summary
-from verify.check.runner import default_jobs, run_checks
+from verify.check.runner import RunOptions, default_jobs, run_checks
 from verify.config import ConfigError, Settings
 from verify.config import load as load_config
 from verify.report.display import NORMAL, QUIET, VERBOSE, Display, interactive
@@ -45,7 +45,7 @@ from verify.search.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
 from verify.search.confirm import SOLVERS as SECOND_SOLVERS
 from verify.search.confirm import version as confirm_version
 from verify.search.explorer import Instance, explore
-from verify.search.solver import CONFIRM_ENV, DUMP_ENV, seconds_to_ms, timeout_problem
+from verify.search.solver import seconds_to_ms, timeout_problem
 from verify.source import command as source_command
 from verify.traces.replay import replay
 from verify.traces.show import render_table, to_dot
@@ -326,34 +326,34 @@ def command_run(args: argparse.Namespace) -> int:
     cache_dir = None if args.no_cache or args.dump_smt else usable_directory(Path(settings.cache_dir), "cache")
     if args.dump_smt is not None:
         usable_directory(args.dump_smt, "--dump-smt")
-        os.environ[DUMP_ENV] = str(args.dump_smt.resolve())  # read by the solver, in every worker
-    if settings.confirm:
-        os.environ[CONFIRM_ENV] = settings.second_solver
+    options = RunOptions(
+        page_size=settings.page_size,
+        timeout_ms=seconds_to_ms(settings.timeout),
+        jobs=jobs,
+        bmc_depth=settings.bmc_depth,
+        cache_dir=cache_dir,
+        dump_smt=None if args.dump_smt is None else args.dump_smt.resolve(),
+        second_solver=settings.second_solver if settings.confirm else None,
+    )
     start = time.perf_counter()
     checked: list[Checked] = []
     # A machine-readable report on standard output leaves the rows to standard error.
     report_on_stdout = args.format != "text" and args.output is None
     stream = sys.stderr if report_on_stdout else sys.stdout
     verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
-    try:
-        with Display(len(pairs), stream, verbosity, interactive(stream)) as display:
-            results = run_checks(
-                pairs, settings.page_size, seconds_to_ms(settings.timeout), jobs, settings.bmc_depth, cache_dir
-            )
-            try:
-                for result in results:
-                    saved = None
-                    if result.counterexample is not None:
-                        saved, _ = save(result.counterexample, traces_dir)
-                    checked.append(Checked(result, saved))
-                    display.add(checked[-1])
-            finally:
-                # On Ctrl-C or SIGTERM out here, the pool's workers end now, not when the generator is collected.
-                if isinstance(results, Generator):
-                    results.close()
-    finally:
-        os.environ.pop(DUMP_ENV, None)
-        os.environ.pop(CONFIRM_ENV, None)
+    with Display(len(pairs), stream, verbosity, interactive(stream)) as display:
+        results = run_checks(pairs, options)
+        try:
+            for result in results:
+                saved = None
+                if result.counterexample is not None:
+                    saved, _ = save(result.counterexample, traces_dir)
+                checked.append(Checked(result, saved))
+                display.add(checked[-1])
+        finally:
+            # On Ctrl-C or SIGTERM out here, the pool's workers end now, not when the generator is collected.
+            if isinstance(results, Generator):
+                results.close()
     seconds = time.perf_counter() - start
     text_summary = summary([c.result for c in checked], seconds)
     display.summary(text_summary)

@@ -57,12 +57,12 @@ class ProofItem(pytest.Item):
         from verify.check.cache import ProofCache
         from verify.check.engine import check
         from verify.report.gate import Checked
+        from verify.search.solver import Solving
         from verify.traces.trace import save
 
         s = self.settings
-        result = check(
-            self.prop, self.model, s.page_size, int(s.timeout * 1000), s.bmc_depth, ProofCache(Path(s.cache_dir))
-        )
+        solving = Solving(int(s.timeout * 1000))
+        result = check(self.prop, self.model, s.page_size, solving, s.bmc_depth, ProofCache(Path(s.cache_dir)))
         saved = None if result.counterexample is None else save(result.counterexample, Path(s.counterexamples))[0]
         checked = Checked(result, saved)
         self.user_properties.append(("verdict", result.verdict.value))

@@ -36,13 +36,13 @@ def fresh_context() -> None:
     z3.z3._main_ctx = None
 
 
-# `verify run --confirm` sets this to the second solver's name (see verify.search.confirm):
-# every UNSAT is then re-checked by it, in every worker process.
-CONFIRM_ENV = "VERIFY_CONFIRM"
+@dataclass(frozen=True)
+class Solving:
+    """How every query of a run is solved: a value the command line passes down, to every worker."""
 
-
-def second_solver() -> str | None:
-    return os.environ.get(CONFIRM_ENV) or None
+    timeout_ms: int
+    dump_smt: Path | None = None  # `verify run --dump-smt DIR`: every query is written there as SMT-LIB2
+    second_solver: str | None = None  # `verify run --confirm`: every UNSAT is re-checked by it (verify.search.confirm)
 
 
 def z3_version() -> str:
@@ -50,24 +50,18 @@ def z3_version() -> str:
     return f"z3 {z3.get_version_string()}"
 
 
-def solver_version() -> str:
+def solver_version(second_solver: str | None = None) -> str:
     """The solvers a verdict depends on: part of the proof cache's key."""
-    second = second_solver()
-    if second is not None:
+    if second_solver is not None:
         from verify.search.confirm import version
 
-        return f"{z3_version()} + {version(second)}"
+        return f"{z3_version()} + {version(second_solver)}"
     return z3_version()
 
 
-# `verify run --dump-smt DIR` sets this, so that every worker process sees it.
-DUMP_ENV = "VERIFY_DUMP_SMT"
-
-
-def _dump(text: str) -> None:
-    """Write a query as SMT-LIB2 into the dump directory, named after its content."""
-    directory = os.environ.get(DUMP_ENV)
-    if directory:
+def _dump(text: str, directory: Path | None) -> None:
+    """Write a query as SMT-LIB2 into the dump directory, if there is one, named after its content."""
+    if directory is not None:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         path = Path(directory) / f"{digest}.smt2"
         if not path.exists():
@@ -103,22 +97,22 @@ def export_smt2(solver: Any) -> str:
     return str(solver.to_smt2())
 
 
-def solve(assertions: list[Any], timeout_ms: int) -> Solved:
+def solve(assertions: list[Any], solving: Solving) -> Solved:
     """Check the conjunction of `assertions`; UNSAT of a negated property is its proof."""
+    timeout_ms = solving.timeout_ms
     solver = z3.Solver()
     solver.set("timeout", checked_timeout_ms(timeout_ms))
     # Fixed seeds make answers (and counterexamples) repeatable run to run.
     solver.set("random_seed", 0)
     solver.add(*assertions)
     query = export_smt2(solver)
-    _dump(query)
+    _dump(query, solving.dump_smt)
     start = time.perf_counter()
     result = solver.check()
     seconds = time.perf_counter() - start
     if result == z3.unsat:
-        second = second_solver()
-        if second is not None:
-            return _confirmed(second, lambda_free(query, assertions), timeout_ms, seconds)
+        if solving.second_solver is not None:
+            return _confirmed(solving.second_solver, lambda_free(query, assertions), timeout_ms, seconds)
         return Solved(Answer.UNSAT, None, seconds)
     if result == z3.sat:
         return Solved(Answer.SAT, solver.model(), seconds)
@@ -182,7 +176,7 @@ def _confirmed(second: str, query: str, timeout_ms: int, seconds: float) -> Solv
     return Solved(Answer.UNKNOWN, None, seconds, reason)
 
 
-def minimal_model(assertions: list[Any], objectives: list[Any], timeout_ms: int) -> Any | None:
+def minimal_model(assertions: list[Any], objectives: list[Any], solving: Solving) -> Any | None:
     """A model of `assertions` minimal in `objectives`, lexicographically, or None on timeout.
 
     Called only once a plain check found the assertions satisfiable. The least
@@ -195,7 +189,7 @@ def minimal_model(assertions: list[Any], objectives: list[Any], timeout_ms: int)
     fixed so far?". Counterexamples have few set bits, so this takes a handful
     of checks where z3.Optimize's lexicographic search took seconds.
     """
-    deadline = time.perf_counter() + checked_timeout_ms(timeout_ms) / 1000
+    deadline = time.perf_counter() + checked_timeout_ms(solving.timeout_ms) / 1000
     solver = z3.Solver()
     solver.set("random_seed", 0)
     solver.add(*assertions)
@@ -234,4 +228,4 @@ def minimal_model(assertions: list[Any], objectives: list[Any], timeout_ms: int)
                     fix(z3.Not(bit))
         return model
     finally:
-        _dump("".join(script))
+        _dump("".join(script), solving.dump_smt)
