@@ -34,6 +34,7 @@ class Field:
 
 
 def same_value(name: str, term: Any, expected: bool | int) -> Field:
+    """The field `name`: the Z3 `term` equals the Python model's `expected`."""
     if isinstance(expected, bool):
         return Field(name, term == z3.BoolVal(expected), term, str(expected))
     return Field(name, term == z3.BitVecVal(expected, term.size()), term, str(expected))
@@ -49,6 +50,7 @@ def alloc_fields(prefix: str, sym: SymAlloc, alloc: Allocation) -> list[Field]:
 
 
 def z3_solver(constraints: tuple[Any, ...]) -> z3.Solver:
+    """A solver over `constraints` with the cross-checks' timeout and a fixed seed."""
     solver = z3.Solver()
     solver.set("timeout", TIMEOUT_MS)
     solver.set("random_seed", 0)
