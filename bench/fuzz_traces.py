@@ -7,7 +7,7 @@ retyped, a number made huge, negative, a float or Infinity, nested 100,000
 deep, its #meta pointed at another model, policy, size, page or property, a
 recorded state edited, states from another trace, or a FIFO, /dev/zero, a
 directory or an oversized file. Every case is loaded and replayed in process
-(verify.trace.load + verify.replay.replay, what every command runs first),
+(verify.traces.trace.load + verify.traces.replay.replay, what every command runs first),
 under a time limit; a sample also goes through `verify replay`, `show`,
 `show --as-pytest`, `--as-kunit` and `--plot` (in process; FIFO and /dev/zero
 in a subprocess). A case passes if it is refused with one line (exit 2 from
@@ -41,9 +41,9 @@ sys.path.insert(0, str(REPO))
 from models.catalogue import MODELS  # noqa: E402
 from models.faults import FAULTS  # noqa: E402
 from verify.cli import main as verify_main  # noqa: E402
-from verify.replay import replay  # noqa: E402
-from verify.trace import TraceError, load, load_text  # noqa: E402
-from verify.trace_input import catalogue_model  # noqa: E402
+from verify.traces.replay import replay  # noqa: E402
+from verify.traces.trace import TraceError, load, load_text  # noqa: E402
+from verify.traces.trace_input import catalogue_model  # noqa: E402
 
 TIME_LIMIT = 10.0  # seconds per case in process: beyond it, a hang
 COMMANDS = (["replay"], ["show"], ["show", "--as-pytest"], ["show", "--as-kunit"], ["show", "--plot"])

@@ -32,10 +32,10 @@ from models.binder import policy_named  # noqa: E402
 from models.machine import Platform  # noqa: E402
 from models.vec import Action, Push, Reserve, Retain, ShrinkTo, Truncate, VecState, step  # noqa: E402
 from verify import __version__  # noqa: E402
-from verify.confirm import DEFAULT  # noqa: E402
-from verify.confirm import version as confirm_version  # noqa: E402
-from verify.crosscheck import check_transition  # noqa: E402
-from verify.explorer import Instance, explore  # noqa: E402
+from verify.check.crosscheck import check_transition  # noqa: E402
+from verify.search.confirm import DEFAULT  # noqa: E402
+from verify.search.confirm import version as confirm_version  # noqa: E402
+from verify.search.explorer import Instance, explore  # noqa: E402
 
 VERIFY = [sys.executable, "-m", "verify"]
 TARGETS = {"cold": 30.0, "warm": 3.0, "confirm": 60.0, "ratio": 1.5, "memory_mib": 1024.0, "source": 5.0}

@@ -34,9 +34,9 @@ from models.vec import VecState
 from models.vec_z3 import SymPlatform, SymVec, type_invariant
 from properties.base import Verdict
 from properties.shrink import state_equal_py, state_equal_z3
-from verify.explorer import Exploration, Instance, canonical, explore, realloc_cycle, worst_reallocations
-from verify.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches, state_from_model
-from verify.solver import Answer, minimal_model, solve
+from verify.search.explorer import Exploration, Instance, canonical, explore, realloc_cycle, worst_reallocations
+from verify.search.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches, state_from_model
+from verify.search.solver import Answer, Solving, minimal_model, solve
 
 INSTANCE = Instance(page_size=64, max_capacity=40)
 # `never` never shrinks: properties about what follows a shrink say nothing about it.
@@ -67,7 +67,7 @@ class SequenceProperty:
     id: str
     statement: str
     method: str
-    check: Callable[[Policy, int, int, int], Finding]  # (policy, page size, timeout ms, BMC depth)
+    check: Callable[[Policy, int, Solving, int], Finding]  # (policy, page size, how to solve, BMC depth)
     violated: Callable[[Platform, list[BinderStep], int], bool]  # Python judge of a replayed trace
     expect_violated_on: frozenset[str] = frozenset()
     explanation: str = ""
@@ -75,7 +75,7 @@ class SequenceProperty:
     # The situation the property is about, checked by the same method once the
     # property holds: SAT (it happens), UNSAT (it never does: the proof is
     # vacuous) or UNKNOWN. None where every state has it (any deregistration).
-    premise: Callable[[Policy, int, int, int], Answer] | None = None
+    premise: Callable[[Policy, int, Solving, int], Answer] | None = None
     premise_text: str = ""
     # Policies the property says nothing about (its premise never happens there).
     not_for: frozenset[str] = frozenset()
@@ -192,7 +192,7 @@ def breaks_invariant(plat: Platform, steps: list[BinderStep], _mark: int) -> boo
 @cache
 def exploration(policy: Policy) -> Exploration:
     """The explored graph, every edge of it checked against the Z3 encoding before any verdict uses it."""
-    from verify.crosscheck import check_explored_edges  # the cross-check judges with this module's predicates
+    from verify.search.edges import check_explored_edges
 
     ex = explore(policy, INSTANCE)
     check_explored_edges(INSTANCE.platform, policy, (s for _, _, s in ex.steps()))
@@ -245,7 +245,7 @@ def _explored_waste(policy: Policy) -> Finding:
     return dataclasses.replace(found, detail=detail)
 
 
-def check_thrash(policy: Policy, _page: int, _timeout: int, _depth: int) -> Finding:
+def check_thrash(policy: Policy, _page: int, _solving: Solving, _depth: int) -> Finding:
     ex = exploration(policy)
     cycle = realloc_cycle(ex)
     if cycle is None:
@@ -267,22 +267,22 @@ def _sym(page: int) -> SymPlatform:
     return SymPlatform(Platform(ELEM_SIZE, page))
 
 
-def _finding_from_bmc(policy: Policy, page: int, timeout: int, depth: int, bad: JudgedPredicate) -> Finding:
+def _finding_from_bmc(policy: Policy, page: int, solving: Solving, depth: int, bad: JudgedPredicate) -> Finding:
     scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {page} B"
-    found = _bmc_once(policy, page, timeout, depth, bad, bad.at, scope)
+    found = _bmc_once(policy, page, solving, depth, bad, bad.at, scope)
     if found.verdict is Verdict.PROVED:
-        return _by_induction(_sym(page), policy, depth, bad.at, timeout, scope)
+        return _by_induction(_sym(page), policy, depth, bad.at, solving, scope)
     return found
 
 
-def bmc_from_new(policy: Policy, page: int, timeout: int, depth: int, bad: JudgedPredicate) -> Finding:
+def bmc_from_new(policy: Policy, page: int, solving: Solving, depth: int, bad: JudgedPredicate) -> Finding:
     """BMC from `KVVec::new()`, one depth after another: PROVED up to `depth` operations, or the shortest trace.
 
     Deepening one operation at a time finds a shallow violation without
     unrolling the full depth, which for retain's unrolling is slow.
     """
     scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {page} B"
-    deadline = time.perf_counter() + timeout / 1000
+    deadline = time.perf_counter() + solving.timeout_ms / 1000
     for k in range(1, depth + 1):
         remaining = int((deadline - time.perf_counter()) * 1000)
         if remaining <= 0:
@@ -291,19 +291,19 @@ def bmc_from_new(policy: Policy, page: int, timeout: int, depth: int, bad: Judge
         def last(sp: SymPlatform, u: Unrolling, i: int, k: int = k) -> Any:
             return bad.at(sp, u, i) if i == k - 1 else z3.BoolVal(False)  # shallower ones are already refuted
 
-        found = _bmc_once(policy, page, remaining, k, bad, last, scope)
+        found = _bmc_once(policy, page, dataclasses.replace(solving, timeout_ms=remaining), k, bad, last, scope)
         if found.verdict is not Verdict.PROVED:
             return found
     return Finding(Verdict.PROVED, scope, page_size=page)
 
 
 def _bmc_once(
-    policy: Policy, page: int, timeout: int, depth: int, bad: JudgedPredicate, at: Callable[..., Any], scope: str
+    policy: Policy, page: int, solving: Solving, depth: int, bad: JudgedPredicate, at: Callable[..., Any], scope: str
 ) -> Finding:
     """One BMC query of `depth` operations for `at`; a violation comes with its shortest replayed prefix."""
     sp = _sym(page)
     judge = bad.judge
-    solved, u = bmc(sp, policy, depth, at, timeout, bad.by_retain)
+    solved, u = bmc(sp, policy, depth, at, solving, bad.by_retain)
     if solved.answer is Answer.UNSAT:
         return Finding(Verdict.PROVED, scope, page_size=page)
     if solved.answer is Answer.UNKNOWN:
@@ -318,7 +318,7 @@ def _bmc_once(
 
 
 def _by_induction(
-    sp: SymPlatform, policy: Policy, depth: int, bad_at: Callable[[SymPlatform, Unrolling, int], Any], timeout: int,
+    sp: SymPlatform, policy: Policy, depth: int, bad_at: Callable[[SymPlatform, Unrolling, int], Any], solving: Solving,
     bmc_scope: str,
 ) -> Finding:
     """After BMC found no violation in `depth` operations: PROVED for every sequence if k-inductive.
@@ -329,7 +329,7 @@ def _by_induction(
     """
     page = sp.plat.page_size
     for k in range(1, min(depth, INDUCTION_DEPTH) + 1):
-        step = induction_step(sp, policy, k, bad_at, timeout)
+        step = induction_step(sp, policy, k, bad_at, solving)
         if step.answer is Answer.UNSAT:
             scope = f"z3 {k}-induction, base case by BMC: every sequence of operations, PAGE_SIZE {page} B"
             return Finding(Verdict.PROVED, scope, page_size=page)
@@ -340,9 +340,9 @@ def _by_induction(
     return Finding(Verdict.PROVED, bmc_scope, page_size=page, detail=f"not k-inductive for k <= {tried}")
 
 
-def _bmc_happens(policy: Policy, page: int, timeout: int, depth: int, at: Callable[..., Any]) -> Answer:
+def _bmc_happens(policy: Policy, page: int, solving: Solving, depth: int, at: Callable[..., Any]) -> Answer:
     """Whether `at` holds at some operation of some sequence of `depth` operations from new()."""
-    return reaches(_sym(page), policy, depth, at, timeout)[0].answer
+    return reaches(_sym(page), policy, depth, at, solving)[0].answer
 
 
 def shrank_then_registers_at(sp: SymPlatform, u: Unrolling, i: int) -> Any:
@@ -382,7 +382,7 @@ class JudgedPredicate:
 REGROW = JudgedPredicate("regrow", regrow, regrow_bad)
 WASTE = JudgedPredicate("waste", waste, waste_bad)
 SHRANK_THEN_REGISTERS_AT = JudgedPredicate("shrank-then-registers", shrank_then_registers, shrank_then_registers_at)
-# The stateful cross-check (verify/stateful.py) holds each pair to the same verdict on random operations.
+# The stateful cross-check (verify/check/stateful.py) holds each pair to the same verdict on random operations.
 JUDGED_PREDICATES = (REGROW, WASTE, SHRANK_THEN_REGISTERS_AT)
 
 
@@ -393,11 +393,11 @@ def _fresh_pre(page: int, ghost: bool = True) -> tuple[SymPlatform, SymVec, list
 
 
 def _single_step_happens(
-    policy: Policy, page: int, timeout: int, premise: Callable[[SymPlatform, SymVec], list[Any]]
+    policy: Policy, page: int, solving: Solving, premise: Callable[[SymPlatform, SymVec], list[Any]]
 ) -> Answer:
     """Whether one operation from some state satisfying the type invariants reaches `premise`."""
     sp, pre, assumptions = _fresh_pre(page)
-    return solve([*assumptions, *premise(sp, pre)], timeout).answer
+    return solve([*assumptions, *premise(sp, pre)], solving).answer
 
 
 @dataclass(frozen=True)
@@ -414,7 +414,7 @@ Case = tuple[list[Any], SymOperation]
 
 
 def _single_step(
-    policy: Policy, page: int, timeout: int, claim: Callable[[SymPlatform, SymVec], list[Case]]
+    policy: Policy, page: int, solving: Solving, claim: Callable[[SymPlatform, SymVec], list[Case]]
 ) -> Finding:
     """Prove a one-operation claim; `claim` gives the negated claim as cases, each its own query.
 
@@ -425,16 +425,16 @@ def _single_step(
     scope = f"z3: one operation from every state, all 64-bit values, PAGE_SIZE {page} B"
     for constraints, operation in claim(sp, pre):
         query = [*assumptions, *constraints]
-        solved = solve(query, timeout)
+        solved = solve(query, solving)
         if solved.answer is Answer.UNKNOWN:
             return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=solved.reason)
         if solved.answer is Answer.SAT:
-            return _violation_from_model(query, solved.model, pre, operation, scope, page, timeout)
+            return _violation_from_model(query, solved.model, pre, operation, scope, page, solving)
     return Finding(Verdict.PROVED, scope, page_size=page)
 
 
 def _violation_from_model(
-    query: list[Any], model: Any, pre: SymVec, operation: SymOperation, scope: str, page: int, timeout: int
+    query: list[Any], model: Any, pre: SymVec, operation: SymOperation, scope: str, page: int, solving: Solving
 ) -> Finding:
     """The pre-state and operation of a satisfied single-step query, as a Finding that starts there.
 
@@ -445,7 +445,7 @@ def _violation_from_model(
     """
     canonical = [*query, z3.Implies(pre.buf.live, pre.buf.id == 1), pre.next_id == 2]
     m = model
-    canonical_solved = solve(canonical, timeout)
+    canonical_solved = solve(canonical, solving)
     if canonical_solved.answer is Answer.UNKNOWN:
         # The raw model's identities need not satisfy the Python model's ghost invariants: no trace, no verdict.
         detail = f"a violation found, but its canonical pre-state not decided: {canonical_solved.reason}"
@@ -454,7 +454,7 @@ def _violation_from_model(
         o = operation.outcome
         objectives = [pre.layout_len, pre.len, operation.pid, pre.buf.physical]
         objectives += [z3.Not(o.kmalloc_ok), z3.Not(o.vmalloc_ok)]
-        m = minimal_model(canonical, objectives, timeout) or canonical_solved.model
+        m = minimal_model(canonical, objectives, solving) or canonical_solved.model
     outcome = Outcome(
         z3.is_true(m.eval(operation.outcome.kmalloc_ok, True)), z3.is_true(m.eval(operation.outcome.vmalloc_ok, True))
     )
@@ -473,7 +473,7 @@ def _registration(pid: Any) -> SymOperation:
     return SymOperation(z3.BoolVal(True), pid, SymOutcome.fresh("outcome"))
 
 
-def check_keeps_others(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
+def check_keeps_others(policy: Policy, page: int, solving: Solving, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
         op = _deregistration(z3.BitVec("pid", 64))
         pid = op.pid
@@ -491,7 +491,7 @@ def check_keeps_others(policy: Policy, page: int, timeout: int, _depth: int) -> 
             ([*st.constraints, z3.Not(present), z3.Not(unchanged)], op),
         ]
 
-    return _single_step(policy, page, timeout, negated)
+    return _single_step(policy, page, solving, negated)
 
 
 def keeps_others_bad(sp: SymPlatform, u: Unrolling, i: int) -> Any:
@@ -510,13 +510,13 @@ def failed_register_bad(st: SymBinderStep) -> Any:
     return z3.Not(z3.Implies(z3.Not(st.ok), state_equal_z3(st.pre, st.post)))
 
 
-def check_failed_register(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
+def check_failed_register(policy: Policy, page: int, solving: Solving, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
         op = _registration(z3.BitVec("pid", 64))
         st = binder_z3.register(sp, pre, op.pid, op.outcome, "reg", policy.faults)
         return [([*st.constraints, failed_register_bad(st)], op)]
 
-    return _single_step(policy, page, timeout, negated)
+    return _single_step(policy, page, solving, negated)
 
 
 def _vmalloc_shrink_asked(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]]:
@@ -567,13 +567,13 @@ def refused_bad(st: SymBinderStep) -> Any:
     return z3.And(st.shrink_attempted, st.shrink_ok, z3.Not(st.reallocates))
 
 
-def check_never_refused(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
+def check_never_refused(policy: Policy, page: int, solving: Solving, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
         op = _deregistration(z3.BitVec("pid", 64))
         st = binder_z3.deregister(sp, policy, pre, op.pid, op.outcome, "dereg")
         return [([*st.constraints, refused_bad(st)], op)]
 
-    return _single_step(policy, page, timeout, negated)
+    return _single_step(policy, page, solving, negated)
 
 
 def refused(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
@@ -611,11 +611,11 @@ INVARIANT_FROM_NEW = JudgedPredicate(
 )
 
 
-def check_invariant(policy: Policy, page: int, timeout: int, _depth: int) -> Finding:
+def check_invariant(policy: Policy, page: int, solving: Solving, _depth: int) -> Finding:
     """Induction: new() satisfies the type invariants, and every operation keeps them."""
     sp, pre, assumptions = _fresh_pre(page, ghost=False)
     scope = f"z3 induction: every sequence of operations, PAGE_SIZE {page} B"
-    base = solve([z3.Not(type_invariant(sp, binder_z3.initial(), ghost=False))], timeout)
+    base = solve([z3.Not(type_invariant(sp, binder_z3.initial(), ghost=False))], solving)
     if base.answer is not Answer.UNSAT:
         # new() itself breaks them: no operation to replay, so no trace; a fault of the model, not of binder.
         detail = "KVVec::new() breaks the type invariants" if base.answer is Answer.SAT else base.reason
@@ -629,13 +629,13 @@ def check_invariant(policy: Policy, page: int, timeout: int, _depth: int) -> Fin
     kept_reg, kept_dereg = type_invariant(sp, reg.post, ghost=False), type_invariant(sp, dereg.post, ghost=False)
     post = z3.If(is_register, z3.Not(kept_reg), z3.Not(kept_dereg))
     query = [*assumptions, *reg.constraints, *dereg.constraints, post]
-    step = solve(query, timeout)
+    step = solve(query, solving)
     if step.answer is Answer.UNSAT:
         return Finding(Verdict.PROVED, scope, page_size=page)
     if step.answer is Answer.UNKNOWN:
         return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=step.reason)
     operation = SymOperation(is_register, z3.If(is_register, pre.next_id + 1000, pid), outcome)
-    return _violation_from_model(query, step.model, pre, operation, scope, page, timeout)
+    return _violation_from_model(query, step.model, pre, operation, scope, page, solving)
 
 
 PROPERTIES: tuple[SequenceProperty, ...] = (

@@ -13,9 +13,9 @@ from models.allocator_z3 import SymAlloc, u64
 from models.elements import Elements
 from models.machine import ISIZE_MAX, USIZE_MAX, Platform
 from models.vec import VecState
-from verify import agreement
-from verify.agreement import Agreement, all_agreements
-from verify.crosscheck import check_invariants
+from verify.check import agreement
+from verify.check.agreement import Agreement, all_agreements
+from verify.check.crosscheck import check_invariants
 
 
 @pytest.fixture(scope="module")

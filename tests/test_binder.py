@@ -16,8 +16,8 @@ from models.vec import VecState
 from models.vec_z3 import SymPlatform, lift_state
 from properties.base import Verdict
 from properties.binder import INSTANCE, check_thrash, exploration, regrow, replay
-from verify.explorer import Instance, explore, realloc_cycle, worst_reallocations
-from verify.solver import Answer
+from verify.search.explorer import Instance, explore, realloc_cycle, worst_reallocations
+from verify.search.solver import Answer, Solving
 
 PLAT = Platform(ELEM_SIZE, 4096)
 
@@ -63,7 +63,7 @@ def test_naive_oscillation_is_found_with_a_shortest_trace() -> None:
 
     prop = next(p for p in PROPERTIES if p.id == "binder.no-immediate-regrow")
     policy = policy_named("naive")
-    found = prop.check(policy, 4096, 60_000, 8)
+    found = prop.check(policy, 4096, Solving(60_000), 8)
     assert found.verdict is Verdict.VIOLATED
     ops = [type(a).__name__ for a in found.actions]
     assert ops == ["Register", "Register", "Deregister", "Deregister", "Register"]
@@ -88,7 +88,7 @@ def test_v6_regrows_only_when_the_last_process_leaves() -> None:
     from properties.binder import PROPERTIES
 
     prop = next(p for p in PROPERTIES if p.id == "binder.no-immediate-regrow")
-    found = prop.check(policy_named("v6"), 4096, 60_000, 8)
+    found = prop.check(policy_named("v6"), 4096, Solving(60_000), 8)
     steps = replay(INSTANCE.platform, policy_named("v6"), found.actions)
     assert steps[-2].post.len == 0 and steps[-2].post.buf is None and steps[-2].pre.capacity(INSTANCE.platform) == 4
 
@@ -106,7 +106,7 @@ THRASHING = Policy(
 def test_a_thrashing_policy_is_caught_with_a_cycle() -> None:
     cycle = realloc_cycle(explore(THRASHING, Instance(64, 16)))
     assert cycle is not None and all(s.reallocates for s in cycle)
-    found = check_thrash(THRASHING, 4096, 60_000, 8)
+    found = check_thrash(THRASHING, 4096, Solving(60_000), 8)
     assert found.verdict is Verdict.VIOLATED and found.mark > 0
 
 
@@ -147,9 +147,9 @@ def test_bmc_depth_bounds_what_is_found() -> None:
 
     prop = next(p for p in PROPERTIES if p.id == "binder.no-immediate-regrow.bmc")
     # v6 needs 7 operations (3 registrations, 3 deregistrations, 1 registration).
-    short = prop.check(policy_named("v6"), 4096, 60_000, 6)
+    short = prop.check(policy_named("v6"), 4096, Solving(60_000), 6)
     assert short.verdict is Verdict.PROVED and "up to 6 operations" in short.scope
-    found = prop.check(policy_named("v6"), 4096, 60_000, 7)
+    found = prop.check(policy_named("v6"), 4096, Solving(60_000), 7)
     assert found.verdict is Verdict.VIOLATED and len(found.actions) == 7
     assert "v6 after its last process leaves (7 operations: register 3, deregister 3, register)" in prop.explanation
 
@@ -170,7 +170,7 @@ def test_k_induction_lifts_bmc_to_every_sequence_only_when_the_step_holds(
     from properties.binder import PROPERTIES
 
     prop = next(p for p in PROPERTIES if p.id == prop_id)
-    found = prop.check(policy_named(policy), 4096, 60_000, 8)
+    found = prop.check(policy_named(policy), 4096, Solving(60_000), 8)
     assert found.verdict is Verdict.PROVED
     if inductive:
         assert "1-induction" in found.scope and "every sequence of operations" in found.scope
@@ -180,10 +180,10 @@ def test_k_induction_lifts_bmc_to_every_sequence_only_when_the_step_holds(
 
 def test_induction_step_is_refuted_where_the_bound_is_violated() -> None:
     from properties.binder import _sym, waste_bad
-    from verify.sequences import induction_step
+    from verify.search.sequences import induction_step
 
     # never: from a state with capacity 4 and one process, deregistering it leaves capacity 4 >= 4 * 1.
-    solved = induction_step(_sym(4096), policy_named("never"), 1, waste_bad, 60_000)
+    solved = induction_step(_sym(4096), policy_named("never"), 1, waste_bad, Solving(60_000))
     assert solved.answer is Answer.SAT
 
 
@@ -191,7 +191,7 @@ def test_waste_bound_says_whether_the_page_rule_refused() -> None:
     from properties.binder import PROPERTIES
 
     prop = next(p for p in PROPERTIES if p.id == "binder.waste-bound")
-    found = prop.check(policy_named("v6"), 4096, 60_000, 8)
+    found = prop.check(policy_named("v6"), 4096, Solving(60_000), 8)
     assert found.verdict is Verdict.PROVED
     assert found.detail == "the vmalloc page rule refused no shrink in the explored instance"
 
@@ -207,5 +207,5 @@ def test_page_rule_refusal_is_found_for_a_policy_that_asks_for_little() -> None:
         lambda n, cap: z3.ULT(n, cap),
         lambda n, cap: cap - 1,
     )
-    assert check_never_refused(nibble, 4096, 60_000, 8).verdict is Verdict.VIOLATED
-    assert check_never_refused(policy_named("v6"), 4096, 60_000, 8).verdict is Verdict.PROVED
+    assert check_never_refused(nibble, 4096, Solving(60_000), 8).verdict is Verdict.VIOLATED
+    assert check_never_refused(policy_named("v6"), 4096, Solving(60_000), 8).verdict is Verdict.PROVED

@@ -16,7 +16,8 @@ from models.vec import VecState
 from models.vec_z3 import SymPlatform, lift_state
 from properties.base import Verdict
 from properties.binder import PROPERTIES, replay
-from verify.engine import check
+from verify.check.engine import check
+from verify.search.solver import Solving
 
 PLAT = Platform(ELEM_SIZE, 64)
 V6 = policy_named("v6")
@@ -108,12 +109,12 @@ def test_a_shrink_fault_reaches_the_binder_explorer_and_is_replayed() -> None:
     # shrink_to's target ignoring min_capacity makes v4's shrink_to(cap/2) a shrink_to(len): the next
     # registration regrows, as naive's does; found by the explorer, replayed on the faulty Python model.
     model = model_named("binder/v4").with_faults(frozenset({"target-ignores-min-capacity"}))
-    result = check(_prop("binder.no-immediate-regrow"), model, 4096, 60_000)  # type: ignore[arg-type]
+    result = check(_prop("binder.no-immediate-regrow"), model, 4096, Solving(60_000))  # type: ignore[arg-type]
     assert result.verdict is Verdict.VIOLATED and result.counterexample is not None
     shrink, regrow = result.counterexample.steps[-2:]
     assert isinstance(shrink.action, Deregister) and shrink.post.layout_len == shrink.post.len < shrink.pre.layout_len
     assert isinstance(regrow.action, Register) and regrow.reallocates
-    healthy = check(_prop("binder.no-immediate-regrow"), model_named("binder/v4"), 4096, 60_000)  # type: ignore[arg-type]
+    healthy = check(_prop("binder.no-immediate-regrow"), model_named("binder/v4"), 4096, Solving(60_000))  # type: ignore[arg-type]
     assert healthy.verdict is Verdict.PROVED
 
 
@@ -121,8 +122,8 @@ def test_a_shrink_fault_reaches_the_binder_z3_encoding() -> None:
     # The vmalloc path copying one element short loses the last process: keeps-others sees it.
     prop = _prop("binder.keeps-others")
     faulty = with_faults(V6, frozenset({"copy-one-short"}))
-    assert prop.check(faulty, 4096, 60_000, 8).verdict is Verdict.VIOLATED  # type: ignore[attr-defined]
-    assert prop.check(V6, 4096, 60_000, 8).verdict is Verdict.PROVED  # type: ignore[attr-defined]
+    assert prop.check(faulty, 4096, Solving(60_000), 8).verdict is Verdict.VIOLATED  # type: ignore[attr-defined]
+    assert prop.check(V6, 4096, Solving(60_000), 8).verdict is Verdict.PROVED  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -135,13 +136,13 @@ def test_a_shrink_fault_reaches_the_binder_z3_encoding() -> None:
 )
 def test_each_vec_in_binder_fault_breaks_its_property_in_z3(fault: str, killer: str) -> None:
     prop = _prop(killer)
-    found = prop.check(with_faults(V6, frozenset({fault})), 4096, 60_000, 8)  # type: ignore[attr-defined]
+    found = prop.check(with_faults(V6, frozenset({fault})), 4096, Solving(60_000), 8)  # type: ignore[attr-defined]
     assert found.verdict is Verdict.VIOLATED
 
 
 def test_the_same_shrink_fault_is_caught_by_bmc_with_a_replayed_trace() -> None:
     model = model_named("binder/v4").with_faults(frozenset({"target-ignores-min-capacity"}))
-    result = check(_prop("binder.no-immediate-regrow.bmc"), model, 4096, 60_000)  # type: ignore[arg-type]
+    result = check(_prop("binder.no-immediate-regrow.bmc"), model, 4096, Solving(60_000))  # type: ignore[arg-type]
     assert result.verdict is Verdict.VIOLATED and result.counterexample is not None
     shrink, regrow = result.counterexample.steps[-2:]
     assert isinstance(shrink.action, Deregister) and shrink.post.layout_len == shrink.post.len < shrink.pre.layout_len

@@ -19,12 +19,13 @@ from models.catalogue import ModelSpec, model_named
 from models.vec import VecState
 from properties.base import Verdict
 from properties.binder import PROPERTIES, SequenceProperty
-from verify import runner
+from verify.check import runner
+from verify.check.engine import Result, check
+from verify.check.runner import RunOptions, run_checks
 from verify.cli import main
-from verify.engine import Result, check
-from verify.gate import EXIT_ERROR, exit_code
-from verify.runner import run_checks
-from verify.trace import load_text, save
+from verify.report.gate import EXIT_ERROR, exit_code
+from verify.search.solver import Solving
+from verify.traces.trace import load_text, save
 
 PAGE, TIMEOUT_MS = 4096, 60_000
 PROPS = {p.id: p for p in PROPERTIES}
@@ -37,7 +38,7 @@ def faulted(fault: str) -> ModelSpec:
 @cache
 def checked(prop_id: str, fault: str, bmc_depth: int = 8) -> Result:
     """One check of a property on binder/v6 with a fault, computed once for the tests that read it."""
-    return check(PROPS[prop_id], faulted(fault), PAGE, TIMEOUT_MS, bmc_depth)
+    return check(PROPS[prop_id], faulted(fault), PAGE, Solving(TIMEOUT_MS), bmc_depth)
 
 
 def replayed_from_state_0(result: Result) -> list[BinderStep]:
@@ -146,7 +147,7 @@ def test_a_violation_does_not_stop_the_other_checks(jobs: int) -> None:
         (PROPS["binder.page-rule-never-refuses"], faulted("binder-target-len-8")),
         (PROPS["binder.failed-register-unchanged"], model_named("binder/v6")),
     ]
-    results = list(run_checks(pairs, PAGE, TIMEOUT_MS, jobs))
+    results = list(run_checks(pairs, RunOptions(PAGE, TIMEOUT_MS, jobs)))
     assert [r.verdict for r in results] == [Verdict.VIOLATED, Verdict.PROVED]
     assert results[0].counterexample is not None
 
@@ -163,7 +164,7 @@ def test_an_internal_error_in_one_check_leaves_the_others(monkeypatch: pytest.Mo
     monkeypatch.setattr(runner, "check", crashing)
     v6 = model_named("binder/v6")
     pairs = [(PROPS["binder.keeps-others"], v6), (PROPS["binder.failed-register-unchanged"], v6)]
-    results = list(run_checks(pairs, PAGE, TIMEOUT_MS, jobs))
+    results = list(run_checks(pairs, RunOptions(PAGE, TIMEOUT_MS, jobs)))
     assert [r.prop.id for r in results] == ["binder.keeps-others", "binder.failed-register-unchanged"]
     assert results[0].verdict is Verdict.UNKNOWN
     assert results[0].detail == "internal error: RuntimeError: injected over two lines"

@@ -14,11 +14,12 @@ import z3
 from models.catalogue import model_named
 from properties.base import Verdict
 from properties.registry import all_properties
-from verify import engine
-from verify.cache import ProofCache
+from verify.check import engine
+from verify.check.cache import ProofCache
+from verify.check.engine import check
 from verify.cli import main
-from verify.engine import check
-from verify.trace import Trace, save
+from verify.search.solver import Solving
+from verify.traces.trace import Trace, save
 
 PATTERN = "binder.no-immediate-regrow"  # explorer and BMC checks, with traces
 
@@ -89,7 +90,7 @@ GROWS, LOWERS, NEVER_GROWS = "shrink.physical-never-grows", "shrink.change-lower
 
 
 def _checked(cache: ProofCache, prop_id: str) -> engine.Result:
-    return check(PROPS[prop_id], U8, 4096, 60_000, proof_cache=cache)
+    return check(PROPS[prop_id], U8, 4096, Solving(60_000), proof_cache=cache)
 
 
 def _entry_path(cache_dir: Path, prop_id: str) -> Path:
@@ -114,7 +115,7 @@ def _edit(path: Path, change: Any, redigest: bool = False) -> None:
     entry = json.loads(path.read_text())
     change(_content(entry))
     if redigest and "digest" in entry:
-        from verify.cache import entry_digest
+        from verify.check.cache import entry_digest
 
         entry["digest"] = entry_digest(entry["key"], entry["content"])
     path.write_text(json.dumps(entry))
@@ -216,11 +217,11 @@ def test_an_induction_step_out_of_time_makes_a_bounded_proof_that_is_not_cached(
 ) -> None:
     from models.binder import policy_named
     from properties import binder
-    from verify.solver import Answer, Solved
+    from verify.search.solver import Answer, Solved
 
     monkeypatch.setattr(binder, "induction_step", lambda *a, **k: Solved(Answer.UNKNOWN, None, 0.0, "timeout"))
     prop = next(p for p in binder.PROPERTIES if p.id == "binder.waste-bound.bmc")
-    found = prop.check(policy_named("v6"), 4096, 60_000, 4)
+    found = prop.check(policy_named("v6"), 4096, Solving(60_000), 4)
     assert found.verdict is Verdict.PROVED and "up to 4 operations" in found.scope
     assert found.undecided and found.detail == "1-induction step not decided (timeout)"
 
@@ -255,6 +256,6 @@ def test_file_names_are_safe_whatever_the_model_is_called(tmp_path: Path) -> Non
 
 
 def test_a_trace_records_its_start() -> None:
-    trace: Trace | None = check(PROPS[GROWS], U8, 4096, 60_000).counterexample
+    trace: Trace | None = check(PROPS[GROWS], U8, 4096, Solving(60_000)).counterexample
     assert trace is not None and trace.start == "arbitrary"
     assert json.loads(trace.text())["#meta"]["start"] == "arbitrary"

@@ -13,16 +13,18 @@ import pytest
 from models.catalogue import model_named
 from properties.base import Verdict
 from properties.registry import all_properties
-from verify import confirm
-from verify.engine import Result, check
-from verify.solver import CONFIRM_ENV
+from verify.check.engine import Result, check
+from verify.search import confirm
+from verify.search.solver import Solving
 
 TIMEOUT_MS = 60_000
 
 
-def _check(prop_id: str, model: str, page: int = 4096, timeout_ms: int = TIMEOUT_MS) -> Result:
+def _check(
+    prop_id: str, model: str, page: int = 4096, timeout_ms: int = TIMEOUT_MS, second_solver: str | None = None
+) -> Result:
     prop = next(p for p in all_properties(page) if p.id == prop_id)
-    return check(prop, model_named(model), page, timeout_ms)
+    return check(prop, model_named(model), page, Solving(timeout_ms, second_solver=second_solver))
 
 
 @pytest.mark.parametrize(
@@ -38,8 +40,7 @@ def _check(prop_id: str, model: str, page: int = 4096, timeout_ms: int = TIMEOUT
 def test_cvc5_confirms_single_call_kunit_and_binder_single_step_proofs(
     prop_id: str, model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(CONFIRM_ENV, "cvc5")
-    result = _check(prop_id, model)
+    result = _check(prop_id, model, second_solver="cvc5")
     assert result.verdict is Verdict.PROVED, result.detail
 
 
@@ -54,17 +55,15 @@ def test_cvc5_confirms_single_call_kunit_and_binder_single_step_proofs(
 def test_bitwuzla_confirms_the_proofs_cvc5_does_not_decide(
     prop_id: str, model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(CONFIRM_ENV, confirm.DEFAULT)
     assert confirm.DEFAULT == "bitwuzla"
-    result = _check(prop_id, model)
+    result = _check(prop_id, model, second_solver=confirm.DEFAULT)
     assert result.verdict is Verdict.PROVED, result.detail
 
 
 @pytest.mark.slow
 def test_cvc5_does_not_decide_the_induction_step_of_invariant_forever_on_v6(monkeypatch: pytest.MonkeyPatch) -> None:
     # The README's 60 s: Z3 proves it, and cvc5, given the same query and time, answers nothing.
-    monkeypatch.setenv(CONFIRM_ENV, "cvc5")
-    result = _check("binder.invariant-forever", "binder/v6")
+    result = _check("binder.invariant-forever", "binder/v6", second_solver="cvc5")
     assert result.verdict is Verdict.UNKNOWN
     assert result.detail == f"z3 says unsat; {confirm.version('cvc5')} could not decide it (unknown or timeout)"
 

@@ -130,8 +130,8 @@ def test_module_entry_point_and_version() -> None:
 
 
 def test_a_timeout_reaches_the_solvers_in_range() -> None:
-    from verify.confirm import check_smt2
-    from verify.solver import MAX_TIMEOUT_MS, seconds_to_ms, solve
+    from verify.search.confirm import check_smt2
+    from verify.search.solver import MAX_TIMEOUT_MS, Solving, seconds_to_ms, solve
 
     assert seconds_to_ms(0.001) == 1 and seconds_to_ms(0.0015) == 2 and seconds_to_ms(86400) == MAX_TIMEOUT_MS
     for seconds in (0.0009, 86400.001, float("inf"), float("nan"), -1.0):
@@ -140,7 +140,7 @@ def test_a_timeout_reaches_the_solvers_in_range() -> None:
     # A solver given 0 ms (no limit at all) or a limit that would wrap refuses it, whoever the caller.
     for milliseconds in (0, MAX_TIMEOUT_MS + 1, 2**32 + 704):
         with pytest.raises(ValueError, match="outside"):
-            solve([], milliseconds)
+            solve([], Solving(milliseconds))
         with pytest.raises(ValueError, match="outside"):
             check_smt2("bitwuzla", "(check-sat)\n", milliseconds)
 

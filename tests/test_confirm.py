@@ -10,10 +10,10 @@ import z3
 from models.catalogue import model_named
 from properties.base import Verdict
 from properties.registry import all_properties
-from verify import confirm, solver
+from verify.check.engine import check
 from verify.cli import main
-from verify.engine import check
-from verify.solver import CONFIRM_ENV, Answer
+from verify.search import confirm, solver
+from verify.search.solver import Answer, Solving
 
 PAGE, TIMEOUT_MS = 4096, 60_000
 PROPS = {p.id: p for p in all_properties(PAGE)}
@@ -68,9 +68,9 @@ def test_confirmed_proofs_stay_proved(second: str, capsys: pytest.CaptureFixture
 
 @SECOND_SOLVERS
 def test_a_disagreement_between_solvers_is_unknown(second: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(CONFIRM_ENV, second)
     monkeypatch.setattr(solver, "export_smt2", without_last_assertion)
-    result = check(PROPS["shrink.no-overflow"], model_named("kvvec-v6/u64"), PAGE, TIMEOUT_MS)
+    solving = Solving(TIMEOUT_MS, second_solver=second)
+    result = check(PROPS["shrink.no-overflow"], model_named("kvvec-v6/u64"), PAGE, solving)
     assert result.verdict is Verdict.UNKNOWN
     assert result.detail == f"solvers disagree: z3 says unsat, {confirm.version(second)} says sat"
 
@@ -88,9 +88,8 @@ def test_a_disagreement_ends_the_run_with_exit_two(
 
 
 def test_without_confirm_the_wrong_export_is_never_consulted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(CONFIRM_ENV, raising=False)
     monkeypatch.setattr(solver, "export_smt2", without_last_assertion)
-    result = check(PROPS["shrink.no-overflow"], model_named("kvvec-v6/u64"), PAGE, TIMEOUT_MS)
+    result = check(PROPS["shrink.no-overflow"], model_named("kvvec-v6/u64"), PAGE, Solving(TIMEOUT_MS))
     assert result.verdict is Verdict.PROVED
 
 
@@ -105,7 +104,6 @@ def test_without_confirm_the_wrong_export_is_never_consulted(monkeypatch: pytest
 )
 def test_proofs_over_element_arrays_are_confirmed(prop: str, model: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The element arrays are lambda terms; the second solver gets the query with them beta-reduced.
-    monkeypatch.setenv(CONFIRM_ENV, confirm.DEFAULT)
     exported: list[str] = []
     original = solver.lambda_free
 
@@ -114,7 +112,7 @@ def test_proofs_over_element_arrays_are_confirmed(prop: str, model: str, monkeyp
         return exported[-1]
 
     monkeypatch.setattr(solver, "lambda_free", spy)
-    result = check(PROPS[prop], model_named(model), PAGE, TIMEOUT_MS)
+    result = check(PROPS[prop], model_named(model), PAGE, Solving(TIMEOUT_MS, second_solver=confirm.DEFAULT))
     assert result.verdict is Verdict.PROVED, result.detail
     assert exported and all("(lambda" not in text for text in exported)
 

@@ -23,20 +23,20 @@ from models.vec_z3 import SymAction, SymPlatform, SymPush, SymShrinkTo, SymStep,
 from properties import binder as binder_properties
 from properties.binder import JUDGED_PREDICATES, ONE_STEP_PREDICATES, WASTE, replay
 from properties.shrink import PROPERTIES
-from verify import agreement, crosscheck, stateful
-from verify.cli import main
-from verify.crosscheck import (
+from verify.check import agreement, crosscheck, stateful
+from verify.check.crosscheck import (
     CrossCheckError,
     check_binder_transition,
-    check_explored_edges,
     check_invariants,
     check_properties,
     check_transition,
     check_unrolling,
 )
-from verify.explorer import Instance, explore
-from verify.sequences import Unrolling
-from verify.stateful import BINDER_PAGE_SIZES, BinderMachine, Coverage, VecMachine, one_choice_each, outcome_name
+from verify.check.stateful import BINDER_PAGE_SIZES, BinderMachine, Coverage, VecMachine, one_choice_each, outcome_name
+from verify.cli import main
+from verify.search.edges import check_explored_edges
+from verify.search.explorer import Instance, explore
+from verify.search.sequences import Unrolling
 
 ELEM_SIZES = (0, 1, 8, 24, 4096)
 KM, VM_ONLY, KM_ONLY, NONE = Outcome(True, True), Outcome(False, True), Outcome(True, False), Outcome(False, False)

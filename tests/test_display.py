@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from verify.cli import main
-from verify.display import NORMAL, Display, interactive
+from verify.report.display import NORMAL, Display, interactive
+from verify.search.solver import Solving
 
 
 class Terminal(io.StringIO):
@@ -48,11 +49,11 @@ def test_quiet_and_verbose_exclude_each_other(capsys: pytest.CaptureFixture[str]
 def test_live_display_prints_every_row_above_the_bar() -> None:
     from models.catalogue import model_named
     from properties.registry import all_properties
-    from verify.engine import check
-    from verify.gate import Checked
+    from verify.check.engine import check
+    from verify.report.gate import Checked
 
     prop = next(p for p in all_properties(4096) if p.id == "shrink.zst-noop")
-    result = check(prop, model_named("kvvec-v6/zst"), 4096, 60_000)
+    result = check(prop, model_named("kvvec-v6/zst"), 4096, Solving(60_000))
     screen = Terminal()
     with Display(1, screen, NORMAL, live=True) as display:
         display.add(Checked(result))

@@ -12,7 +12,8 @@ from models.vec import ShrinkTo, Step
 from properties.base import Property, Scenario, StepProperty
 from properties.binder import SequenceProperty
 from properties.registry import all_properties, applicable
-from verify.engine import Verdict, check
+from verify.check.engine import Verdict, check
+from verify.search.solver import Solving
 
 PAGE = 4096
 TIMEOUT_MS = 60_000
@@ -25,7 +26,7 @@ def pairs() -> list[tuple[Property | SequenceProperty, ModelSpec]]:
 
 @pytest.mark.parametrize(("prop", "model"), pairs(), ids=lambda x: getattr(x, "id", getattr(x, "name", "")))
 def test_verdict_is_the_declared_one(prop: Property | SequenceProperty, model: ModelSpec) -> None:
-    result = check(prop, model, PAGE, TIMEOUT_MS)
+    result = check(prop, model, PAGE, Solving(TIMEOUT_MS))
     assert result.verdict is result.expected
     if result.verdict is Verdict.VIOLATED:
         cex = result.counterexample
@@ -42,7 +43,7 @@ def test_verdict_is_the_declared_one(prop: Property | SequenceProperty, model: M
 
 
 def test_physical_growth_counterexample_is_vmalloc_to_larger_kmalloc() -> None:
-    result = check(PROPS["shrink.physical-never-grows"], model_named("kvvec-v6/u64"), PAGE, TIMEOUT_MS)
+    result = check(PROPS["shrink.physical-never-grows"], model_named("kvvec-v6/u64"), PAGE, Solving(TIMEOUT_MS))
     assert result.counterexample is not None
     s = result.counterexample.steps[-1]
     assert s.pre.buf is not None and s.pre.buf.kind.value == "vmalloc"
@@ -52,7 +53,7 @@ def test_physical_growth_counterexample_is_vmalloc_to_larger_kmalloc() -> None:
 
 
 def test_change_without_memory_returned_is_found() -> None:
-    result = check(PROPS["shrink.change-lowers-physical"], model_named("kvvec-v6/u8"), PAGE, TIMEOUT_MS)
+    result = check(PROPS["shrink.change-lowers-physical"], model_named("kvvec-v6/u8"), PAGE, Solving(TIMEOUT_MS))
     assert result.counterexample is not None
     s = result.counterexample.steps[-1]
     assert s.ok and s.post.layout_len < s.pre.layout_len
@@ -163,7 +164,7 @@ CAUGHT: list[tuple[str, str, str, Callable[[Step], bool]]] = [
 def test_seeded_fault_is_caught(prop_id: str, fault: str, model_name: str, shows: Callable[[Step], bool]) -> None:
     prop = PROPS[prop_id]
     model = model_named(model_name).with_faults(frozenset({fault}))
-    result = check(prop, model, PAGE, TIMEOUT_MS)
+    result = check(prop, model, PAGE, Solving(TIMEOUT_MS))
     assert result.verdict is Verdict.VIOLATED
     cex = result.counterexample
     assert cex is not None and cex.faults == (fault,)
@@ -185,8 +186,8 @@ def test_every_step_property_has_a_fault_or_a_finding() -> None:
 
 def test_sixteen_k_pages_change_the_physical_finding_but_not_the_proofs() -> None:
     for prop_id in ("shrink.vmalloc-page-rule", "shrink.capacity-floor"):
-        result = check(PROPS[prop_id], model_named("kvvec-v6/u64"), 16384, TIMEOUT_MS)
+        result = check(PROPS[prop_id], model_named("kvvec-v6/u64"), 16384, Solving(TIMEOUT_MS))
         assert result.verdict is Verdict.PROVED
-    result = check(PROPS["shrink.physical-never-grows"], model_named("kvvec-v6/u64"), 16384, TIMEOUT_MS)
+    result = check(PROPS["shrink.physical-never-grows"], model_named("kvvec-v6/u64"), 16384, Solving(TIMEOUT_MS))
     assert result.verdict is Verdict.VIOLATED and result.counterexample is not None
     assert result.counterexample.page_size == 16384

@@ -13,7 +13,8 @@ from models.machine import Platform
 from models.vec import Step
 from properties.base import Verdict
 from properties.registry import all_properties
-from verify.engine import Result, check
+from verify.check.engine import Result, check
+from verify.search.solver import Solving
 
 PAGE, TIMEOUT_MS = 4096, 60_000
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -33,7 +34,7 @@ def _numbers(text: str, pattern: str) -> tuple[int, ...]:
 
 def _run(prop_id: str, model: str, page: int = PAGE) -> Result:
     prop = next(p for p in all_properties(page) if p.id == prop_id)
-    result = check(prop, model_named(model), page, TIMEOUT_MS)
+    result = check(prop, model_named(model), page, Solving(TIMEOUT_MS))
     assert result.verdict is Verdict.VIOLATED and result.counterexample is not None
     return result
 
@@ -110,7 +111,7 @@ def test_v6_regrow_finding() -> None:
 @pytest.mark.parametrize(("policy", "ops"), [("naive", 5), ("v4", None)])
 def test_policy_table_regrow_column(policy: str, ops: int | None) -> None:
     prop = next(p for p in all_properties(PAGE) if p.id == "binder.no-immediate-regrow")
-    result = check(prop, model_named(f"binder/{policy}"), PAGE, TIMEOUT_MS)
+    result = check(prop, model_named(f"binder/{policy}"), PAGE, Solving(TIMEOUT_MS))
     if ops is None:
         assert result.verdict is Verdict.PROVED
     else:

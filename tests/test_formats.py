@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from verify.cli import main
-from verify.gate import Checked
+from verify.report.gate import Checked
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -135,7 +135,7 @@ def test_text_report_file_holds_the_rows_and_the_summary(capsys: pytest.CaptureF
 def _checked(prop_id: str, verdict: str, detail: str = "") -> Checked:
     from models.catalogue import model_named
     from properties.registry import all_properties
-    from verify.engine import Result, Verdict
+    from verify.check.engine import Result, Verdict
 
     prop = next(p for p in all_properties(4096) if p.id == prop_id)
     return Checked(Result(prop, model_named("kvvec-v6/u8"), Verdict(verdict), 0.5, detail=detail))
@@ -157,8 +157,9 @@ GATE_CASES = [
 def test_every_check_that_fails_the_gate_is_a_failing_sarif_error_and_a_junit_failure_or_error(
     prop_id: str, verdict: str, level: str | None, junit: str | None
 ) -> None:
-    from verify import report_junit, report_sarif
-    from verify.gate import exit_code
+    from verify.report import junit as report_junit
+    from verify.report import sarif as report_sarif
+    from verify.report.gate import exit_code
 
     checked = _checked(prop_id, verdict, "premise never happens" if verdict == "VACUOUS" else "timeout")
     log = report_sarif.document([checked])

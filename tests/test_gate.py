@@ -36,8 +36,8 @@ def test_declared_violation_that_now_proves_is_exit_one(tmp_path: Path, capsys: 
 def test_unknown_is_exit_two_even_beside_an_unexpected_verdict() -> None:
     from models.catalogue import model_named
     from properties.registry import all_properties
-    from verify.engine import Result, Verdict
-    from verify.gate import exit_code
+    from verify.check.engine import Result, Verdict
+    from verify.report.gate import exit_code
 
     prop = next(p for p in all_properties(4096) if p.id == "shrink.never-grows")
     model = model_named("kvvec-v6/u8")

@@ -16,10 +16,10 @@ from models.vec import Action, Push, Reserve, ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, lift_action, lift_state
 from properties.base import StepProperty, Verdict
 from properties.shrink import PROPERTIES
-from verify.crosscheck import CrossCheckError, check_properties
-from verify.engine import check
-from verify.replay import replay
-from verify.trace import load_text
+from verify.check.crosscheck import CrossCheckError, check_properties
+from verify.check.engine import check
+from verify.traces.replay import replay
+from verify.traces.trace import load_text
 
 PAGE, TIMEOUT_MS = 4096, 60_000
 PROPS: dict[str, StepProperty] = {p.id: p for p in PROPERTIES}

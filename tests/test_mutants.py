@@ -13,11 +13,11 @@ from models.faults import ALLOCATOR_FAULTS, BINDER_FAULTS, BINDER_VEC_FAULTS, FA
 from models.machine import div_ceil
 from models.vec import Step, VecState, step
 from properties import binder
-from verify import mutants
+from verify.check import mutants
+from verify.check.mutants import Cell, Outcome, jobs_for, killers, run_mutants, summary
+from verify.check.runner import default_jobs
 from verify.cli import main
-from verify.mutants import Cell, Outcome, jobs_for, killers, run_mutants, summary
-from verify.runner import default_jobs
-from verify.trace import Trace
+from verify.traces.trace import Trace
 
 PAGE, TIMEOUT_MS = 4096, 60_000
 

@@ -10,8 +10,8 @@ from models.catalogue import model_named
 from properties import binder
 from properties.base import Verdict
 from properties.binder import reclaim, reclaim_bound, replay
-from verify.engine import check
-from verify.explorer import Instance, explore
+from verify.check.engine import check
+from verify.search.explorer import Instance, explore
 
 PAGE = 64
 PLAT = Instance(PAGE, 40).platform

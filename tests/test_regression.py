@@ -13,11 +13,11 @@ import pytest
 
 from models.catalogue import ModelSpec, model_named
 from properties.registry import all_properties
-from verify.engine import check
-from verify.plot import plot
-from verify.regression import as_kunit, as_pytest, rust_type
-from verify.replay import replay
-from verify.trace import Trace, load
+from verify.check.engine import check
+from verify.traces.plot import plot
+from verify.traces.regression import as_kunit, as_pytest, rust_type
+from verify.traces.replay import replay
+from verify.traces.trace import Trace, load
 
 REPO = Path(__file__).resolve().parent.parent
 KERNEL_STUB = REPO / "tests" / "kernel_stub" / "lib.rs"

@@ -13,10 +13,10 @@ import pytest
 
 from models.catalogue import model_named
 from properties.registry import all_properties
+from verify.check.engine import check
 from verify.cli import main
-from verify.engine import check
-from verify.replay import replay
-from verify.trace import Trace, TraceError, load, load_text
+from verify.traces.replay import replay
+from verify.traces.trace import Trace, TraceError, load, load_text
 
 REPO = Path(__file__).resolve().parent.parent
 COMMITTED = sorted((REPO / "counterexamples").glob("*.itf.json"))

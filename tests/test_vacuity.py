@@ -12,10 +12,12 @@ from models.catalogue import model_named
 from properties import binder, kunit, shrink
 from properties.base import StepProperty, Verdict
 from properties.binder import SequenceProperty
+from verify.check.engine import check
 from verify.cli import main
-from verify.engine import check
+from verify.search.solver import Solving
 
 PAGE, TIMEOUT_MS = 4096, 60_000
+SOLVING = Solving(TIMEOUT_MS)
 PROPS = {p.id: p for p in shrink.PROPERTIES}
 
 
@@ -25,14 +27,14 @@ def _on_every_model(prop: StepProperty) -> StepProperty:
 
 def test_err_unchanged_is_vacuous_for_a_zero_sized_t() -> None:
     # shrink_to on a zero-sized T never returns Err, so "an Err leaves the vector unchanged" says nothing.
-    result = check(_on_every_model(PROPS["shrink.err-unchanged"]), model_named("kvvec-v6/zst"), PAGE, TIMEOUT_MS)
+    result = check(_on_every_model(PROPS["shrink.err-unchanged"]), model_named("kvvec-v6/zst"), PAGE, SOLVING)
     assert result.verdict is Verdict.VACUOUS
     assert result.detail == "premise never happens: shrink_to returns Err"
     assert not result.as_expected
 
 
 def test_the_same_property_has_a_witness_where_allocations_fail() -> None:
-    result = check(PROPS["shrink.err-unchanged"], model_named("kvvec-v6/u8"), PAGE, TIMEOUT_MS)
+    result = check(PROPS["shrink.err-unchanged"], model_named("kvvec-v6/u8"), PAGE, SOLVING)
     assert result.verdict is Verdict.PROVED
 
 
@@ -52,7 +54,7 @@ def test_an_unreachable_premise_fails_the_run_with_exit_one(
 
 @pytest.mark.parametrize("prop", [p for p in shrink.PROPERTIES if p.premise is not None], ids=lambda p: p.id)
 def test_every_premise_is_reachable_on_a_sized_model(prop: StepProperty) -> None:
-    result = check(prop, model_named("kvvec-v6/u64"), PAGE, TIMEOUT_MS)
+    result = check(prop, model_named("kvvec-v6/u64"), PAGE, SOLVING)
     assert result.verdict is not Verdict.VACUOUS
 
 
@@ -92,11 +94,11 @@ def _on_every_policy(prop_id: str) -> SequenceProperty:
 )
 def test_a_policy_that_never_shrinks_makes_shrink_properties_vacuous(prop_id: str) -> None:
     # never does not call shrink_to: nothing follows a shrink, and the page rule is never asked.
-    result = check(_on_every_policy(prop_id), model_named("binder/never"), PAGE, TIMEOUT_MS)
+    result = check(_on_every_policy(prop_id), model_named("binder/never"), PAGE, SOLVING)
     assert result.verdict is Verdict.VACUOUS
     assert result.detail.startswith("premise never happens: ")
     # The same property, and premise, on a policy that shrinks.
-    assert check(_on_every_policy(prop_id), model_named("binder/v4"), PAGE, TIMEOUT_MS).verdict is Verdict.PROVED
+    assert check(_on_every_policy(prop_id), model_named("binder/v4"), PAGE, SOLVING).verdict is Verdict.PROVED
 
 
 def test_binder_properties_skip_never_only_where_their_premise_is_unreachable() -> None:
@@ -109,10 +111,10 @@ def test_a_scenario_whose_premise_cannot_happen_is_vacuous() -> None:
     noop = next(s for s in kunit.scenarios(PAGE) if s.id == "kunit.no-page-freed-noop")
     # That shrink_to frees no page, so it calls no allocator and cannot return Err.
     on_err = dataclasses.replace(noop, premise=lambda sp, st: z3.Not(st.ok), premise_text="shrink_to returns Err")
-    result = check(on_err, model_named("kvvec-v6/u8"), PAGE, TIMEOUT_MS)
+    result = check(on_err, model_named("kvvec-v6/u8"), PAGE, SOLVING)
     assert result.verdict is Verdict.VACUOUS and result.detail == "premise never happens: shrink_to returns Err"
     frees = next(s for s in kunit.scenarios(PAGE) if s.id == "kunit.vmalloc-shrink-frees-pages")
-    assert check(frees, model_named("kvvec-v6/u8"), PAGE, TIMEOUT_MS).verdict is Verdict.PROVED
+    assert check(frees, model_named("kvvec-v6/u8"), PAGE, SOLVING).verdict is Verdict.PROVED
 
 
 @pytest.mark.parametrize(
@@ -126,9 +128,9 @@ def test_a_scenario_whose_premise_cannot_happen_is_vacuous() -> None:
 @pytest.mark.parametrize("policy", ["v6", "v4", "naive", "never"])
 def test_single_step_and_induction_binder_proofs_have_a_witness(prop_id: str, text: str, policy: str) -> None:
     from models.binder import policy_named
-    from verify.solver import Answer
+    from verify.search.solver import Answer
 
     prop = next(p for p in binder.PROPERTIES if p.id == prop_id)
     assert prop.premise is not None and prop.premise_text == text
-    assert prop.premise(policy_named(policy), PAGE, TIMEOUT_MS, 8) is Answer.SAT
+    assert prop.premise(policy_named(policy), PAGE, SOLVING, 8) is Answer.SAT
 

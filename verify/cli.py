@@ -31,25 +31,25 @@ from properties.base import Property
 from properties.binder import BMC_DEPTH, SequenceProperty
 from properties.registry import all_properties, applicable
 from verify import __version__
+from verify.check.engine import ReplayError
+from verify.check.mutants import ALL_FAULTS, killers, matrix, run_mutants, witnesses
+from verify.check.mutants import summary as mutants_summary
+from verify.check.runner import RunOptions, default_jobs, run_checks
 from verify.config import ConfigError, Settings
 from verify.config import load as load_config
-from verify.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
-from verify.confirm import SOLVERS as SECOND_SOLVERS
-from verify.confirm import version as confirm_version
-from verify.display import NORMAL, QUIET, VERBOSE, Display, interactive
-from verify.engine import ReplayError
-from verify.explorer import Instance, explore
-from verify.gate import EXIT_ERROR, EXIT_OK, EXIT_UNEXPECTED, Checked, exit_code
-from verify.mutants import ALL_FAULTS, killers, matrix, run_mutants, witnesses
-from verify.mutants import summary as mutants_summary
-from verify.output import OutputExists, check_new, usable_directory, write_new
-from verify.replay import replay
-from verify.report import row, summary
-from verify.runner import default_jobs, run_checks
-from verify.show import render_table, to_dot
-from verify.solver import CONFIRM_ENV, DUMP_ENV, seconds_to_ms, timeout_problem
+from verify.report.display import NORMAL, QUIET, VERBOSE, Display, interactive
+from verify.report.gate import EXIT_ERROR, EXIT_OK, EXIT_UNEXPECTED, Checked, exit_code
+from verify.report.output import OutputExists, check_new, usable_directory, write_new
+from verify.report.text import row, summary
+from verify.search.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
+from verify.search.confirm import SOLVERS as SECOND_SOLVERS
+from verify.search.confirm import version as confirm_version
+from verify.search.explorer import Instance, explore
+from verify.search.solver import seconds_to_ms, timeout_problem
 from verify.source import command as source_command
-from verify.trace import TraceError, load, save
+from verify.traces.replay import replay
+from verify.traces.show import render_table, to_dot
+from verify.traces.trace import TraceError, load, save
 from verify.workers import WORKERS_PER_CORE
 
 FORMATS = ("text", "json", "junit", "sarif")
@@ -365,34 +365,34 @@ def command_run(args: argparse.Namespace) -> int:
     cache_dir = None if args.no_cache or args.dump_smt else usable_directory(Path(settings.cache_dir), "cache")
     if args.dump_smt is not None:
         usable_directory(args.dump_smt, "--dump-smt")
-        os.environ[DUMP_ENV] = str(args.dump_smt.resolve())  # read by the solver, in every worker
-    if settings.confirm:
-        os.environ[CONFIRM_ENV] = settings.second_solver
+    options = RunOptions(
+        page_size=settings.page_size,
+        timeout_ms=seconds_to_ms(settings.timeout),
+        jobs=jobs,
+        bmc_depth=settings.bmc_depth,
+        cache_dir=cache_dir,
+        dump_smt=None if args.dump_smt is None else args.dump_smt.resolve(),
+        second_solver=settings.second_solver if settings.confirm else None,
+    )
     start = time.perf_counter()
     checked: list[Checked] = []
     # A machine-readable report on standard output leaves the rows to standard error.
     report_on_stdout = args.format != "text" and args.output is None
     stream = sys.stderr if report_on_stdout else sys.stdout
     verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
-    try:
-        with Display(len(pairs), stream, verbosity, interactive(stream)) as display:
-            results = run_checks(
-                pairs, settings.page_size, seconds_to_ms(settings.timeout), jobs, settings.bmc_depth, cache_dir
-            )
-            try:
-                for result in results:
-                    saved = None
-                    if result.counterexample is not None:
-                        saved, _ = save(result.counterexample, traces_dir)
-                    checked.append(Checked(result, saved))
-                    display.add(checked[-1])
-            finally:
-                # On Ctrl-C or SIGTERM out here, the pool's workers end now, not when the generator is collected.
-                if isinstance(results, Generator):
-                    results.close()
-    finally:
-        os.environ.pop(DUMP_ENV, None)
-        os.environ.pop(CONFIRM_ENV, None)
+    with Display(len(pairs), stream, verbosity, interactive(stream)) as display:
+        results = run_checks(pairs, options)
+        try:
+            for result in results:
+                saved = None
+                if result.counterexample is not None:
+                    saved, _ = save(result.counterexample, traces_dir)
+                checked.append(Checked(result, saved))
+                display.add(checked[-1])
+        finally:
+            # On Ctrl-C or SIGTERM out here, the pool's workers end now, not when the generator is collected.
+            if isinstance(results, Generator):
+                results.close()
     seconds = time.perf_counter() - start
     text_summary = summary([c.result for c in checked], seconds)
     display.summary(text_summary)
@@ -431,7 +431,7 @@ def _report(
     form: str, checked: list[Checked], seconds: float, settings: Settings, pattern: str, text_summary: str
 ) -> str:
     if form == "json":
-        from verify import report_json
+        from verify.report import json as report_json
 
         parameters = {
             "pattern": pattern,
@@ -444,11 +444,11 @@ def _report(
         }
         return report_json.render(checked, seconds, parameters)
     if form == "junit":
-        from verify import report_junit
+        from verify.report import junit as report_junit
 
         return report_junit.render(checked, seconds)
     if form == "sarif":
-        from verify import report_sarif
+        from verify.report import sarif as report_sarif
 
         return report_sarif.render(checked)
     return "\n".join([*(row(c.result, c.trace) for c in checked), text_summary]) + "\n"
@@ -460,18 +460,18 @@ def command_show(args: argparse.Namespace) -> int:
     loaded = load(args.trace)
     replayed = replay(loaded)
     if args.as_pytest:
-        from verify.regression import as_pytest
+        from verify.traces.regression import as_pytest
 
         print(as_pytest(replayed.trace), end="")
     elif args.as_kunit:
-        from verify.regression import as_kunit
+        from verify.traces.regression import as_kunit
 
         print(as_kunit(replayed.trace), end="")
     else:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         print(render_table(loaded, replayed, color))
     if args.plot is not None:
-        from verify.plot import plot
+        from verify.traces.plot import plot
 
         write_new(args.plot, plot(replayed.trace))
         print(f"plot: {args.plot}", file=sys.stderr)
@@ -518,8 +518,8 @@ def command_graph(args: argparse.Namespace) -> int:
 
 
 def command_crosscheck(args: argparse.Namespace) -> int:
-    from verify import stateful
-    from verify.crosscheck import CrossCheckError
+    from verify.check import stateful
+    from verify.check.crosscheck import CrossCheckError
 
     for flag, value in (("--examples", args.examples), ("--steps", args.steps)):
         if value < 1:
@@ -551,8 +551,8 @@ def command_crosscheck(args: argparse.Namespace) -> int:
 
 
 def _agreement() -> int:
-    """The allocator functions and the type invariants, compared over whole domains (verify/agreement.py)."""
-    from verify.agreement import all_agreements
+    """The allocator functions and the type invariants, compared over whole domains (verify/check/agreement.py)."""
+    from verify.check.agreement import all_agreements
 
     started = time.perf_counter()
     found = list(all_agreements())

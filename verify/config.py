@@ -16,9 +16,9 @@ from models.catalogue import MODELS
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES, PRESETS
 from properties.binder import BMC_DEPTH
-from verify.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
-from verify.confirm import SOLVERS as SECOND_SOLVERS
-from verify.solver import timeout_problem
+from verify.search.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
+from verify.search.confirm import SOLVERS as SECOND_SOLVERS
+from verify.search.solver import timeout_problem
 
 
 class ConfigError(Exception):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from properties.base import Property
     from properties.binder import SequenceProperty
     from verify.config import Settings
-    from verify.gate import Checked
+    from verify.report.gate import Checked
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,16 +54,16 @@ class ProofItem(pytest.Item):
         self.settings = settings
 
     def runtest(self) -> None:
-        from verify.cache import ProofCache
-        from verify.engine import check
-        from verify.gate import Checked
-        from verify.trace import save
+        from verify.check.cache import ProofCache
+        from verify.check.engine import check
+        from verify.report.gate import Checked
+        from verify.search.solver import Solving
+        from verify.traces.trace import save
 
         s = self.settings
-        result = check(
-            self.prop, self.model, self.model.page_size(s.page_size), int(s.timeout * 1000), s.bmc_depth,
-            ProofCache(Path(s.cache_dir)),
-        )
+        solving = Solving(int(s.timeout * 1000))
+        page_size = self.model.page_size(s.page_size)
+        result = check(self.prop, self.model, page_size, solving, s.bmc_depth, ProofCache(Path(s.cache_dir)))
         saved = None if result.counterexample is None else save(result.counterexample, Path(s.counterexamples))[0]
         checked = Checked(result, saved)
         self.user_properties.append(("verdict", result.verdict.value))
@@ -73,10 +73,10 @@ class ProofItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if not isinstance(excinfo.value, ProofFailed):
             return str(super().repr_failure(excinfo, style))
-        from verify.replay import replay
-        from verify.report import row
-        from verify.show import render_table
-        from verify.trace import load
+        from verify.report.text import row
+        from verify.traces.replay import replay
+        from verify.traces.show import render_table
+        from verify.traces.trace import load
 
         checked = excinfo.value.checked
         text = row(checked.result, checked.trace)
@@ -86,7 +86,7 @@ class ProofItem(pytest.Item):
         return text
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        from verify.report_sarif import SOURCE_ROOT, property_source
+        from verify.report.sarif import SOURCE_ROOT, property_source
 
         source = property_source(self.prop.id)
         if source is None:

@@ -24,9 +24,9 @@ from models.allocator_z3 import SymOutcome
 from models.binder import ELEM_SIZE, POLICIES, BinderAction, BinderStep, Deregister, Policy, Register
 from models.machine import BITS, Platform
 from models.vec_z3 import SymPlatform, type_invariant
-from verify.engine import ReplayError, _outcome_from_model
-from verify.sequences import state_from_model
-from verify.solver import Answer, minimal_model
+from verify.check.engine import ReplayError, _outcome_from_model
+from verify.search.sequences import state_from_model
+from verify.search.solver import Answer, Solving, minimal_model
 from verify.source.binder import REGISTER, SourceStep, SymSourceStep, concrete_step, symbolic_step
 from verify.source.conformance import _first_disagreement, _same_alloc
 from verify.source.locate import Function
@@ -87,7 +87,7 @@ def check(
         query = [*setting, z3.Not(dict(agreements)[aspect])]
         objectives = [pre.layout_len, pre.len, pid, pre.buf.physical, pre.buf.vmalloc,
                       z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok), pre.buf.id, pre.next_id]
-        m = minimal_model(query, objectives, timeout_ms) or solved.model
+        m = minimal_model(query, objectives, Solving(timeout_ms)) or solved.model
         pre_py = state_from_model(m, pre)
         process = int(m.eval(pid, model_completion=True).as_long())
         operation = _outcome_from_model(m, outcome)

@@ -23,8 +23,8 @@ from models.allocator import MAX_CALLS, Outcome
 from models.machine import BITS, Platform
 from models.vec import Reserve, ShrinkTo, Step, VecState
 from models.vec_z3 import SymAction, SymOutcome, SymPlatform, SymReserve, SymShrinkTo, SymStep, type_invariant
-from verify.engine import ReplayError, _outcome_from_model, _state_from_model, canonical_pre
-from verify.solver import Answer, Solved, minimal_model, solve
+from verify.check.engine import ReplayError, _outcome_from_model, _state_from_model, canonical_pre
+from verify.search.solver import Answer, Solved, Solving, minimal_model, solve
 from verify.source import concrete, symbolic
 from verify.source.locate import Function, find_method
 
@@ -127,7 +127,7 @@ def check(
         # Smallest buffer first, then the other inputs; allocations that succeed unless failing matters.
         objectives = [pre.layout_len, pre.len, argument, pre.buf.physical, pre.buf.vmalloc,
                       z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok)]
-        m = minimal_model(query, objectives, timeout_ms) or solved.model
+        m = minimal_model(query, objectives, Solving(timeout_ms)) or solved.model
         pre_py = _state_from_model(m, pre)
         action_py = op.action(int(m.eval(argument, model_completion=True).as_long()), _outcome_from_model(m, outcome))
         result.difference = replay(fn, plat, pre_py, action_py, faults)
@@ -144,7 +144,7 @@ def _first_disagreement(setting: list[Any], agreements: list[tuple[str, Any]], t
     """
     solved = Solved(Answer.UNSAT, None, 0.0)
     for aspect, agree in agreements:
-        solved = solve([*setting, z3.Not(agree)], timeout_ms)
+        solved = solve([*setting, z3.Not(agree)], Solving(timeout_ms))
         if solved.answer is not Answer.UNSAT:
             return aspect, solved
     return "", solved

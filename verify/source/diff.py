@@ -25,9 +25,9 @@ from models.binder import ELEM_SIZE, BinderAction, Deregister, Register
 from models.machine import BITS, Platform
 from models.vec import Reserve, ShrinkTo, Step, VecState
 from models.vec_z3 import SymPlatform, type_invariant
-from verify.engine import ReplayError, _outcome_from_model, _state_from_model, canonical_pre
-from verify.sequences import state_from_model
-from verify.solver import Answer, minimal_model, solve
+from verify.check.engine import ReplayError, _outcome_from_model, _state_from_model, canonical_pre
+from verify.search.sequences import state_from_model
+from verify.search.solver import Answer, Solving, minimal_model, solve
 from verify.source import concrete, symbolic
 from verify.source.binder import REGISTER, SourceStep, SymSourceStep, concrete_step, symbolic_paths
 from verify.source.conformance import ELEMENT_SIZES, Operation, _same_alloc, aspects, differing
@@ -90,7 +90,7 @@ def diff(
                     continue
                 agree = z3.And(*(a for _, a in aspects(before.step, after.step)))
                 query = [type_invariant(sp, pre), before.condition, after.condition, z3.Not(agree)]
-                solved = solve(query, timeout_ms)
+                solved = solve(query, Solving(timeout_ms))
                 if solved.answer is Answer.UNKNOWN:
                     result.unknown = f"T of {size} bytes: {solved.reason or 'the solver gave up'}"
                     result.seconds = time.perf_counter() - start
@@ -100,7 +100,7 @@ def diff(
                 seen.add((before.lines, after.lines))
                 objectives = [pre.layout_len, pre.len, argument, pre.buf.physical, pre.buf.vmalloc,
                               z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok)]
-                m = minimal_model(query, objectives, timeout_ms) or solved.model
+                m = minimal_model(query, objectives, Solving(timeout_ms)) or solved.model
                 pre_py = _state_from_model(m, pre)
                 action = op.action(int(m.eval(argument, model_completion=True).as_long()),
                                    _outcome_from_model(m, outcome))
@@ -162,7 +162,7 @@ def diff_binder(
             agree = z3.And(*(a for _, a in binder_aspects(before.step, after.step)))
             query = [type_invariant(sp, pre), *before.constraints, *after.constraints,
                      before.condition, after.condition, z3.Not(agree)]
-            solved = solve(query, timeout_ms)
+            solved = solve(query, Solving(timeout_ms))
             if solved.answer is Answer.UNKNOWN:
                 result.unknown = solved.reason or "the solver gave up"
                 break
@@ -170,7 +170,7 @@ def diff_binder(
                 continue
             objectives = [pre.layout_len, pre.len, pid, pre.buf.physical, pre.buf.vmalloc,
                           z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok), pre.buf.id, pre.next_id]
-            m = minimal_model(query, objectives, timeout_ms) or solved.model
+            m = minimal_model(query, objectives, Solving(timeout_ms)) or solved.model
             process = int(m.eval(pid, model_completion=True).as_long())
             operation = _outcome_from_model(m, outcome)
             action: BinderAction = Register(process, operation) if name == REGISTER else Deregister(process, operation)

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from verify.engine import Result, Verdict
+from verify.check.engine import Result, Verdict
 
 
 def row(result: Result, saved: Path | None = None) -> str:

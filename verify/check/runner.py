@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from models.catalogue import ModelSpec
@@ -20,8 +20,9 @@ from properties.base import Property, Verdict
 from properties.binder import BMC_DEPTH, SequenceProperty
 from properties.registry import all_properties
 from verify import workers
-from verify.cache import ProofCache
-from verify.engine import Result, check
+from verify.check.cache import ProofCache
+from verify.check.engine import Result, check
+from verify.search.solver import Solving
 
 
 def default_jobs() -> int:
@@ -35,52 +36,58 @@ def internal_error(prop: Property | SequenceProperty, model: ModelSpec, error: B
     return Result(prop, model, Verdict.UNKNOWN, seconds, detail=detail)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """The settings of one run, built by the command line and handed, as a value, to every worker."""
+
+    page_size: int
+    timeout_ms: int
+    jobs: int = 1
+    bmc_depth: int = BMC_DEPTH
+    cache_dir: Path | None = None  # None: no proof cache
+    dump_smt: Path | None = None  # every query written there as SMT-LIB2
+    second_solver: str | None = None  # every UNSAT re-checked by it; None: Z3 alone
+
+    @property
+    def solving(self) -> Solving:
+        return Solving(self.timeout_ms, self.dump_smt, self.second_solver)
+
+
+def _proof_cache(options: RunOptions) -> ProofCache | None:
+    return None if options.cache_dir is None else ProofCache(options.cache_dir)
+
+
 def _guarded_check(
-    prop: Property | SequenceProperty,
-    model: ModelSpec,
-    page_size: int,
-    timeout_ms: int,
-    bmc_depth: int,
-    proof_cache: ProofCache | None,
+    prop: Property | SequenceProperty, model: ModelSpec, options: RunOptions, proof_cache: ProofCache | None
 ) -> Result:
     start = time.perf_counter()
     try:
-        return check(prop, model, page_size, timeout_ms, bmc_depth, proof_cache)
+        return check(prop, model, options.page_size, options.solving, options.bmc_depth, proof_cache)
     except Exception as e:  # noqa: BLE001 - any bug in one check must not stop the others
         return internal_error(prop, model, e, time.perf_counter() - start)
 
 
-def _check_named(
-    prop_id: str, model: ModelSpec, page_size: int, timeout_ms: int, bmc_depth: int, cache_dir: Path | None
-) -> Result:
-    prop = next(p for p in all_properties(page_size) if p.id == prop_id)
-    proof_cache = None if cache_dir is None else ProofCache(cache_dir)
-    result = _guarded_check(prop, model, page_size, timeout_ms, bmc_depth, proof_cache)
+def _check_named(prop_id: str, model: ModelSpec, options: RunOptions) -> Result:
+    prop = next(p for p in all_properties(options.page_size) if p.id == prop_id)
+    result = _guarded_check(prop, model, options, _proof_cache(options))
     return replace(result, prop=None)  # type: ignore[arg-type]
 
 
-def run_checks(
-    pairs: Sequence[tuple[Property | SequenceProperty, ModelSpec]],
-    page_size: int,
-    timeout_ms: int,
-    jobs: int,
-    bmc_depth: int = BMC_DEPTH,
-    cache_dir: Path | None = None,
-) -> Iterator[Result]:
-    """Check every pair; `cache_dir` None means no proof cache."""
-    if workers.bounded(jobs, len(pairs)) <= 1:
-        proof_cache = None if cache_dir is None else ProofCache(cache_dir)
+def run_checks(pairs: Sequence[tuple[Property | SequenceProperty, ModelSpec]], options: RunOptions) -> Iterator[Result]:
+    """Check every pair, in `options.jobs` worker processes."""
+    if workers.bounded(options.jobs, len(pairs)) <= 1:
+        proof_cache = _proof_cache(options)
         for prop, model in pairs:
-            yield _guarded_check(prop, model, page_size, timeout_ms, bmc_depth, proof_cache)
+            yield _guarded_check(prop, model, options, proof_cache)
         return
     # Declared violations are the slow checks (their counterexamples are
     # minimised and replayed): submitting them first keeps every core busy to the end.
     order = sorted(range(len(pairs)), key=lambda i: not pairs[i][0].expect_violated(pairs[i][1]))
-    with workers.pool(jobs, len(pairs)) as pool:
+    with workers.pool(options.jobs, len(pairs)) as pool:
         futures: dict[int, Future[Result]] = {}
         for i in order:
             prop, model = pairs[i]
-            futures[i] = pool.submit(_check_named, prop.id, model, page_size, timeout_ms, bmc_depth, cache_dir)
+            futures[i] = pool.submit(_check_named, prop.id, model, options)
         for i, (prop, model) in enumerate(pairs):
             try:
                 result = futures[i].result()

@@ -25,7 +25,7 @@ from models.binder_z3 import SymBinderStep
 from models.elements import Elements
 from models.vec import VecState
 from models.vec_z3 import SymPlatform, SymVec, type_invariant
-from verify.solver import Answer, Solved, solve
+from verify.search.solver import Answer, Solved, Solving, solve
 
 
 @dataclass(frozen=True)
@@ -92,28 +92,28 @@ BadAt = Callable[[SymPlatform, Unrolling, int], Any]
 
 
 def reaches(
-    sp: SymPlatform, policy: Policy, k: int, at: BadAt, timeout_ms: int, by_retain: bool = False
+    sp: SymPlatform, policy: Policy, k: int, at: BadAt, solving: Solving, by_retain: bool = False
 ) -> tuple[Solved, Unrolling]:
     """Whether some sequence of k operations from new() satisfies `at` at some operation."""
     u = unroll(sp, policy, k, by_retain=by_retain)
-    return solve([*u.constraints, z3.Or([at(sp, u, i) for i in range(k)])], timeout_ms), u
+    return solve([*u.constraints, z3.Or([at(sp, u, i) for i in range(k)])], solving), u
 
 
 def bmc(
-    sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, timeout_ms: int, by_retain: bool = False
+    sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, solving: Solving, by_retain: bool = False
 ) -> tuple[Solved, Unrolling]:
-    solved, u = reaches(sp, policy, k, bad_at, timeout_ms, by_retain)
+    solved, u = reaches(sp, policy, k, bad_at, solving, by_retain)
     if solved.answer is not Answer.SAT:
         return solved, u
     query = [*u.constraints, z3.Or([bad_at(sp, u, i) for i in range(k)])]
     # A violation in which every allocation succeeds is the easiest to read:
     # prefer one when it exists. Proofs, the common case, pay for one query.
     succeeding = [ok for o in u.outcomes for ok in (o.kmalloc_ok, o.vmalloc_ok)]
-    readable = solve([*query, *succeeding], timeout_ms)
+    readable = solve([*query, *succeeding], solving)
     return (readable if readable.answer is Answer.SAT else solved), u
 
 
-def induction_step(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, timeout_ms: int) -> Solved:
+def induction_step(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, solving: Solving) -> Solved:
     """The step case of k-induction: UNSAT means k clean operations are never followed by a violation.
 
     The first state is any that satisfies the type invariants (with the
@@ -123,7 +123,7 @@ def induction_step(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, timeo
     start = binder_z3.any_state("start")
     u = unroll(sp, policy, k + 1, start)
     clean = [z3.Not(bad_at(sp, u, j)) for j in range(k)]
-    return solve([type_invariant(sp, start), *u.constraints, *clean, bad_at(sp, u, k)], timeout_ms)
+    return solve([type_invariant(sp, start), *u.constraints, *clean, bad_at(sp, u, k)], solving)
 
 
 def actions_from_model(m: Any, u: Unrolling) -> list[BinderAction]:

@@ -5,7 +5,7 @@ a regular file no larger than MAX_BYTES (a FIFO or a device is refused before
 it is read, so neither blocks nor fills memory); its JSON may nest at most
 MAX_DEPTH deep (checked before parsing, so the parser never recurses far);
 numbers are integers (no floats, NaN or Infinity) and no object repeats a key.
-The document must then match verify/trace_schema.json, and #meta must name a
+The document must then match verify/traces/trace_schema.json, and #meta must name a
 model of models/catalogue.py with that model's element size, page size, policy
 and faults, and a property of the catalogue that applies to it. Each failure
 is a TraceError of one line naming the first offending field.
@@ -160,7 +160,7 @@ def _clip(text: str, limit: int = 160) -> str:
 
 
 def check_schema(doc: Any, origin: str) -> None:
-    """The document against verify/trace_schema.json, then every integer at most 2^64 - 1."""
+    """The document against verify/traces/trace_schema.json, then every integer at most 2^64 - 1."""
     name = shown(origin)
     if not isinstance(doc, dict) or not isinstance(doc.get("#meta"), dict):
         raise TraceError(f"{name}: not an ITF trace (no #meta record)")

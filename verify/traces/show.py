@@ -7,9 +7,9 @@ from typing import Any
 
 from models.binder import BinderStep
 from models.vec import Step
-from verify.explorer import Exploration, canonical
-from verify.replay import Replayed
-from verify.trace import LoadedTrace
+from verify.search.explorer import Exploration, canonical
+from verify.traces.replay import Replayed
+from verify.traces.trace import LoadedTrace
 
 COLUMNS = ("step", "action", "outcome", "result", "len", "capacity", "backend", "layout B", "physical B", "pages")
 # The columns whose change from the previous state is highlighted.

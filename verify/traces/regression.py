@@ -45,7 +45,7 @@ from models.binder import BinderStep, Deregister, Register
 from models.machine import PAGE_SIZES, USIZE_MAX
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate
 from properties.binder import reclaim_bound
-from verify.trace import Trace, describe_buffer
+from verify.traces.trace import Trace, describe_buffer
 
 WIDTH = 88  # ruff's default line length: the generated module is clean wherever it is written
 RUST_WIDTH = 100  # the kernel's rustfmt max_width

@@ -1,7 +1,7 @@
 """Stateful cross-check: Hypothesis drives the Python models through long random sequences.
 
 At every step the Z3 encoding must accept the Python transition and allow no
-other (verify/crosscheck.py), and the Z3 type invariants must agree with the
+other (verify/check/crosscheck.py), and the Z3 type invariants must agree with the
 Python model's on the state reached. On every shrink_to each single-call
 property of properties/shrink.py must get the same verdict from its Python
 judge and its Z3 predicate. For binder, so must each single-operation
@@ -35,8 +35,8 @@ from models.machine import INT_MAX, ISIZE_MAX, USIZE_MAX, Platform, kmalloc_size
 from models.vec import SUCCESS, Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Truncate, VecState, step
 from properties.binder import JUDGED_PREDICATES
 from properties.shrink import PROPERTIES
-from verify.branches import BINDER_POINTS, VEC_POINTS, binder_points, vec_points
-from verify.crosscheck import (
+from verify.check.branches import BINDER_POINTS, VEC_POINTS, binder_points, vec_points
+from verify.check.crosscheck import (
     check_binder_transition,
     check_invariants,
     check_properties,
@@ -86,7 +86,7 @@ class Coverage:
 
     steps = 0
     seen: ClassVar[Counter[str]] = Counter()
-    reached: ClassVar[Counter[str]] = Counter()  # branches and boundaries (verify/branches.py)
+    reached: ClassVar[Counter[str]] = Counter()  # branches and boundaries (verify/check/branches.py)
 
     @classmethod
     def reset(cls) -> None:
@@ -161,7 +161,7 @@ class VecMachine(RuleBasedStateMachine):
         )
         self.apply(ShrinkTo(min_capacity, outcome), f"shrink_to {outcome_name(outcome)}")
 
-    # Steering to the branches and boundaries (verify/branches.py): each rule builds the
+    # Steering to the branches and boundaries (verify/check/branches.py): each rule builds the
     # buffer a branch needs and then takes it, with a drawn allocator outcome.
     def fresh_buffer(self, count: int, outcome: Outcome, elements: int = 0) -> None:
         """Drop the buffer (clear, shrink_to(0)), then reserve exactly `count` elements and push a few."""
@@ -309,7 +309,7 @@ class BinderMachine(RuleBasedStateMachine):
         for _ in range(data.draw(st.integers(2, self.v.len), label="count")):
             self.deregister(data, data.draw(outcomes, label="outcome"))
 
-    # Steering (verify/branches.py): deregister until the policy shrinks, if it does within
+    # Steering (verify/check/branches.py): deregister until the policy shrinks, if it does within
     # eight, passing the trigger's edge; the shrinking one gets a drawn outcome.
     @precondition(lambda self: self.v.len > 0)
     @rule(outcome=outcomes)

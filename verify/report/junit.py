@@ -11,7 +11,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from verify.gate import Checked
+from verify.report.gate import Checked
 
 
 def _details(c: Checked) -> str:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from verify import __version__
-from verify.engine import Verdict
-from verify.gate import Checked, exit_code
-from verify.solver import solver_version
+from verify.check.engine import Verdict
+from verify.report.gate import Checked, exit_code
+from verify.search.solver import solver_version
 
 SCHEMA = "verify-results/1"
 

@@ -15,8 +15,8 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from verify.gate import Checked
-from verify.report import row
+from verify.report.gate import Checked
+from verify.report.text import row
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import properties
 from verify import __version__
-from verify.engine import Verdict
-from verify.gate import Checked, exit_code
-from verify.solver import solver_version
+from verify.check.engine import Verdict
+from verify.report.gate import Checked, exit_code
+from verify.search.solver import solver_version
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 PROPERTIES_DIR = Path(properties.__file__).resolve().parent

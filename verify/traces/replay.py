@@ -19,8 +19,8 @@ from models.binder import BinderStep, Deregister, Register, binder_step, policy_
 from models.vec import ShrinkTo, Step, VecState, step
 from properties.base import Property, Scenario, StepProperty
 from properties.binder import SequenceProperty
-from verify.trace import VARS, LoadedTrace, Trace, TraceError
-from verify.trace_input import shown
+from verify.traces.trace import VARS, LoadedTrace, Trace, TraceError
+from verify.traces.trace_input import shown
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def _start(loaded: LoadedTrace) -> VecState:
         return VecState()
     if loaded.start == "setup":
         prop = loaded.prop
-        assert isinstance(prop, Scenario)  # verify.trace_input allows "setup" for scenarios only
+        assert isinstance(prop, Scenario)  # verify.traces.trace_input allows "setup" for scenarios only
         if loaded.setup != prop.setup:
             raise _refuse(loaded, "#meta.setup", f"not the setup of {prop.id}")
         return _rebuild(loaded)
@@ -86,7 +86,7 @@ def _rebuild(loaded: LoadedTrace) -> VecState:
 
 def _replay_binder(loaded: LoadedTrace, initial: VecState) -> list[BinderStep]:
     """The operations from state 0 under the trace's policy."""
-    assert loaded.policy is not None  # verify.trace_input: a binder model's policy
+    assert loaded.policy is not None  # verify.traces.trace_input: a binder model's policy
     policy = with_faults(policy_named(loaded.policy), loaded.faults)
     state, steps = initial, []
     for index, action in enumerate(loaded.actions, start=1):

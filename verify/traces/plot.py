@@ -23,7 +23,7 @@ from models.binder import BinderAction, BinderStep, Deregister, Register
 from models.machine import USIZE_MAX
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate, VecState
 from properties.binder import reclaim_bound
-from verify.trace import Trace
+from verify.traces.trace import Trace
 
 MAX_LABELLED = 20  # label every x tick with its operation up to this many operations
 

@@ -23,8 +23,9 @@ from models.machine import PAGE_SIZE_PRESETS
 from properties.base import Verdict
 from properties.registry import all_properties, applicable
 from verify import workers
-from verify.engine import ReplayError, check
-from verify.trace import Trace
+from verify.check.engine import ReplayError, check
+from verify.search.solver import Solving
+from verify.traces.trace import Trace
 
 # The models a fault is seeded into: shrink_to and allocator faults into the
 # KVVec models with a zero-sized and a one-byte T (the series' KUnit element),
@@ -66,7 +67,7 @@ def _judge(fault: str, prop_id: str, model_name: str, page_size: int, timeout_ms
     if prop.expect_violated(base):
         return Outcome(fault, prop_id, model_name, Cell.NOT_A_KILLER, 0.0)
     try:
-        result = check(prop, base.with_faults(frozenset({fault})), page_size, timeout_ms, minimise=False)
+        result = check(prop, base.with_faults(frozenset({fault})), page_size, Solving(timeout_ms), minimise=False)
     except ReplayError:  # a bug in the checker, not a kill
         return Outcome(fault, prop_id, model_name, Cell.UNKNOWN, 0.0)
     if result.verdict is Verdict.VIOLATED:

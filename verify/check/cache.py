@@ -5,8 +5,8 @@ properties, engine), the check's parameters and, for single-call checks, the
 exact query text. An entry is bound to its key and its content by a digest
 over both, checked on every read: an entry edited, or moved under another
 key, is a miss, removed and rebuilt, as is one that cannot be read. A cached
-counterexample is loaded and replayed like any trace file (verify.trace,
-verify.replay) before it is reported.
+counterexample is loaded and replayed like any trace file (verify.traces.trace,
+verify.traces.replay) before it is reported.
 """
 
 from __future__ import annotations

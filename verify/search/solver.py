@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import os
 import tempfile
@@ -13,13 +12,8 @@ from typing import Any
 
 import z3
 
+from verify.search.answer import MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, Answer, checked_timeout_ms
 from verify.workers import signals_deferred
-
-
-class Answer(enum.Enum):
-    UNSAT = "unsat"
-    SAT = "sat"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -42,13 +36,13 @@ def fresh_context() -> None:
     z3.z3._main_ctx = None
 
 
-# `verify run --confirm` sets this to the second solver's name (see verify.confirm):
-# every UNSAT is then re-checked by it, in every worker process.
-CONFIRM_ENV = "VERIFY_CONFIRM"
+@dataclass(frozen=True)
+class Solving:
+    """How every query of a run is solved: a value the command line passes down, to every worker."""
 
-
-def second_solver() -> str | None:
-    return os.environ.get(CONFIRM_ENV) or None
+    timeout_ms: int
+    dump_smt: Path | None = None  # `verify run --dump-smt DIR`: every query is written there as SMT-LIB2
+    second_solver: str | None = None  # `verify run --confirm`: every UNSAT is re-checked by it (verify.search.confirm)
 
 
 def z3_version() -> str:
@@ -56,24 +50,18 @@ def z3_version() -> str:
     return f"z3 {z3.get_version_string()}"
 
 
-def solver_version() -> str:
+def solver_version(second_solver: str | None = None) -> str:
     """The solvers a verdict depends on: part of the proof cache's key."""
-    second = second_solver()
-    if second is not None:
-        from verify.confirm import version
+    if second_solver is not None:
+        from verify.search.confirm import version
 
-        return f"{z3_version()} + {version(second)}"
+        return f"{z3_version()} + {version(second_solver)}"
     return z3_version()
 
 
-# `verify run --dump-smt DIR` sets this, so that every worker process sees it.
-DUMP_ENV = "VERIFY_DUMP_SMT"
-
-
-def _dump(text: str) -> None:
-    """Write a query as SMT-LIB2 into the dump directory, named after its content."""
-    directory = os.environ.get(DUMP_ENV)
-    if directory:
+def _dump(text: str, directory: Path | None) -> None:
+    """Write a query as SMT-LIB2 into the dump directory, if there is one, named after its content."""
+    if directory is not None:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         path = Path(directory) / f"{digest}.smt2"
         if not path.exists():
@@ -87,13 +75,6 @@ def _dump(text: str) -> None:
                 except BaseException:
                     os.unlink(tmp)
                     raise
-
-
-# Z3 takes a timeout as unsigned 32-bit milliseconds (a larger one wraps around) and reads 0 as
-# "no limit"; Bitwuzla and cvc5 read 0 so too. So a timeout is whole milliseconds in 1 ms .. one day,
-# checked where a user gives it (flag, [tool.verify]) and again where a solver receives it.
-MIN_TIMEOUT_MS = 1
-MAX_TIMEOUT_MS = 86_400_000
 
 
 def timeout_problem(seconds: float) -> str | None:
@@ -111,34 +92,27 @@ def seconds_to_ms(seconds: float) -> int:
     return max(MIN_TIMEOUT_MS, round(seconds * 1000))
 
 
-def checked_timeout_ms(milliseconds: int) -> int:
-    """`milliseconds` unchanged if a solver reads it as the limit it is; 0 would be no limit at all."""
-    if not MIN_TIMEOUT_MS <= milliseconds <= MAX_TIMEOUT_MS:
-        raise ValueError(f"a solver timeout of {milliseconds} ms is outside {MIN_TIMEOUT_MS}..{MAX_TIMEOUT_MS} ms")
-    return milliseconds
-
-
 def export_smt2(solver: Any) -> str:
     """The solver's assertions as an SMT-LIB2 script: what --dump-smt writes and --confirm re-checks."""
     return str(solver.to_smt2())
 
 
-def solve(assertions: list[Any], timeout_ms: int) -> Solved:
+def solve(assertions: list[Any], solving: Solving) -> Solved:
     """Check the conjunction of `assertions`; UNSAT of a negated property is its proof."""
+    timeout_ms = solving.timeout_ms
     solver = z3.Solver()
     solver.set("timeout", checked_timeout_ms(timeout_ms))
     # Fixed seeds make answers (and counterexamples) repeatable run to run.
     solver.set("random_seed", 0)
     solver.add(*assertions)
     query = export_smt2(solver)
-    _dump(query)
+    _dump(query, solving.dump_smt)
     start = time.perf_counter()
     result = solver.check()
     seconds = time.perf_counter() - start
     if result == z3.unsat:
-        second = second_solver()
-        if second is not None:
-            return _confirmed(second, lambda_free(query, assertions), timeout_ms, seconds)
+        if solving.second_solver is not None:
+            return _confirmed(solving.second_solver, lambda_free(query, assertions), timeout_ms, seconds)
         return Solved(Answer.UNSAT, None, seconds)
     if result == z3.sat:
         return Solved(Answer.SAT, solver.model(), seconds)
@@ -186,7 +160,7 @@ def _confirmed(second: str, query: str, timeout_ms: int, seconds: float) -> Solv
     A proof the two solvers disagree on, or that the second could not decide,
     is not a proof: UNKNOWN makes the run end with exit code 2.
     """
-    from verify.confirm import ConfirmError, check_smt2, version
+    from verify.search.confirm import ConfirmError, check_smt2, version
 
     start = time.perf_counter()
     try:
@@ -202,7 +176,7 @@ def _confirmed(second: str, query: str, timeout_ms: int, seconds: float) -> Solv
     return Solved(Answer.UNKNOWN, None, seconds, reason)
 
 
-def minimal_model(assertions: list[Any], objectives: list[Any], timeout_ms: int) -> Any | None:
+def minimal_model(assertions: list[Any], objectives: list[Any], solving: Solving) -> Any | None:
     """A model of `assertions` minimal in `objectives`, lexicographically, or None on timeout.
 
     Called only once a plain check found the assertions satisfiable. The least
@@ -215,7 +189,7 @@ def minimal_model(assertions: list[Any], objectives: list[Any], timeout_ms: int)
     fixed so far?". Counterexamples have few set bits, so this takes a handful
     of checks where z3.Optimize's lexicographic search took seconds.
     """
-    deadline = time.perf_counter() + checked_timeout_ms(timeout_ms) / 1000
+    deadline = time.perf_counter() + checked_timeout_ms(solving.timeout_ms) / 1000
     solver = z3.Solver()
     solver.set("random_seed", 0)
     solver.add(*assertions)
@@ -254,4 +228,4 @@ def minimal_model(assertions: list[Any], objectives: list[Any], timeout_ms: int)
                     fix(z3.Not(bit))
         return model
     finally:
-        _dump("".join(script))
+        _dump("".join(script), solving.dump_smt)

@@ -11,18 +11,14 @@ they say the encoding computes exactly what the Python model computes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
 from typing import Any
 
 import z3
-from z3 import z3util
 
 from models import binder_z3
-from models.allocator import MAX_CALLS, Allocation, Effects, Kind
-from models.allocator_z3 import SymAlloc, SymEffects, SymOutcome, fn_code, u64
+from models.allocator import MAX_CALLS, Effects
+from models.allocator_z3 import SymEffects, fn_code, u64
 from models.binder import BinderAction, BinderStep, Deregister, Policy, Register, binder_step
-from models.binder_z3 import SymBinderStep
 from models.elements import GARBAGE, Elements
 from models.machine import BITS, Platform
 from models.vec import Step, VecState
@@ -38,41 +34,12 @@ from models.vec_z3 import (
 from models.vec_z3 import step as sym_step
 from properties.base import StepProperty
 from properties.binder import JUDGED_PREDICATES, ONE_STEP_PREDICATES
-from verify.sequences import unroll
+from verify.search.fields import CrossCheckError, Field, alloc_fields, binder_step_fields, same_value, z3_solver
+from verify.search.sequences import unroll
 
 # Runs of at most this many identities are compared index by index (so a
 # disagreement names the index); longer runs with one quantified formula.
 ELEMENT_LIMIT = 64
-TIMEOUT_MS = 30_000
-
-
-class CrossCheckError(Exception):
-    """The Z3 encoding and the Python model disagree on a step (or Z3 could not decide)."""
-
-
-@dataclass(frozen=True)
-class Field:
-    """One compared field: `formula` says the Z3 value equals the Python one, `term` is the Z3 value."""
-
-    name: str
-    formula: Any
-    term: Any  # None for a quantified comparison
-    expected: str
-
-
-def _same(name: str, term: Any, expected: bool | int) -> Field:
-    if isinstance(expected, bool):
-        return Field(name, term == z3.BoolVal(expected), term, str(expected))
-    return Field(name, term == z3.BitVecVal(expected, term.size()), term, str(expected))
-
-
-def _alloc_fields(prefix: str, sym: SymAlloc, alloc: Allocation) -> list[Field]:
-    return [
-        _same(f"{prefix}.id", sym.id, alloc.id),
-        _same(f"{prefix}.vmalloc", sym.vmalloc, alloc.kind is Kind.VMALLOC),
-        _same(f"{prefix}.requested", sym.requested, alloc.requested),
-        _same(f"{prefix}.physical", sym.physical, alloc.physical),
-    ]
 
 
 def _element_fields(sym: Any, elems: Elements, length: int) -> list[Field]:
@@ -83,7 +50,7 @@ def _element_fields(sym: Any, elems: Elements, length: int) -> list[Field]:
         if first == GARBAGE:
             pass
         elif count <= ELEMENT_LIMIT:
-            fields += [_same(f"elems[{offset + k}]", sym[u64(offset + k)], first + k) for k in range(count)]
+            fields += [same_value(f"elems[{offset + k}]", sym[u64(offset + k)], first + k) for k in range(count)]
         else:
             i = z3.BitVec("i", BITS)
             inside = z3.And(z3.UGE(i, offset), z3.ULT(i, offset + count))
@@ -99,21 +66,21 @@ def _effects_fields(sym: SymEffects, fx: Effects) -> list[Field]:
         call = fx.calls[k] if k < len(fx.calls) else None
         fn = None if call is None else call.fn
         fields.append(Field(f"effects.calls[{k}].fn", sym.call_fn[k] == fn_code(fn), sym.call_fn[k], str(int(fn or 0))))
-        fields.append(_same(f"effects.calls[{k}].new_bytes", sym.call_new[k], call.new_bytes if call else 0))
-        fields.append(_same(f"effects.calls[{k}].old_bytes", sym.call_old[k], call.old_bytes if call else 0))
-    fields.append(_same("effects.alloc_made", sym.alloc_made, fx.allocated is not None))
+        fields.append(same_value(f"effects.calls[{k}].new_bytes", sym.call_new[k], call.new_bytes if call else 0))
+        fields.append(same_value(f"effects.calls[{k}].old_bytes", sym.call_old[k], call.old_bytes if call else 0))
+    fields.append(same_value("effects.alloc_made", sym.alloc_made, fx.allocated is not None))
     if fx.allocated is not None:
-        fields += _alloc_fields("effects.allocated", sym.allocated, fx.allocated)
-    fields.append(_same("effects.copy_made", sym.copy_made, fx.copied is not None))
+        fields += alloc_fields("effects.allocated", sym.allocated, fx.allocated)
+    fields.append(same_value("effects.copy_made", sym.copy_made, fx.copied is not None))
     if fx.copied is not None:
-        fields.append(_same("effects.copy_src", sym.copy_src, fx.copied.src))
-        fields.append(_same("effects.copy_dst", sym.copy_dst, fx.copied.dst))
-        fields.append(_same("effects.copy_nbytes", sym.copy_nbytes, fx.copied.nbytes))
-    fields.append(_same("effects.free_made", sym.free_made, fx.freed is not None))
+        fields.append(same_value("effects.copy_src", sym.copy_src, fx.copied.src))
+        fields.append(same_value("effects.copy_dst", sym.copy_dst, fx.copied.dst))
+        fields.append(same_value("effects.copy_nbytes", sym.copy_nbytes, fx.copied.nbytes))
+    fields.append(same_value("effects.free_made", sym.free_made, fx.freed is not None))
     if fx.freed is not None:
-        fields.append(_same("effects.free_id", sym.free_id, fx.freed.alloc_id))
-        fields.append(_same("effects.free_nbytes", sym.free_nbytes, fx.freed.nbytes))
-        fields.append(_same("effects.copy_before_free", sym.copy_before_free, fx.copy_before_free))
+        fields.append(same_value("effects.free_id", sym.free_id, fx.freed.alloc_id))
+        fields.append(same_value("effects.free_nbytes", sym.free_nbytes, fx.freed.nbytes))
+        fields.append(same_value("effects.copy_before_free", sym.copy_before_free, fx.copy_before_free))
     return fields
 
 
@@ -122,15 +89,15 @@ def step_fields(st: SymStep, s: Step) -> list[Field]:
     post: SymVec = st.post
     py: VecState = s.post
     fields = [
-        _same("ok", st.ok, s.ok),
-        _same("post.len", post.len, py.len),
-        _same("post.layout_len", post.layout_len, py.layout_len),
-        _same("post.buf.live", post.buf.live, py.buf is not None),
+        same_value("ok", st.ok, s.ok),
+        same_value("post.len", post.len, py.len),
+        same_value("post.layout_len", post.layout_len, py.layout_len),
+        same_value("post.buf.live", post.buf.live, py.buf is not None),
     ]
     if py.buf is not None:
-        fields += _alloc_fields("post.buf", post.buf, py.buf)
-    fields.append(_same("post.next_id", post.next_id, py.next_id))
-    fields.append(_same("overflow", st.overflow, s.overflow))
+        fields += alloc_fields("post.buf", post.buf, py.buf)
+    fields.append(same_value("post.next_id", post.next_id, py.next_id))
+    fields.append(same_value("overflow", st.overflow, s.overflow))
     fields += _effects_fields(st.effects, s.effects)
     fields += [
         Field(f"post.{f.name}", f.formula, f.term, f.expected) for f in _element_fields(post.elems, py.elems, py.len)
@@ -143,14 +110,6 @@ def _show(model: z3.ModelRef, term: Any) -> str:
         return "something else"
     value = model.eval(term, model_completion=True)
     return str(value.as_long()) if z3.is_bv_value(value) else str(value)
-
-
-def _solver(constraints: tuple[Any, ...]) -> z3.Solver:
-    solver = z3.Solver()
-    solver.set("timeout", TIMEOUT_MS)
-    solver.set("random_seed", 0)
-    solver.add(*constraints)
-    return solver
 
 
 def check_transition(plat: Platform, s: Step, faults: frozenset[str] = frozenset()) -> None:
@@ -176,7 +135,7 @@ def check_transition(plat: Platform, s: Step, faults: frozenset[str] = frozenset
 
 def _accepts(constraints: Any, fields: list[Field], where: str) -> None:
     """Raise CrossCheckError, naming the fields in conflict, unless the encoding allows the `fields` outcome."""
-    accepts = _solver(constraints)
+    accepts = z3_solver(constraints)
     for index, f in enumerate(fields):
         accepts.assert_and_track(f.formula, z3.Bool(f"field!{index}"))
     answer = accepts.check()
@@ -187,7 +146,7 @@ def _accepts(constraints: Any, fields: list[Field], where: str) -> None:
     if answer == z3.unsat:
         core = {str(b) for b in accepts.unsat_core()}
         blamed = [f for index, f in enumerate(fields) if f"field!{index}" in core]
-        alone = _solver(constraints)
+        alone = z3_solver(constraints)
         if alone.check() != z3.sat:
             raise CrossCheckError(
                 f"{where}: the Z3 encoding admits no next state at all (its transition relation is unsatisfiable)."
@@ -201,7 +160,7 @@ def _accepts(constraints: Any, fields: list[Field], where: str) -> None:
 
 def _only_outcome(constraints: Any, fields: list[Field], where: str) -> None:
     """Raise CrossCheckError if the encoding allows any next state other than the one `fields` describe."""
-    others = _solver(constraints)
+    others = z3_solver(constraints)
     others.add(z3.Not(z3.And([f.formula for f in fields])))
     answer = others.check()
     if answer == z3.unknown:
@@ -228,7 +187,7 @@ def check_properties(plat: Platform, props: tuple[StepProperty, ...], s: Step) -
     st = sym_step(sp, pre, action)  # built once: the step's encoding is most of the cost
     for prop in props:
         expected = prop.py(plat, s)
-        solver = _solver(st.constraints)
+        solver = z3_solver(st.constraints)
         solver.add(prop.z3(sp, st, action) != z3.BoolVal(expected))
         answer = solver.check()
         where = f"{prop.id} for T of {plat.elem_size} bytes, pre-state {s.pre} and action {s.action}"
@@ -238,24 +197,6 @@ def check_properties(plat: Platform, props: tuple[StepProperty, ...], s: Step) -
             raise CrossCheckError(
                 f"{where}: the Python judge says {expected}, the Z3 predicate can be {not expected}."
             )
-
-
-def _binder_step_fields(prefix: str, st: SymBinderStep, s: BinderStep) -> list[Field]:
-    """A binder operation's outcome, but for the element identities, as equations over the Z3 step's terms."""
-    fields = [
-        _same(f"{prefix}ok", st.ok, s.ok),
-        _same(f"{prefix}post.len", st.post.len, s.post.len),
-        _same(f"{prefix}post.layout_len", st.post.layout_len, s.post.layout_len),
-        _same(f"{prefix}post.buf.live", st.post.buf.live, s.post.buf is not None),
-        _same(f"{prefix}post.next_id", st.post.next_id, s.post.next_id),
-        _same(f"{prefix}reallocates", st.reallocates, s.reallocates),
-        _same(f"{prefix}shrink_attempted", st.shrink_attempted, s.shrink_attempted),
-    ]
-    if s.post.buf is not None:
-        fields += _alloc_fields(f"{prefix}post.buf", st.post.buf, s.post.buf)
-    if s.shrink_attempted:
-        fields.append(_same(f"{prefix}shrink_ok", st.shrink_ok, s.steps[-1].ok))
-    return fields
 
 
 def check_binder_transition(plat: Platform, policy: Policy, s: BinderStep) -> None:
@@ -268,7 +209,7 @@ def check_binder_transition(plat: Platform, policy: Policy, s: BinderStep) -> No
         st = binder_z3.register(sp, pre, pid, outcome, "b", policy.faults)
     else:
         st = binder_z3.deregister(sp, policy, pre, pid, outcome, "b")
-    fields = _binder_step_fields("", st, s)
+    fields = binder_step_fields("", st, s)
     fields += [
         Field(f"post.{f.name}", f.formula, f.term, f.expected)
         for f in _element_fields(st.post.elems, s.post.elems, s.post.len)
@@ -289,7 +230,7 @@ def check_invariants(plat: Platform, v: VecState) -> None:
 
 def _same_verdict(constraints: Any, violation: Any, expected: bool, what: str) -> None:
     """Raise CrossCheckError unless `violation` has a witness exactly when the Python judge says `expected`."""
-    solver = _solver(constraints)
+    solver = z3_solver(constraints)
     solver.add(violation)
     answer = solver.check()
     if answer == z3.unknown:
@@ -301,7 +242,7 @@ def _same_verdict(constraints: Any, violation: Any, expected: bool, what: str) -
 def check_unrolling(plat: Platform, policy: Policy, pre: VecState, actions: tuple[BinderAction, ...]) -> None:
     """Raise CrossCheckError unless BMC's unrolling, from `pre` through `actions`, is the Python model's run.
 
-    The unrolling (verify/sequences.py) is the encoding BMC and k-induction
+    The unrolling (verify/search/sequences.py) is the encoding BMC and k-induction
     prove things about: it registers process 1000 + i at operation i and
     deregisters the last process. So the Python run it is compared with makes
     the same choices, with the kinds and allocator outcomes of `actions`. Each
@@ -328,9 +269,9 @@ def check_unrolling(plat: Platform, policy: Policy, pre: VecState, actions: tupl
         state = steps[-1].post
     fields: list[Field] = []
     for i, (sym, s) in enumerate(zip(u.steps, steps, strict=True)):
-        fields += _binder_step_fields(f"op{i}.", sym, s)
+        fields += binder_step_fields(f"op{i}.", sym, s)
         fields += [
-            _same(f"op{i}: {p.name}", p.at(sp, u, i), p.judge(plat, steps[: i + 1], 0)) for p in JUDGED_PREDICATES
+            same_value(f"op{i}: {p.name}", p.at(sp, u, i), p.judge(plat, steps[: i + 1], 0)) for p in JUDGED_PREDICATES
         ]
     where = (
         f"Binder policy {policy.name}, {plat.page_size}-byte pages, BMC's unrolling from {pre}"
@@ -339,113 +280,3 @@ def check_unrolling(plat: Platform, policy: Policy, pre: VecState, actions: tupl
     constraints = (*u.constraints, *choices)
     _accepts(constraints, fields, where)
     _only_outcome(constraints, fields, where)
-
-
-# --- the explorer's edges ------------------------------------------------------------
-
-
-def _canonical_pre(prefix: str) -> SymVec:
-    """The explorer's canonical states: any len, layout and buffer; processes 0, 1, 2, ...; buffer 1; next id 2."""
-    fresh = SymVec.fresh(prefix)
-    i = z3.BitVec("i", BITS)
-    return SymVec(fresh.len, fresh.layout_len, replace(fresh.buf, id=u64(1)), z3.Lambda([i], i), u64(2))
-
-
-def _binding(pre: SymVec, outcome: Any, pid: Any, s: BinderStep) -> list[tuple[Any, Any]]:
-    b = s.pre.buf
-    return [
-        (pre.len, u64(s.pre.len)),
-        (pre.layout_len, u64(s.pre.layout_len)),
-        (pre.buf.live, z3.BoolVal(b is not None)),
-        (pre.buf.vmalloc, z3.BoolVal(b is not None and b.kind is Kind.VMALLOC)),
-        (pre.buf.requested, u64(0 if b is None else b.requested)),
-        (pre.buf.physical, u64(0 if b is None else b.physical)),
-        (outcome.kmalloc_ok, z3.BoolVal(s.action.outcome.kmalloc_ok)),
-        (outcome.vmalloc_ok, z3.BoolVal(s.action.outcome.vmalloc_ok)),
-        (pid, u64(s.action.pid)),
-    ]
-
-
-def _edge_terms(st: SymBinderStep) -> tuple[Any, ...]:
-    """What the explorer keeps of a step, as Z3 terms: the counterpart of _edge_values."""
-    b = st.post.buf
-    buf = (b.live, z3.And(b.live, b.vmalloc), z3.If(b.live, b.id, u64(0)), z3.If(b.live, b.requested, u64(0)),
-           z3.If(b.live, b.physical, u64(0)))
-    return (st.ok, st.post.len, st.post.layout_len, *buf, st.post.next_id, st.reallocates, st.shrink_attempted,
-            z3.And(st.shrink_attempted, st.shrink_ok))
-
-
-def _edge_values(s: BinderStep) -> tuple[bool | int, ...]:
-    b = s.post.buf
-    buf = (False, False, 0, 0, 0) if b is None else (True, b.kind is Kind.VMALLOC, b.id, b.requested, b.physical)
-    shrink_ok = s.shrink_attempted and s.steps[-1].ok
-    return (s.ok, s.post.len, s.post.layout_len, *buf, s.post.next_id, s.reallocates, s.shrink_attempted, shrink_ok)
-
-
-def _pack(terms: tuple[Any, ...]) -> Any:
-    """Booleans as one bit, bit-vectors as they are, concatenated (first term in the high bits)."""
-    parts = [z3.If(t, z3.BitVecVal(1, 1), z3.BitVecVal(0, 1)) if z3.is_bool(t) else t for t in terms]
-    return z3.Concat(*parts)
-
-
-def _pack_value(values: tuple[bool | int, ...]) -> int:
-    packed = 0
-    for v in values:
-        width = 1 if isinstance(v, bool) else BITS
-        packed = (packed << width) | int(v)
-    return packed
-
-
-def check_explored_edges(plat: Platform, policy: Policy, edges: Iterable[BinderStep]) -> int:
-    """Raise CrossCheckError unless binder_z3 allows each explored edge, and only its outcome; the edges checked.
-
-    The explorer runs the Python model only, so a Python-only slip in a policy would
-    look like a finding. Each edge's Python step is compared with the Z3 step from
-    the same pre-state, action and allocator outcome, on every field the explorer
-    keeps (ok, len, layout, buffer, next id, whether it reallocates, whether it
-    shrank and how that went; its states forget process identities, so elements are
-    left to the stateful cross-check). The Z3 step is built once per operation kind
-    over a symbolic canonical pre-state. A deregistration's retain has two free
-    choices (found, at); one solver query shows that on a canonical state the
-    constraints force them (the explorer deregisters process 0, found at index 0).
-    With every input and both choices substituted in, the step's constraints must
-    simplify to true and its fields to the Python values: the encoding admits the
-    Python outcome, and since the choices are forced, no other. The fields are packed
-    into one bit-vector, so each edge costs one substitution and one simplification.
-    """
-    sp = SymPlatform(plat)
-    pre = _canonical_pre("edge")
-    outcome = SymOutcome.fresh("edge.outcome")
-    pid = z3.BitVec("edge.pid", BITS)
-    steps = {
-        Register: binder_z3.register(sp, pre, pid, outcome, "edge", policy.faults),
-        Deregister: binder_z3.deregister(sp, policy, pre, pid, outcome, "edge"),
-    }
-    dereg = steps[Deregister]
-    choices = {str(v): v for v in z3util.get_vars(z3.And(dereg.constraints)) if ".retain." in str(v)}
-    found = next(v for name, v in choices.items() if ".found!" in name)
-    at = next(v for name, v in choices.items() if ".at!" in name)
-    forced = _solver(dereg.constraints)
-    forced.add(z3.UGE(pre.len, 1), pid == 0, z3.Not(z3.And(found, at == 0)))
-    if forced.check() != z3.unsat:
-        raise CrossCheckError(f"Binder policy {policy.name}: retain's choices are not forced on canonical states.")
-    packed = {kind: _pack((z3.And(*st.constraints), *_edge_terms(st))) for kind, st in steps.items()}
-    checked = 0
-    for s in edges:
-        if isinstance(s.action, Deregister) and (s.action.pid != 0 or s.pre.len == 0):
-            raise CrossCheckError(f"{s.action} from {s.pre} is not a canonical deregistration of process 0")
-        st = steps[type(s.action)]
-        binding = _binding(pre, outcome, pid, s)
-        if isinstance(s.action, Deregister):
-            binding += [(found, z3.BoolVal(True)), (at, u64(0))]
-        value = z3.simplify(z3.substitute(packed[type(s.action)], *binding))
-        if not (z3.is_bv_value(value) and value.as_long() == _pack_value((True, *_edge_values(s)))):
-            fields = _binder_step_fields("", st, s)
-            differing = [f for f in fields if not z3.is_true(z3.simplify(z3.substitute(f.formula, *binding)))]
-            diffs = "; ".join(f"{f.name}: Python {f.expected}" for f in differing) or "its constraints fail"
-            raise CrossCheckError(
-                f"Binder policy {policy.name}, {plat.page_size}-byte pages: the explored edge {s.action} from"
-                f" {s.pre} is not the Z3 encoding's only outcome ({diffs})."
-            )
-        checked += 1
-    return checked

@@ -36,10 +36,10 @@ from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step
 from properties.base import Property
 from properties.binder import SequenceProperty
 from verify import __version__
-from verify.solver import z3_version
-from verify.trace_input import FORMAT, STARTS, TraceError, check_meta, check_schema, parse_json, read_text, shown
+from verify.search.solver import z3_version
+from verify.traces.trace_input import FORMAT, STARTS, TraceError, check_meta, check_schema, parse_json, read_text, shown
 
-SEED = 0  # the solver's random seed (verify.solver fixes it)
+SEED = 0  # the solver's random seed (verify.search.solver fixes it)
 VARS = ["action", "outcome", "result", "len", "capacity", "backend", "layout_len", "layout_bytes",
         "buffer_id", "next_id", "requested", "physical", "pages", "elements", "effects", "overflow"]
 
@@ -240,7 +240,7 @@ def _state(index: int, v: VecState, plat: Platform, s: Step | BinderStep | None)
 
 @dataclass(frozen=True)
 class LoadedTrace:
-    """A trace file checked against the schema and the catalogue; verify.replay checks its states."""
+    """A trace file checked against the schema and the catalogue; verify.traces.replay checks its states."""
 
     meta: dict[str, Any]
     platform: Platform

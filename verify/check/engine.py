@@ -26,10 +26,10 @@ from models.vec import Reserve, ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, SymReserve, SymShrinkTo, SymVec, lift_state, type_invariant
 from properties.base import Property, Scenario, StepProperty, Verdict
 from properties.binder import BMC_DEPTH, Finding, SequenceProperty, bmc_from_new, replay
-from verify.cache import ProofCache, make_key
-from verify.replay import replay as replay_trace
-from verify.solver import Answer, fresh_context, minimal_model, solve, solver_version
-from verify.trace import Trace, TraceError, load_text
+from verify.check.cache import ProofCache, make_key
+from verify.search.solver import Answer, Solving, fresh_context, minimal_model, solve, solver_version
+from verify.traces.replay import replay as replay_trace
+from verify.traces.trace import Trace, TraceError, load_text
 
 
 class ReplayError(Exception):
@@ -87,7 +87,7 @@ def check(
     prop: Property | SequenceProperty,
     model: ModelSpec,
     page_size: int,
-    timeout_ms: int,
+    solving: Solving,
     bmc_depth: int = BMC_DEPTH,
     proof_cache: ProofCache | None = None,
     minimise: bool = True,
@@ -95,21 +95,22 @@ def check(
     """One verdict; with a cache, a stored verdict for the same source, solver and parameters is reused.
 
     The query a check sends is a function of the source and the parameters, so
-    the key (verify.cache) determines it exactly. `minimise` False reports the
+    the key (verify.check.cache) determines it exactly. `minimise` False reports the
     solver's first counterexample (still replayed) instead of the smallest:
     mutation testing needs a kill, not a readable trace, and minimising is most
     of a violation's cost.
     """
     if proof_cache is None or not minimise:
-        return _check(prop, model, page_size, timeout_ms, bmc_depth, minimise)
+        return _check(prop, model, page_size, solving, bmc_depth, minimise)
     faults = ",".join(sorted(model.faults))
-    key = make_key(solver_version(), prop.id, model.name, faults, str(page_size), str(timeout_ms), str(bmc_depth))
+    solvers = solver_version(solving.second_solver)
+    key = make_key(solvers, prop.id, model.name, faults, str(page_size), str(solving.timeout_ms), str(bmc_depth))
     entry = proof_cache.get(key)
     if entry is not None:
         hit = _from_entry(prop, model, entry)
         if hit is not None:
             return hit
-    result = _check(prop, model, page_size, timeout_ms, bmc_depth)
+    result = _check(prop, model, page_size, solving, bmc_depth)
     if decided(result):
         trace = None if result.counterexample is None else result.counterexample.text()
         proof_cache.put(
@@ -158,28 +159,28 @@ def _check(
     prop: Property | SequenceProperty,
     model: ModelSpec,
     page_size: int,
-    timeout_ms: int,
+    solving: Solving,
     bmc_depth: int,
     minimise: bool = True,
 ) -> Result:
     fresh_context()
     if isinstance(prop, StepProperty):
-        return _check_step(prop, model, page_size, timeout_ms, minimise)
+        return _check_step(prop, model, page_size, solving, minimise)
     if isinstance(prop, SequenceProperty):
-        return _check_sequence(prop, model, page_size, timeout_ms, bmc_depth)
-    return _check_scenario(prop, model, page_size, timeout_ms, minimise)
+        return _check_sequence(prop, model, page_size, solving, bmc_depth)
+    return _check_scenario(prop, model, page_size, solving, minimise)
 
 
 def _check_sequence(
-    prop: SequenceProperty, model: ModelSpec, page_size: int, timeout_ms: int, bmc_depth: int
+    prop: SequenceProperty, model: ModelSpec, page_size: int, solving: Solving, bmc_depth: int
 ) -> Result:
     start = time.perf_counter()
     assert model.policy is not None
     policy = with_faults(policy_named(model.policy), model.faults)
-    found = prop.check(policy, page_size, timeout_ms, bmc_depth)
+    found = prop.check(policy, page_size, solving, bmc_depth)
     if found.verdict is Verdict.PROVED and prop.premise is not None:
         # The premise is looked for by the property's own method, on the same instance or depth.
-        happens = prop.premise(policy, page_size, timeout_ms, bmc_depth)
+        happens = prop.premise(policy, page_size, solving, bmc_depth)
         if happens is not Answer.SAT:
             verdict = Verdict.VACUOUS if happens is Answer.UNSAT else Verdict.UNKNOWN
             word = "never happens" if happens is Answer.UNSAT else "not decided"
@@ -193,7 +194,7 @@ def _check_sequence(
     if not found.actions:
         raise ReplayError(f"{prop.id} on {model.name}: a violation without a replayable trace ({found.detail})")
     if found.start is not None:
-        return _violated_from_arbitrary(prop, model, policy, found, timeout_ms, bmc_depth, start)
+        return _violated_from_arbitrary(prop, model, policy, found, solving, bmc_depth, start)
     plat = model.machine(model.size_min, found.page_size)
     steps = replay(plat, policy, found.actions)
     if not prop.violated(plat, steps, found.mark or 0):
@@ -206,7 +207,7 @@ def _check_sequence(
 
 
 def _violated_from_arbitrary(
-    prop: SequenceProperty, model: ModelSpec, policy: Policy, found: Finding, timeout_ms: int, bmc_depth: int,
+    prop: SequenceProperty, model: ModelSpec, policy: Policy, found: Finding, solving: Solving, bmc_depth: int,
     start: float,
 ) -> Result:
     """A violation the solver found from an arbitrary pre-state, then looked for from `KVVec::new()`.
@@ -232,7 +233,7 @@ def _violated_from_arbitrary(
     detail = "violated from an arbitrary state satisfying the type invariants"
     if prop.from_new is None:
         return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex, detail, found.scope)
-    reach = bmc_from_new(policy, plat.page_size, timeout_ms, bmc_depth, prop.from_new)
+    reach = bmc_from_new(policy, plat.page_size, solving, bmc_depth, prop.from_new)
     if reach.verdict is Verdict.VIOLATED:
         from_new = replay(plat, policy, reach.actions)
         if not prop.violated(plat, from_new, 0):
@@ -248,17 +249,17 @@ def _violated_from_arbitrary(
     return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex, detail, found.scope)
 
 
-def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms: int, minimise: bool) -> Result:
+def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, solving: Solving, minimise: bool) -> Result:
     start = time.perf_counter()
     sp, size_constraints = symbolic_platform(model, page_size)
     pre = canonical_pre("pre")
     action = _sym_call(prop.operation)
     st = vec_z3.step(sp, pre, action, model.faults)
     query = [*size_constraints, type_invariant(sp, pre), *st.constraints, z3.Not(prop.z3(sp, st, action))]
-    solved = solve(query, timeout_ms)
+    solved = solve(query, solving)
     if solved.answer is Answer.UNSAT:
         premise = None if prop.premise is None else prop.premise(sp, st, action)
-        return _witnessed(prop, model, query[:-1], premise, timeout_ms, start)
+        return _witnessed(prop, model, query[:-1], premise, solving, start)
     if solved.answer is Answer.UNKNOWN:
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     # Smallest buffer first, then the other inputs; kmalloc before vmalloc, and
@@ -268,7 +269,7 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, timeout_ms
     objectives += [] if sp.log2 is None else [sp.log2]
     objectives += [pre.buf.physical, pre.buf.vmalloc]
     objectives += [z3.Not(action.outcome.kmalloc_ok), z3.Not(action.outcome.vmalloc_ok)]
-    m = (minimal_model(query, objectives, timeout_ms) if minimise else None) or solved.model
+    m = (minimal_model(query, objectives, solving) if minimise else None) or solved.model
     plat = model.machine(_value(m, sp.elem_size), page_size)
     pre_py = _state_from_model(m, pre)
     action_py = prop.operation(_value(m, amount), _outcome_from_model(m, action.outcome))
@@ -288,7 +289,7 @@ def _sym_call(operation: type[ShrinkTo | Reserve]) -> SymShrinkTo | SymReserve:
 
 
 def _witnessed(
-    prop: Property, model: ModelSpec, setting: list[Any], premise: Any, timeout_ms: int, start: float
+    prop: Property, model: ModelSpec, setting: list[Any], premise: Any, solving: Solving, start: float
 ) -> Result:
     """PROVED only if the property's premise is reachable (a witness exists); VACUOUS if it never happens.
 
@@ -298,7 +299,7 @@ def _witnessed(
     """
     if premise is None:
         return Result(prop, model, Verdict.PROVED, time.perf_counter() - start)
-    witness = solve([*setting, premise], timeout_ms)
+    witness = solve([*setting, premise], solving)
     seconds = time.perf_counter() - start
     if witness.answer is Answer.UNSAT:
         return Result(prop, model, Verdict.VACUOUS, seconds, detail=f"premise never happens: {prop.premise_text}")
@@ -319,7 +320,7 @@ def _replay(
     return replayed
 
 
-def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, timeout_ms: int, minimise: bool) -> Result:
+def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, solving: Solving, minimise: bool) -> Result:
     start = time.perf_counter()
     plat = model.machine(model.size_min, page_size)
     state = VecState()
@@ -332,15 +333,15 @@ def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, timeout_ms
     pre = lift_state(state)
     outcome = SymOutcome.fresh("outcome")
     st = vec_z3.step(sp, pre, SymShrinkTo(vec_z3.u64(prop.min_capacity), outcome), model.faults)
-    solved = solve([*st.constraints, z3.Not(prop.z3(sp, st))], timeout_ms)
+    solved = solve([*st.constraints, z3.Not(prop.z3(sp, st))], solving)
     if solved.answer is Answer.UNSAT:
         premise = None if prop.premise is None else prop.premise(sp, st)
-        return _witnessed(prop, model, list(st.constraints), premise, timeout_ms, start)
+        return _witnessed(prop, model, list(st.constraints), premise, solving, start)
     if solved.answer is Answer.UNKNOWN:
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     query = [*st.constraints, z3.Not(prop.z3(sp, st))]
     objectives = [z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok)]
-    m = (minimal_model(query, objectives, timeout_ms) if minimise else None) or solved.model
+    m = (minimal_model(query, objectives, solving) if minimise else None) or solved.model
     action = ShrinkTo(prop.min_capacity, _outcome_from_model(m, outcome))
     replayed = step(plat, state, action, model.faults)
     if prop.py(plat, replayed):

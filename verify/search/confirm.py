@@ -16,7 +16,7 @@ from importlib.metadata import version as installed_version
 import bitwuzla
 import cvc5
 
-from verify.solver import Answer, checked_timeout_ms
+from verify.search.answer import Answer, checked_timeout_ms
 
 # Z3 writes unsigned multiplication without overflow as its own function
 # `bvumul_noovfl`; in standard SMT-LIB (2.7, which both solvers read) it is the

@@ -1,0 +1,1 @@
+"""What a run reports: the text table, JSON, JUnit XML, SARIF, the terminal display, the exit-code gate."""
