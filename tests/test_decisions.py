@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import re
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +64,21 @@ def test_a_replaced_rule_is_never_evaluated() -> None:
         raise AssertionError("the kernel rule ran although a fault replaced it")
 
     assert DecisionPoints(frozenset({"replace"}), TABLE, 100)("x", rule, 3, 4) == 103
+
+
+DOC = Path(__file__).parent.parent / "docs" / "shrink_to-side-by-side.md"
+
+
+def test_the_side_by_side_doc_quotes_lines_that_are_in_the_model() -> None:
+    model_lines = {line.strip() for line in inspect.getsource(vec.shrink_to).splitlines()}
+    steps = DOC.read_text().split("## The steps")[1].split("## Which fault")[0]
+    quoted = re.findall(r"\| `([^`]+)` \|$", steps, re.M)
+    assert len(quoted) >= 20
+    assert [line for line in quoted if line not in model_lines] == []
+
+
+def test_the_side_by_side_doc_lists_every_shrink_fault_once() -> None:
+    rows = re.findall(r"^\| `[^`]+` \| .* \| (.*) \|$", DOC.read_text(), re.M)
+    listed = [fault for row in rows for fault in re.findall(r"`([^`]+)`", row)]
+    assert sorted(listed) == sorted(vec.SHRINK_OVERRIDES)
+    assert "docs/shrink_to-side-by-side.md" in (DOC.parent.parent / "README.md").read_text()
