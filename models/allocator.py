@@ -13,8 +13,10 @@ encoding in allocator_z3.py can carry exactly the same record.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field, replace
 
+from models.faults import DecisionPoints, Override
 from models.machine import INT_MAX, Platform, div_ceil, kmalloc_size_classes, vmap_mapping_size
 
 
@@ -168,16 +170,45 @@ def vmalloc_physical(plat: Platform, nbytes: int) -> int:
 # --- the C allocators --------------------------------------------------------
 
 
+# The allocators' decision points and the seeded faults that override them
+# (models/faults.py); allocator_z3.OVERRIDES overrides the same points in Z3 terms.
+# Each override gets (plat, the value without the fault, *the point's inputs).
+OVERRIDES: dict[str, tuple[str, Override]] = {
+    "max-order-plus-one": (
+        "kmalloc: within KMALLOC_MAX_SIZE",
+        lambda plat, kernel, nbytes: nbytes <= 2 * plat.kmalloc_max_size,
+    ),
+    "kmalloc-max-ignored": ("kmalloc: within KMALLOC_MAX_SIZE", lambda plat, kernel, nbytes: True),
+    "kmalloc-unrounded": ("kmalloc: physical size", lambda plat, kernel, nbytes: nbytes),
+    "kmalloc-minalign-ignored": (
+        "kmalloc: physical size",
+        lambda plat, kernel, nbytes: kmalloc_physical(replace(plat, kmalloc_min_align=8), nbytes),
+    ),
+    "huge-rounding-ignored": ("vmalloc: physical size", lambda plat, kernel, nbytes: page_rounded(plat, nbytes)),
+    "vmalloc-pages-floor": (
+        "vmalloc: physical size",
+        lambda plat, kernel, nbytes: nbytes // plat.page_size * plat.page_size,
+    ),
+    "vmalloc-recorded-as-kmalloc": ("vmalloc: kind", lambda plat, kernel: Kind.KMALLOC),
+    "kvmalloc-small-vmalloc": ("kvmalloc: vmalloc fallback", lambda plat, kernel, nbytes: True),
+    "krealloc-copies-new-size": ("krealloc: bytes copied", lambda plat, kernel, old, nbytes: nbytes),
+    "realloc-zero-keeps": ("realloc: size 0 frees", lambda plat, kernel: False),
+    "realloc-zero-free-size": ("realloc: size 0 free layout", lambda plat, kernel, old_bytes: 0),
+}
+
+
+def _at(plat: Platform, rec: Recorder) -> DecisionPoints:
+    return DecisionPoints(rec.faults, OVERRIDES, plat)
+
+
 def kmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
+    at = _at(plat, rec)
     # Above KMALLOC_MAX_SIZE the page allocator has no order to serve it.
     # mm/slub.c (v7.1), ___kmalloc_large_node: an order above MAX_PAGE_ORDER fails.
-    limit = plat.kmalloc_max_size * 2 if "max-order-plus-one" in rec.faults else plat.kmalloc_max_size
-    too_big = nbytes > limit and "kmalloc-max-ignored" not in rec.faults
-    if too_big or not outcome.kmalloc_ok:
+    fits = at("kmalloc: within KMALLOC_MAX_SIZE", lambda n: n <= plat.kmalloc_max_size, nbytes)
+    if not fits or not outcome.kmalloc_ok:
         return None
-    physical = nbytes if "kmalloc-unrounded" in rec.faults else kmalloc_physical(plat, nbytes)
-    if "kmalloc-minalign-ignored" in rec.faults:
-        physical = kmalloc_physical(replace(plat, kmalloc_min_align=8), nbytes)
+    physical = at("kmalloc: physical size", functools.partial(kmalloc_physical, plat), nbytes)
     return rec.new_allocation(Kind.KMALLOC, nbytes, physical)
 
 
@@ -188,14 +219,12 @@ def page_rounded(plat: Platform, nbytes: int) -> int:
 
 def vmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder, huge: bool = True) -> Allocation | None:
     """A vmalloc area; `huge` when the caller passes VM_ALLOW_HUGE_VMAP (kvmalloc does, vrealloc does not)."""
+    at = _at(plat, rec)
     if not outcome.vmalloc_ok:
         return None
-    physical = vmalloc_physical(plat, nbytes) if huge else page_rounded(plat, nbytes)
-    if "huge-rounding-ignored" in rec.faults:
-        physical = div_ceil(nbytes, plat.page_size) * plat.page_size
-    if "vmalloc-pages-floor" in rec.faults:
-        physical = nbytes // plat.page_size * plat.page_size
-    kind = Kind.KMALLOC if "vmalloc-recorded-as-kmalloc" in rec.faults else Kind.VMALLOC
+    mapped = functools.partial(vmalloc_physical if huge else page_rounded, plat)
+    physical = at("vmalloc: physical size", mapped, nbytes)
+    kind = at("vmalloc: kind", lambda: Kind.VMALLOC)  # what is_vmalloc_addr will answer for it
     return rec.new_allocation(kind, nbytes, physical)
 
 
@@ -209,7 +238,7 @@ def kvmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Al
     VM_ALLOW_HUGE_VMAP (GFP_KERNEL may block) serves it.
     """
     obj = kmalloc(plat, nbytes, outcome, rec)
-    if obj is not None or (nbytes <= plat.page_size and "kvmalloc-small-vmalloc" not in rec.faults):
+    if obj is not None or not _at(plat, rec)("kvmalloc: vmalloc fallback", lambda n: n > plat.page_size, nbytes):
         return obj
     if nbytes > INT_MAX:
         return None
@@ -229,7 +258,7 @@ def krealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec
     new = kmalloc(plat, nbytes, outcome, rec)
     if new is None:
         return None
-    copied = nbytes if "krealloc-copies-new-size" in rec.faults else old.physical
+    copied = _at(plat, rec)("krealloc: bytes copied", lambda old, nbytes: old.physical, old, nbytes)
     rec.copy(old, new, copied)  # memcpy of ksize(p) bytes
     rec.free(old, old.requested)
     return new
@@ -300,13 +329,14 @@ def realloc(
 
     Returns (Ok?, the allocation now behind the pointer; None when dangling).
     """
+    at = _at(plat, rec)
     rec.call(fn, new_bytes, old_bytes)
     # ReallocFunc::call passes NULL for a pointer whose old layout is empty.
     current = ptr if old_bytes != 0 else None
     if new_bytes == 0:
         # Size 0 frees the old allocation and returns a dangling pointer.
-        if current is not None and "realloc-zero-keeps" not in rec.faults:
-            rec.free(current, 0 if "realloc-zero-free-size" in rec.faults else old_bytes)
+        if current is not None and at("realloc: size 0 frees", lambda: True):
+            rec.free(current, at("realloc: size 0 free layout", lambda old_bytes: old_bytes, old_bytes))
         return True, None
     new = kvrealloc(plat, current, new_bytes, outcome, rec)
     if new is None:

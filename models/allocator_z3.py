@@ -9,12 +9,14 @@ effects are visible. All comparisons are unsigned (ULE, ULT, ...), as for usize.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import z3
 
 from models.allocator import MAX_CALLS, Fn
+from models.faults import DecisionPoints, Override
 from models.machine import BITS, INT_MAX, USIZE_MAX, Platform, kmalloc_size_classes
 
 # z3 ships no type information, so its terms are Any to mypy; the alias names intent.
@@ -242,13 +244,42 @@ def allocation_well_formed(plat: Platform, a: SymAlloc) -> Any:
 # --- the C allocators --------------------------------------------------------
 
 
+# The allocators' decision points and the seeded faults that override them: the
+# counterpart of allocator.OVERRIDES, the same faults on the same points.
+# Each override gets (plat, the value without the fault, *the point's inputs).
+OVERRIDES: dict[str, tuple[str, Override]] = {
+    "max-order-plus-one": (
+        "kmalloc: within KMALLOC_MAX_SIZE",
+        lambda plat, kernel, nbytes: z3.ULE(nbytes, 2 * plat.kmalloc_max_size),
+    ),
+    "kmalloc-max-ignored": ("kmalloc: within KMALLOC_MAX_SIZE", lambda plat, kernel, nbytes: z3.BoolVal(True)),
+    "kmalloc-unrounded": ("kmalloc: physical size", lambda plat, kernel, nbytes: nbytes),
+    "kmalloc-minalign-ignored": (
+        "kmalloc: physical size",
+        lambda plat, kernel, nbytes: kmalloc_physical(dataclasses.replace(plat, kmalloc_min_align=8), nbytes),
+    ),
+    "huge-rounding-ignored": ("vmalloc: physical size", lambda plat, kernel, nbytes: round_up(nbytes, plat.page_size)),
+    "vmalloc-pages-floor": (
+        "vmalloc: physical size",
+        lambda plat, kernel, nbytes: z3.UDiv(nbytes, u64(plat.page_size)) * u64(plat.page_size),
+    ),
+    "vmalloc-recorded-as-kmalloc": ("vmalloc: kind", lambda plat, kernel: False),
+    "kvmalloc-small-vmalloc": ("kvmalloc: vmalloc fallback", lambda plat, kernel, nbytes: z3.BoolVal(True)),
+    "krealloc-copies-new-size": ("krealloc: bytes copied", lambda plat, kernel, old, nbytes: nbytes),
+    "realloc-zero-keeps": ("realloc: size 0 frees", lambda plat, kernel: False),
+    "realloc-zero-free-size": ("realloc: size 0 free layout", lambda plat, kernel, old_bytes: u64(0)),
+}
+
+
+def _at(plat: Platform, rec: SymRecorder) -> DecisionPoints:
+    return DecisionPoints(rec.faults, OVERRIDES, plat)
+
+
 def kmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder) -> tuple[Any, SymAlloc]:
-    limit = plat.kmalloc_max_size * 2 if "max-order-plus-one" in rec.faults else plat.kmalloc_max_size
-    fits = z3.BoolVal(True) if "kmalloc-max-ignored" in rec.faults else z3.ULE(nbytes, limit)
+    at = _at(plat, rec)
+    fits = at("kmalloc: within KMALLOC_MAX_SIZE", lambda n: z3.ULE(n, plat.kmalloc_max_size), nbytes)
     ok = z3.And(fits, outcome.kmalloc_ok)
-    physical = nbytes if "kmalloc-unrounded" in rec.faults else kmalloc_physical(plat, nbytes)
-    if "kmalloc-minalign-ignored" in rec.faults:
-        physical = kmalloc_physical(dataclasses.replace(plat, kmalloc_min_align=8), nbytes)
+    physical = at("kmalloc: physical size", functools.partial(kmalloc_physical, plat), nbytes)
     alloc = rec.new_allocation(z3.And(g, ok), z3.BoolVal(False), nbytes, physical)
     return ok, alloc
 
@@ -256,20 +287,18 @@ def kmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRec
 def vmalloc(
     plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder, huge: bool = True
 ) -> tuple[Any, SymAlloc]:
+    at = _at(plat, rec)
     ok = outcome.vmalloc_ok
-    physical = vmalloc_physical(plat, nbytes) if huge else round_up(nbytes, plat.page_size)
-    if "huge-rounding-ignored" in rec.faults:
-        physical = round_up(nbytes, plat.page_size)
-    if "vmalloc-pages-floor" in rec.faults:
-        physical = z3.UDiv(nbytes, u64(plat.page_size)) * u64(plat.page_size)
-    vmalloc = z3.BoolVal("vmalloc-recorded-as-kmalloc" not in rec.faults)
+    mapped = functools.partial(vmalloc_physical, plat) if huge else (lambda n: round_up(n, plat.page_size))
+    physical = at("vmalloc: physical size", mapped, nbytes)
+    vmalloc = z3.BoolVal(at("vmalloc: kind", lambda: True))  # what is_vmalloc_addr will answer for it
     alloc = rec.new_allocation(z3.And(g, ok), vmalloc, nbytes, physical)
     return ok, alloc
 
 
 def kvmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRecorder) -> tuple[Any, SymAlloc]:
     km_ok, km = kmalloc(plat, g, nbytes, outcome, rec)
-    above_page = z3.BoolVal(True) if "kvmalloc-small-vmalloc" in rec.faults else z3.UGT(nbytes, plat.page_size)
+    above_page = _at(plat, rec)("kvmalloc: vmalloc fallback", lambda n: z3.UGT(n, plat.page_size), nbytes)
     try_vmalloc = z3.And(z3.Not(km_ok), above_page, z3.ULE(nbytes, INT_MAX))
     vm_ok, vm = vmalloc(plat, z3.And(g, try_vmalloc), nbytes, outcome, rec)
     return z3.Or(km_ok, z3.And(try_vmalloc, vm_ok)), ite(km_ok, km, vm)
@@ -282,7 +311,7 @@ def krealloc(
     same = dataclasses.replace(old, requested=nbytes)
     moving = z3.And(g, z3.Not(fits))
     ok, new = kmalloc(plat, moving, nbytes, outcome, rec)
-    copied = nbytes if "krealloc-copies-new-size" in rec.faults else old.physical
+    copied = _at(plat, rec)("krealloc: bytes copied", lambda old, nbytes: old.physical, old, nbytes)
     rec.copy(z3.And(moving, ok), old, new, copied)
     rec.free(z3.And(moving, ok), old, old.requested)
     return z3.Or(fits, ok), ite(fits, same, new)
@@ -337,11 +366,12 @@ def realloc(
     rec: SymRecorder,
 ) -> tuple[Any, SymAlloc]:
     """`KVmalloc::realloc`; returns (Ok?, the allocation now behind the pointer)."""
+    at = _at(plat, rec)
     rec.call(g, fn, new_bytes, old_bytes)
     current = ite(old_bytes != 0, ptr, SymAlloc.none())
     freeing = new_bytes == 0
-    if "realloc-zero-keeps" not in rec.faults:
-        free_bytes = u64(0) if "realloc-zero-free-size" in rec.faults else old_bytes
+    if at("realloc: size 0 frees", lambda: True):
+        free_bytes = at("realloc: size 0 free layout", lambda old_bytes: old_bytes, old_bytes)
         rec.free(z3.And(g, freeing, current.live), current, free_bytes)
     ok, new = kvrealloc(plat, z3.And(g, z3.Not(freeing)), current, new_bytes, outcome, rec)
     result_ok = z3.Or(freeing, ok)

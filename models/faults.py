@@ -11,6 +11,10 @@ policy at once).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
 SHRINK_FAULTS: dict[str, str] = {
     "target-ignores-len": "target = min_capacity instead of max(len, min_capacity)",
     "target-ignores-min-capacity": "target = len instead of max(len, min_capacity)",
@@ -88,3 +92,33 @@ def check_faults(faults: frozenset[str]) -> None:
     unknown = sorted(faults - FAULTS.keys())
     if unknown:
         raise ValueError(f"unknown fault(s): {', '.join(unknown)}")
+
+
+# --- decision points ------------------------------------------------------------
+# A model function names each point where the kernel decides something
+# (`at("target", max, len, min_capacity)`: the point, the kernel's rule and its
+# inputs). Each encoding keeps one table per function, fault -> (point, override),
+# with the same faults on the same points on both sides (tests/test_decisions.py).
+
+Override = Callable[..., Any]  # (context, the value without this fault, *the point's inputs) -> the value
+
+
+class DecisionPoints:
+    """Evaluates a function's decision points: the kernel's rule unless a seeded fault overrides it.
+
+    Overrides of one point apply in table order, each over the value before it
+    (a thunk, which it may ignore). Nothing is computed that is not used, so a
+    Z3 encoding builds exactly the terms of the path it takes.
+    """
+
+    def __init__(self, faults: frozenset[str], overrides: Mapping[str, tuple[str, Override]], context: Any) -> None:
+        self.faults = faults
+        self.overrides = overrides
+        self.context = context
+
+    def __call__(self, point: str, rule: Callable[..., Any], *inputs: Any) -> Any:
+        value: Callable[[], Any] = functools.partial(rule, *inputs)
+        for fault, (at, override) in self.overrides.items():
+            if at == point and fault in self.faults:
+                value = functools.partial(override, self.context, value, *inputs)
+        return value()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from models import allocator as kv
 from models.allocator import Allocation, Effects, Fn, Kind, Outcome, Recorder
 from models.elements import GARBAGE, Elements
+from models.faults import DecisionPoints, Override
 from models.machine import ISIZE_MAX, USIZE_MAX, Platform, div_ceil, wrap
 
 SUCCESS = Outcome()
@@ -122,10 +123,7 @@ def step(plat: Platform, state: VecState, action: Action, faults: frozenset[str]
     elif isinstance(action, Reserve):
         ok, post = reserve(plat, state, action.additional, action.outcome, rec)
     elif isinstance(action, Push):
-        ok, post = reserve(plat, state, 1, action.outcome, rec)
-        if ok:
-            post = replace(post, len=post.len + 1, elems=post.elems.push(action.identity))
-        post = _push_faults(plat, state, ok, post, faults)
+        ok, post = push(plat, state, action.identity, action.outcome, rec, faults)
     elif isinstance(action, Pop):
         ok, post = True, _truncated(state, state.len - 1) if state.len else state
     elif isinstance(action, Truncate):
@@ -133,11 +131,7 @@ def step(plat: Platform, state: VecState, action: Action, faults: frozenset[str]
     elif isinstance(action, Clear):
         ok, post = True, _truncated(state, 0)
     elif isinstance(action, Retain):
-        elems = state.elems.without(action.drop)
-        if "vec-in-binder-retain-drops-next" in faults and elems.count < state.elems.count:
-            at = _index_of(state.elems, action.drop)  # the dropped one's neighbour now stands here
-            elems = elems.prefix(at).concat(_suffix(elems, at + 1)) if at < elems.count else elems
-        ok, post = True, replace(state, len=elems.count, elems=elems)
+        ok, post = True, retain(state, action.drop, faults)
     else:
         raise TypeError(f"not an action: {action!r}")
     return Step(state, action, replace(post, next_id=rec.next_id), ok, rec.effects(), rec.overflow)
@@ -148,15 +142,55 @@ def with_capacity(plat: Platform, capacity: int, outcome: Outcome = SUCCESS) -> 
     return step(plat, VecState(), Reserve(capacity, outcome))
 
 
-def _push_faults(plat: Platform, pre: VecState, ok: bool, post: VecState, faults: frozenset[str]) -> VecState:
-    """The seeded push faults (models/faults.py); the counterpart of vec_z3._push_faults."""
-    if "vec-in-binder-failed-push-drops-last" in faults and not ok and pre.len > 0:
-        post = _truncated(pre, pre.len - 1)
-    grew = ok and post.layout_len != pre.layout_len and post.buf is not None
-    if "vec-in-binder-push-stale-request" in faults and grew:
-        assert post.buf is not None
-        post = replace(post, buf=replace(post.buf, requested=pre.layout_bytes(plat)))
-    return post
+# The decision points of push and retain and the seeded faults that override them
+# (models/faults.py); vec_z3.PUSH_OVERRIDES and RETAIN_OVERRIDES are their counterparts.
+PUSH_OVERRIDES: dict[str, tuple[str, Override]] = {
+    "vec-in-binder-failed-push-drops-last": (
+        "state after failed reserve",
+        lambda plat, kernel, v: _truncated(v, v.len - 1) if v.len > 0 else kernel(),
+    ),
+    "vec-in-binder-push-stale-request": (
+        "buffer after reserve",
+        lambda plat, kernel, v, grown: _stale_request(plat, v, grown) if grown.layout_len != v.layout_len else kernel(),
+    ),
+}
+
+RETAIN_OVERRIDES: dict[str, tuple[str, Override]] = {
+    "vec-in-binder-retain-drops-next": ("removal", lambda plat, kernel, elems, drop: _drop_next(elems, drop)),
+}
+
+
+def push(
+    plat: Platform, v: VecState, identity: int, outcome: Outcome, rec: Recorder, faults: frozenset[str] = frozenset()
+) -> tuple[bool, VecState]:
+    """`Vec::push`: reserve room for one more element (Err leaves everything unchanged), then write it at len."""
+    at = DecisionPoints(faults, PUSH_OVERRIDES, plat)
+    ok, grown = reserve(plat, v, 1, outcome, rec)
+    if not ok:
+        return False, at("state after failed reserve", lambda v: v, v)
+    grown = replace(grown, buf=at("buffer after reserve", lambda v, grown: grown.buf, v, grown))
+    return True, replace(grown, len=grown.len + 1, elems=grown.elems.push(identity))
+
+
+def retain(v: VecState, drop: int, faults: frozenset[str] = frozenset()) -> VecState:
+    """`retain(|e| e != drop)`: remove that one element, keeping the others in order; the buffer stays."""
+    at = DecisionPoints(faults, RETAIN_OVERRIDES, None)
+    elems = at("removal", lambda elems, drop: elems.without(drop), v.elems, drop)
+    return replace(v, len=elems.count, elems=elems)
+
+
+def _stale_request(plat: Platform, v: VecState, grown: VecState) -> Allocation | None:
+    """The grown buffer, recorded as if it had been allocated with v's old size."""
+    return None if grown.buf is None else replace(grown.buf, requested=v.layout_bytes(plat))
+
+
+def _drop_next(elems: Elements, drop: int) -> Elements:
+    """The elements without `drop` and without the one after it, when there is one."""
+    kept = elems.without(drop)
+    if kept.count == elems.count:
+        return kept
+    at = _index_of(elems, drop)  # the dropped one's neighbour now stands here
+    return kept.prefix(at).concat(_suffix(kept, at + 1)) if at < kept.count else kept
 
 
 def _index_of(elems: Elements, identity: int) -> int:
@@ -223,6 +257,33 @@ def reserve(plat: Platform, v: VecState, additional: int, outcome: Outcome, rec:
     return True, replace(v, layout_len=new_cap, buf=buf, elems=_carried(v, buf, rec, plat))
 
 
+# shrink_to's decision points and the seeded faults that override them
+# (models/faults.py); vec_z3.SHRINK_OVERRIDES overrides the same points in Z3 terms.
+# Each override gets (rec, the value without the fault, *the point's inputs).
+SHRINK_OVERRIDES: dict[str, tuple[str, Override]] = {
+    "always-noop": ("runs", lambda rec, kernel: False),
+    "target-ignores-len": ("target", lambda rec, kernel, len_, min_capacity: min_capacity),
+    "target-ignores-min-capacity": ("target", lambda rec, kernel, len_, min_capacity: len_),
+    "target-min": ("target", lambda rec, kernel, len_, min_capacity: min(len_, min_capacity)),
+    "target-doubled-unchecked": ("target", lambda rec, kernel, len_, min_capacity: _mul(rec, kernel(), 2)),
+    "noop-check-dropped": ("nothing to shrink", lambda rec, kernel, capacity, target: False),
+    "noop-path-reallocs": ("realloc with nothing to shrink", lambda rec, kernel, buf: buf is not None),
+    "zst-check-dropped": ("zero-sized T", lambda rec, kernel, size: False),
+    "vmalloc-test-inverted": ("not vmalloc", lambda rec, kernel, buf: buf is None or buf.kind is Kind.VMALLOC),
+    "kmalloc-deep-copy": ("not vmalloc", lambda rec, kernel, buf: False),
+    "pages-floor": ("pages", lambda rec, kernel, nbytes, page_size: nbytes // page_size),
+    "page-rule-off-by-one": ("no page freed", lambda rec, kernel, current, target: current < target),
+    "target-zero-skipped": ("free at target 0", lambda rec, kernel: False),
+    "layout-updated-on-err": ("state after failed alloc", lambda rec, kernel, v, target: replace(v, layout_len=target)),
+    "copy-one-short": ("copied len", lambda rec, kernel, len_: len_ - 1 if len_ > 0 else len_),
+    "copy-one-too-long": ("copied len", lambda rec, kernel, len_: len_ + 1),
+    "free-with-new-layout": ("free layout", lambda rec, kernel, old_bytes, new_bytes: new_bytes),
+    # A later override of one point wins over an earlier one that ignores the value before it.
+    "old-buffer-leaked": ("copy then free", lambda rec, kernel, copy, free: (copy,)),
+    "free-before-copy": ("copy then free", lambda rec, kernel, copy, free: (free, copy)),
+}
+
+
 def shrink_to(
     plat: Platform,
     v: VecState,
@@ -231,74 +292,69 @@ def shrink_to(
     rec: Recorder,
     faults: frozenset[str] = frozenset(),
 ) -> tuple[bool, VecState]:
-    """`Vec<T, KVmalloc>::shrink_to(min_capacity)`, v6, branch for branch."""
-    size = plat.elem_size
-    if "always-noop" in faults:
-        return True, v
-    target = max(v.len, min_capacity)
-    if "target-ignores-len" in faults:
-        target = min_capacity
-    if "target-ignores-min-capacity" in faults:
-        target = v.len
-    if "target-min" in faults:
-        target = min(v.len, min_capacity)
-    if "target-doubled-unchecked" in faults:
-        target = _mul(rec, target, 2)
+    """`Vec<T, KVmalloc>::shrink_to(min_capacity)` (kvec.rs, v6 as merged for v7.1), step for step.
 
-    # Nothing to do when the capacity is already at or below the target.
-    if v.capacity(plat) <= target and "noop-check-dropped" not in faults:
-        if "noop-path-reallocs" in faults and v.buf is not None:
+    `at(point, rule, *inputs)` is the kernel's rule at a named decision point,
+    unless a seeded fault overrides it (SHRINK_OVERRIDES above).
+    """
+    at = DecisionPoints(faults, SHRINK_OVERRIDES, rec)
+    size = plat.elem_size
+    if not at("runs", lambda: True):
+        return True, v
+
+    # target_cap = max(len, min_capacity).
+    target = at("target", max, v.len, min_capacity)
+
+    # Capacity already at or below the target: Ok, nothing changes.
+    if at("nothing to shrink", lambda capacity, target: capacity <= target, v.capacity(plat), target):
+        if at("realloc with nothing to shrink", lambda buf: False, v.buf):
             kv.realloc(plat, Fn.REALLOC, v.buf, v.layout_bytes(plat), v.layout_bytes(plat), outcome, rec)
         return True, v
-    # A zero-sized T never allocates; its capacity is usize::MAX.
-    if size == 0 and "zst-check-dropped" not in faults:
+    # A zero-sized T never allocates (its capacity is usize::MAX): Ok, nothing changes.
+    if at("zero-sized T", lambda size: size == 0, size):
         return True, v
 
     new_bytes = _mul(rec, target, size)
     old_bytes = v.layout_bytes(plat)
 
-    # !is_vmalloc_addr(ptr): a kmalloc buffer (or, with the faults above, a
-    # dangling pointer) delegates to KVmalloc::realloc and lets krealloc decide.
-    on_kmalloc = v.buf is None or (v.buf.kind is Kind.KMALLOC) != ("vmalloc-test-inverted" in faults)
-    if on_kmalloc and "kmalloc-deep-copy" not in faults:
+    # !is_vmalloc_addr(ptr): a kmalloc buffer (or, under a fault, a dangling
+    # pointer) goes to KVmalloc::realloc, which lets krealloc decide; Err leaves it all unchanged.
+    if at("not vmalloc", lambda buf: buf is None or buf.kind is Kind.KMALLOC, v.buf):
         ok, buf = kv.realloc(plat, Fn.REALLOC, v.buf, new_bytes, old_bytes, outcome, rec)
         if not ok:
             return False, v
         return True, replace(v, layout_len=target, buf=buf, elems=_carried(v, buf, rec, plat))
-    assert v.buf is not None
+    old = v.buf
+    assert old is not None
 
-    # vmalloc buffer: replace it only if at least one page is freed, since
+    # A vmalloc buffer is replaced only if that frees at least one page, since
     # vrealloc cannot yet shrink in place (the TODO in kvec.rs).
-    pages = (lambda n, d: n // d) if "pages-floor" in faults else div_ceil
-    current_pages = pages(_mul(rec, v.capacity(plat), size), plat.page_size)
-    target_pages = pages(new_bytes, plat.page_size)
-    no_page_freed = current_pages < target_pages if "page-rule-off-by-one" in faults else current_pages <= target_pages
-    if no_page_freed:
+    current_pages = at("pages", div_ceil, _mul(rec, v.capacity(plat), size), plat.page_size)
+    target_pages = at("pages", div_ceil, new_bytes, plat.page_size)
+    if at("no page freed", lambda current, target: current <= target, current_pages, target_pages):
         return True, v
 
-    # target == 0: free the buffer; the vector becomes empty and dangling.
-    if target == 0 and "target-zero-skipped" not in faults:
+    # target_cap == 0: free the buffer with its layout; the vector is left dangling, with an empty layout.
+    if target == 0:
+        if not at("free at target 0", lambda: True):
+            return True, v
         kv.realloc(plat, Fn.FREE, v.buf, 0, old_bytes, outcome, rec)
         return True, replace(v, layout_len=0, buf=None)
-    if target == 0:
-        return True, v
 
-    # Deep copy: alloc the target layout, copy len elements, free the old buffer.
+    # KVmalloc::alloc a buffer of target_cap elements; Err leaves everything unchanged.
     ok, new = kv.realloc(plat, Fn.ALLOC, None, new_bytes, 0, outcome, rec)
     if not ok or new is None:
-        if "layout-updated-on-err" in faults:
-            return False, replace(v, layout_len=target)
-        return False, v
-    copied_len = v.len - 1 if "copy-one-short" in faults and v.len > 0 else v.len
-    if "copy-one-too-long" in faults:
-        copied_len = v.len + 1
-    free_bytes = new_bytes if "free-with-new-layout" in faults else old_bytes
-    if "free-before-copy" in faults:
-        kv.realloc(plat, Fn.FREE, v.buf, 0, free_bytes, outcome, rec)
-        rec.copy(v.buf, new, copied_len * size)
-    elif "old-buffer-leaked" in faults:
-        rec.copy(v.buf, new, copied_len * size)
-    else:
-        rec.copy(v.buf, new, copied_len * size)
-        kv.realloc(plat, Fn.FREE, v.buf, 0, free_bytes, outcome, rec)
+        return False, at("state after failed alloc", lambda v, target: v, v, target)
+    # Copy the len elements across, then free the old buffer with its own layout.
+    copied_len = at("copied len", lambda len_: len_, v.len)
+    free_bytes = at("free layout", lambda old_bytes, new_bytes: old_bytes, old_bytes, new_bytes)
+
+    def copy_elements() -> None:
+        rec.copy(old, new, copied_len * size)
+
+    def free_old_buffer() -> None:
+        kv.realloc(plat, Fn.FREE, old, 0, free_bytes, outcome, rec)
+
+    for do in at("copy then free", lambda copy, free: (copy, free), copy_elements, free_old_buffer):
+        do()
     return True, replace(v, layout_len=target, buf=new, elems=_carried(v, new, rec, plat))

@@ -18,6 +18,7 @@ from models import allocator_z3 as kv
 from models.allocator import Allocation, Fn, Kind, Outcome
 from models.allocator_z3 import BV, SymAlloc, SymEffects, SymOutcome, SymRecorder, ite, u64
 from models.elements import GARBAGE, Elements
+from models.faults import DecisionPoints, Override
 from models.machine import BITS, ISIZE_MAX, USIZE_MAX, Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Truncate, VecState
 
@@ -208,34 +209,70 @@ def step(
     elif isinstance(action, SymReserve):
         ok, post = reserve(sp, pre, action.additional, action.outcome, rec)
     elif isinstance(action, SymPush):
-        ok, grown = reserve(sp, pre, u64(1), action.outcome, rec)
-        pushed = dataclasses.replace(grown, len=grown.len + 1, elems=z3.Store(grown.elems, grown.len, action.identity))
-        post = _push_faults(sp, pre, ok, ite(ok, pushed, grown), faults)
+        ok, post = push(sp, pre, action.identity, action.outcome, rec, faults)
     elif isinstance(action, SymTruncate):
         ok, post = z3.BoolVal(True), ite(z3.ULT(action.len, pre.len), dataclasses.replace(pre, len=action.len), pre)
     elif isinstance(action, SymRetain):
         ok = z3.BoolVal(True)
-        post, constraints = _retain(pre, action.drop, rec)
+        post, constraints = retain(pre, action.drop, rec, faults)
     else:
         raise TypeError(f"not an action: {action!r}")
     post = dataclasses.replace(post, next_id=rec.next_id)
     return SymStep(pre, post, ok, rec.effects(), rec.overflow, constraints)
 
 
-def _push_faults(sp: SymPlatform, pre: SymVec, ok: Any, post: SymVec, faults: frozenset[str]) -> SymVec:
-    """The seeded push faults (models/faults.py); the counterpart of vec._push_faults."""
-    if "vec-in-binder-failed-push-drops-last" in faults:
-        dropped = dataclasses.replace(pre, len=pre.len - 1)
-        post = ite(z3.And(z3.Not(ok), z3.UGT(pre.len, 0)), dropped, post)
-    if "vec-in-binder-push-stale-request" in faults:
-        grew = z3.And(ok, post.layout_len != pre.layout_len, post.buf.live)
-        stale = dataclasses.replace(post.buf, requested=sp.layout_bytes(pre))
-        post = ite(grew, dataclasses.replace(post, buf=stale), post)
-    return post
+# The decision points of push and retain and the seeded faults that override
+# them: the counterparts of vec.PUSH_OVERRIDES and vec.RETAIN_OVERRIDES.
+PUSH_OVERRIDES: dict[str, tuple[str, Override]] = {
+    "vec-in-binder-failed-push-drops-last": (
+        "state after failed reserve",
+        lambda sp, kernel, pre, ok, post: _dropped_last(pre, ok, kernel()),
+    ),
+    "vec-in-binder-push-stale-request": (
+        "buffer after reserve",
+        lambda sp, kernel, pre, ok, post: _stale_request(sp, pre, ok, kernel()),
+    ),
+}
+
+RETAIN_OVERRIDES: dict[str, tuple[str, Override]] = {
+    "vec-in-binder-retain-drops-next": (
+        "removal",
+        lambda rec, kernel, pre, at: z3.If(z3.ULT(at + 1, pre.len), u64(2), u64(1)),
+    ),
+}
 
 
-def _retain(pre: SymVec, drop: BV, rec: SymRecorder) -> tuple[SymVec, tuple[Any, ...]]:
-    """Remove the element `drop` (identities in a vector are distinct).
+def push(
+    sp: SymPlatform, pre: SymVec, identity: BV, outcome: SymOutcome, rec: SymRecorder, faults: frozenset[str]
+) -> tuple[Any, SymVec]:
+    """`Vec::push`: the counterpart of vec.push.
+
+    Both points see the whole result (`post`): an Err from reserve leaves `pre`
+    unchanged, an Ok writes the element at len.
+    """
+    at = DecisionPoints(faults, PUSH_OVERRIDES, sp)
+    ok, grown = reserve(sp, pre, u64(1), outcome, rec)
+    pushed = dataclasses.replace(grown, len=grown.len + 1, elems=z3.Store(grown.elems, grown.len, identity))
+    post = ite(ok, pushed, grown)
+    post = at("state after failed reserve", lambda pre, ok, post: post, pre, ok, post)
+    return ok, at("buffer after reserve", lambda pre, ok, post: post, pre, ok, post)
+
+
+def _dropped_last(pre: SymVec, ok: Any, post: SymVec) -> SymVec:
+    """After an Err from reserve, pre without its last element (when it has one)."""
+    dropped = dataclasses.replace(pre, len=pre.len - 1)
+    return ite(z3.And(z3.Not(ok), z3.UGT(pre.len, 0)), dropped, post)
+
+
+def _stale_request(sp: SymPlatform, pre: SymVec, ok: Any, post: SymVec) -> SymVec:
+    """A grown buffer recorded as if it had been allocated with pre's old size."""
+    grew = z3.And(ok, post.layout_len != pre.layout_len, post.buf.live)
+    stale = dataclasses.replace(post.buf, requested=sp.layout_bytes(pre))
+    return ite(grew, dataclasses.replace(post, buf=stale), post)
+
+
+def retain(pre: SymVec, drop: BV, rec: SymRecorder, faults: frozenset[str]) -> tuple[SymVec, tuple[Any, ...]]:
+    """Remove the element `drop` (identities in a vector are distinct): the counterpart of vec.retain.
 
     The index where it stands is a fresh variable pinned down by constraints.
     """
@@ -246,10 +283,7 @@ def _retain(pre: SymVec, drop: BV, rec: SymRecorder) -> tuple[SymVec, tuple[Any,
         z3.Implies(found, z3.And(z3.ULT(at, pre.len), pre.elems[at] == drop)),
         z3.Implies(z3.Not(found), z3.ForAll([i], z3.Implies(z3.ULT(i, pre.len), pre.elems[i] != drop))),
     )
-    # A seeded fault also drops the next element, when there is one.
-    gone = u64(1)
-    if "vec-in-binder-retain-drops-next" in rec.faults:
-        gone = z3.If(z3.ULT(at + 1, pre.len), u64(2), u64(1))
+    gone = DecisionPoints(faults, RETAIN_OVERRIDES, rec)("removal", lambda pre, at: u64(1), pre, at)
     shifted = z3.Lambda([i], z3.If(z3.ULT(i, at), pre.elems[i], pre.elems[i + gone]))
     removed = dataclasses.replace(pre, len=pre.len - gone, elems=shifted)
     return ite(found, removed, pre), constraints
@@ -281,6 +315,55 @@ def reserve(sp: SymPlatform, v: SymVec, additional: BV, outcome: SymOutcome, rec
     return exits.result()
 
 
+# shrink_to's decision points and the seeded faults that override them: the
+# counterpart of vec.SHRINK_OVERRIDES, the same faults on the same points. A point
+# whose check a fault removes is None here: the encoding then adds no exit for it.
+# Each override gets (rec, the value without the fault, *the point's inputs).
+SHRINK_OVERRIDES: dict[str, tuple[str, Override]] = {
+    "always-noop": ("runs", lambda rec, kernel: False),
+    "target-ignores-len": ("target", lambda rec, kernel, len_, min_capacity: min_capacity),
+    "target-ignores-min-capacity": ("target", lambda rec, kernel, len_, min_capacity: len_),
+    "target-min": ("target", lambda rec, kernel, len_, min_capacity: _umin(len_, min_capacity)),
+    "target-doubled-unchecked": ("target", lambda rec, kernel, len_, min_capacity: _doubled(rec, kernel())),
+    "noop-check-dropped": ("nothing to shrink", lambda rec, kernel, capacity, target: None),
+    "noop-path-reallocs": ("realloc with nothing to shrink", lambda rec, kernel, buf: buf.live),
+    "zst-check-dropped": ("zero-sized T", lambda rec, kernel, size: None),
+    "vmalloc-test-inverted": ("not vmalloc", lambda rec, kernel, buf: z3.Or(z3.Not(buf.live), buf.vmalloc)),
+    "kmalloc-deep-copy": ("not vmalloc", lambda rec, kernel, buf: z3.BoolVal(False)),
+    "pages-floor": ("pages", lambda rec, kernel, nbytes, page_size: z3.UDiv(nbytes, u64(page_size))),
+    "page-rule-off-by-one": ("no page freed", lambda rec, kernel, current, target: z3.ULT(current, target)),
+    "target-zero-skipped": ("free at target 0", lambda rec, kernel: False),
+    "layout-updated-on-err": (
+        "state after failed alloc",
+        lambda rec, kernel, v, target: dataclasses.replace(v, layout_len=target),
+    ),
+    "copy-one-short": ("copied len", lambda rec, kernel, len_: z3.If(len_ == 0, len_, len_ - 1)),
+    "copy-one-too-long": ("copied len", lambda rec, kernel, len_: len_ + 1),
+    "free-with-new-layout": ("free layout", lambda rec, kernel, old_bytes, new_bytes: new_bytes),
+    # A later override of one point wins over an earlier one that ignores the value before it.
+    "old-buffer-leaked": ("copy then free", lambda rec, kernel, copy, free: (copy,)),
+    "free-before-copy": ("copy then free", lambda rec, kernel, copy, free: (free, copy)),
+}
+
+
+def _umax(a: BV, b: BV) -> BV:
+    return z3.If(z3.UGE(a, b), a, b)
+
+
+def _umin(a: BV, b: BV) -> BV:
+    return z3.If(z3.ULE(a, b), a, b)
+
+
+def _not_vmalloc(buf: SymAlloc) -> Any:
+    """!is_vmalloc_addr(ptr); a dangling pointer is no vmalloc address either."""
+    is_kmalloc = z3.Not(buf.vmalloc)
+    return z3.Or(z3.Not(buf.live), is_kmalloc)
+
+
+def _doubled(rec: SymRecorder, target: BV) -> BV:
+    return rec.mul(z3.BoolVal(True), target, u64(2))
+
+
 def shrink_to(
     sp: SymPlatform,
     v: SymVec,
@@ -289,46 +372,44 @@ def shrink_to(
     rec: SymRecorder,
     faults: frozenset[str] = frozenset(),
 ) -> tuple[Any, SymVec]:
-    """`Vec<T, KVmalloc>::shrink_to(min_capacity)`, v6: the counterpart of vec.shrink_to."""
+    """`Vec<T, KVmalloc>::shrink_to(min_capacity)`: the counterpart of vec.shrink_to, step for step.
+
+    Each early return of the kernel is an exit guarded by the conditions that
+    reach it; `g` is the guard of the path still running.
+    """
+    at = DecisionPoints(faults, SHRINK_OVERRIDES, rec)
     size = sp.elem_size
     page = sp.plat.page_size
     exits = Exits()
     true = z3.BoolVal(True)
-    if "always-noop" in faults:
+    if not at("runs", lambda: True):
         exits.add(true, true, v)
         return exits.result()
     g: Any = true
-    target = z3.If(z3.UGE(v.len, min_capacity), v.len, min_capacity)
-    if "target-ignores-len" in faults:
-        target = min_capacity
-    if "target-ignores-min-capacity" in faults:
-        target = v.len
-    if "target-min" in faults:
-        target = z3.If(z3.ULE(v.len, min_capacity), v.len, min_capacity)
-    if "target-doubled-unchecked" in faults:
-        target = rec.mul(g, target, u64(2))
 
-    # Nothing to do when the capacity is already at or below the target.
-    if "noop-check-dropped" not in faults:
-        at_or_below = z3.ULE(sp.capacity(v), target)
-        if "noop-path-reallocs" in faults:
+    # target_cap = max(len, min_capacity).
+    target = at("target", _umax, v.len, min_capacity)
+
+    # Capacity already at or below the target: Ok, nothing changes.
+    at_or_below = at("nothing to shrink", lambda capacity, target: z3.ULE(capacity, target), sp.capacity(v), target)
+    if at_or_below is not None:
+        realloc_too = at("realloc with nothing to shrink", lambda buf: False, v.buf)
+        if realloc_too is not False:
             same = sp.layout_bytes(v)
-            kv.realloc(sp.plat, z3.And(at_or_below, v.buf.live), Fn.REALLOC, v.buf, same, same, outcome, rec)
+            kv.realloc(sp.plat, z3.And(at_or_below, realloc_too), Fn.REALLOC, v.buf, same, same, outcome, rec)
         exits.add(at_or_below, true, v)
         g = z3.And(g, z3.Not(at_or_below))
-    # A zero-sized T never allocates; its capacity is usize::MAX.
-    if "zst-check-dropped" not in faults:
-        exits.add(z3.And(g, size == 0), true, v)
+    # A zero-sized T never allocates (its capacity is usize::MAX): Ok, nothing changes.
+    zero_sized = at("zero-sized T", lambda size: size == 0, size)
+    if zero_sized is not None:
+        exits.add(z3.And(g, zero_sized), true, v)
         g = z3.And(g, size != 0)
 
     new_bytes = _times_size(sp, rec, g, target)
     old_bytes = sp.layout_bytes(v)
 
-    # !is_vmalloc_addr(ptr): delegate to KVmalloc::realloc.
-    is_kmalloc = z3.Not(v.buf.vmalloc) if "vmalloc-test-inverted" not in faults else v.buf.vmalloc
-    kmalloc_path = z3.Or(z3.Not(v.buf.live), is_kmalloc)
-    if "kmalloc-deep-copy" in faults:
-        kmalloc_path = z3.BoolVal(False)
+    # !is_vmalloc_addr(ptr): a kmalloc buffer goes to KVmalloc::realloc; Err leaves it all unchanged.
+    kmalloc_path = at("not vmalloc", _not_vmalloc, v.buf)
     gk = z3.And(g, kmalloc_path)
     ok, buf = kv.realloc(sp.plat, gk, Fn.REALLOC, v.buf, new_bytes, old_bytes, outcome, rec)
     exits.add(z3.And(gk, z3.Not(ok)), z3.BoolVal(False), v)
@@ -336,44 +417,39 @@ def shrink_to(
     exits.add(gk, true, reallocated)
     g = z3.And(g, z3.Not(kmalloc_path))
 
-    # vmalloc buffer: replace it only if at least one page is freed.
-    pages = (lambda n, d: z3.UDiv(n, u64(d))) if "pages-floor" in faults else kv.div_ceil
-    current_pages = pages(_times_size(sp, rec, g, sp.capacity(v)), page)
-    target_pages = pages(new_bytes, page)
-    if "page-rule-off-by-one" in faults:
-        no_page_freed = z3.ULT(current_pages, target_pages)
-    else:
-        no_page_freed = z3.ULE(current_pages, target_pages)
+    # A vmalloc buffer is replaced only if that frees at least one page.
+    current_pages = at("pages", kv.div_ceil, _times_size(sp, rec, g, sp.capacity(v)), page)
+    target_pages = at("pages", kv.div_ceil, new_bytes, page)
+    no_page_freed = at("no page freed", z3.ULE, current_pages, target_pages)
     exits.add(z3.And(g, no_page_freed), true, v)
     g = z3.And(g, z3.Not(no_page_freed))
 
-    # target == 0: free the buffer; the vector becomes empty and dangling.
+    # target_cap == 0: free the buffer with its layout; the vector is left dangling, with an empty layout.
     zero = z3.And(g, target == 0)
-    if "target-zero-skipped" not in faults:
+    if at("free at target 0", lambda: True):
         kv.realloc(sp.plat, zero, Fn.FREE, v.buf, u64(0), old_bytes, outcome, rec)
         exits.add(zero, true, dataclasses.replace(v, layout_len=u64(0), buf=SymAlloc.none()))
     else:
         exits.add(zero, true, v)
     g = z3.And(g, target != 0)
 
-    # Deep copy: alloc the target layout, copy len elements, free the old buffer.
+    # KVmalloc::alloc a buffer of target_cap elements; Err leaves everything unchanged.
     ok, new = kv.realloc(sp.plat, g, Fn.ALLOC, SymAlloc.none(), new_bytes, u64(0), outcome, rec)
     failed = z3.Or(z3.Not(ok), z3.Not(new.live))
-    on_err = dataclasses.replace(v, layout_len=target) if "layout-updated-on-err" in faults else v
-    exits.add(z3.And(g, failed), z3.BoolVal(False), on_err)
+    exits.add(z3.And(g, failed), z3.BoolVal(False), at("state after failed alloc", lambda v, target: v, v, target))
     g = z3.And(g, z3.Not(failed))
-    copied_len = z3.If(v.len == 0, v.len, v.len - 1) if "copy-one-short" in faults else v.len
-    if "copy-one-too-long" in faults:
-        copied_len = v.len + 1
-    free_bytes = new_bytes if "free-with-new-layout" in faults else old_bytes
-    if "free-before-copy" in faults:
+    # Copy the len elements across, then free the old buffer with its own layout.
+    copied_len = at("copied len", lambda len_: len_, v.len)
+    free_bytes = at("free layout", lambda old_bytes, new_bytes: old_bytes, old_bytes, new_bytes)
+
+    def copy_elements() -> None:
+        rec.copy(g, v.buf, new, sp.times_size(copied_len))
+
+    def free_old_buffer() -> None:
         kv.realloc(sp.plat, g, Fn.FREE, v.buf, u64(0), free_bytes, outcome, rec)
-        rec.copy(g, v.buf, new, sp.times_size(copied_len))
-    elif "old-buffer-leaked" in faults:
-        rec.copy(g, v.buf, new, sp.times_size(copied_len))
-    else:
-        rec.copy(g, v.buf, new, sp.times_size(copied_len))
-        kv.realloc(sp.plat, g, Fn.FREE, v.buf, u64(0), free_bytes, outcome, rec)
+
+    for do in at("copy then free", lambda copy, free: (copy, free), copy_elements, free_old_buffer):
+        do()
     exits.add(g, true, dataclasses.replace(v, layout_len=target, buf=new, elems=_carried(sp, v, new, rec)))
     return exits.result()
 
