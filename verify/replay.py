@@ -16,7 +16,7 @@ from typing import Any
 import itf_py
 
 from models.binder import BinderStep, Deregister, Register, binder_step, policy_named, with_faults
-from models.vec import ShrinkTo, Step, VecState, step
+from models.vec import Reserve, ShrinkTo, Step, VecState, step
 from properties.base import Property, Scenario
 from properties.binder import SequenceProperty
 from verify.trace import VARS, LoadedTrace, Trace, TraceError
@@ -99,13 +99,15 @@ def _replay_binder(loaded: LoadedTrace, initial: VecState) -> list[BinderStep]:
 
 
 def _replay_call(loaded: LoadedTrace, prop: Property, initial: VecState) -> Step:
-    """The single shrink_to call, from state 0."""
+    """The single call (shrink_to, or reserve for a property of the growth path), from state 0."""
     if len(loaded.actions) != 1:
         raise _refuse(loaded, "states", f"{prop.id} is about one call; the trace has {len(loaded.actions)}")
     action = loaded.actions[0]
-    if not isinstance(action, ShrinkTo):
-        raise _refuse(loaded, "states/1/action", f"{prop.id} is about shrink_to, not {type(action).__name__}")
-    if isinstance(prop, Scenario) and action.min_capacity != prop.min_capacity:
+    operation = ShrinkTo if isinstance(prop, Scenario) else prop.operation
+    if not isinstance(action, operation):
+        name = "reserve" if operation is Reserve else "shrink_to"
+        raise _refuse(loaded, "states/1/action", f"{prop.id} is about {name}, not {type(action).__name__}")
+    if isinstance(prop, Scenario) and isinstance(action, ShrinkTo) and action.min_capacity != prop.min_capacity:
         raise _refuse(loaded, "states/1/action/min_capacity", f"{prop.id} calls shrink_to({prop.min_capacity})")
     return step(loaded.platform, initial, action, loaded.faults)
 
