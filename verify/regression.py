@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 from models.allocator import Outcome
 from models.binder import BinderStep, Deregister, Register
+from models.elements import GARBAGE
 from models.machine import PAGE_SIZES, USIZE_MAX
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate
 from properties.binder import reclaim_bound
@@ -185,7 +186,14 @@ def _setup_source(setup: Sequence[Action]) -> tuple[list[str], dict[str, set[str
 
 
 def _imports(names: dict[str, set[str]]) -> str:
-    return "\n".join(f"from {module} import {', '.join(sorted(ns))}" for module, ns in sorted(names.items()))
+    """The imports as isort writes them: one line each, or one name a line when that is too long."""
+    lines = []
+    for module, ns in sorted(names.items()):
+        line = f"from {module} import {', '.join(sorted(ns))}"
+        if len(line) > WIDTH:
+            line = f"from {module} import (\n" + "".join(f"    {n},\n" for n in sorted(ns)) + ")"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _note(s: Step | BinderStep, trace: Trace) -> str:
@@ -223,6 +231,18 @@ def as_pytest(trace: Trace) -> str:
     if trace.policy is not None:
         names.setdefault("models.binder", set()).update({"BinderStep", "binder_step", "policy_named"})
         names.setdefault("models.vec", set()).add("VecState")
+        policy = f"policy_named({_quoted(trace.policy)})"
+        if trace.faults:
+            # The seeded faults change the policy's rule or ride along into its Vec steps, as in the replay.
+            names["models.binder"].add("with_faults")
+            policy = f"with_faults({policy}, FAULTS)"
+        start: list[str] = []
+        if trace.start == "arbitrary":
+            _names(trace.initial, names)
+            start = [
+                "# State 0: an arbitrary state satisfying the type invariants, chosen by the solver.",
+                f"INITIAL = {_literal(trace.initial, 0)}",
+            ]
         actions = []
         for s in trace.steps:
             assert isinstance(s, BinderStep)
@@ -235,7 +255,9 @@ def as_pytest(trace: Trace) -> str:
         body += [
             prop_line,
             f"PLAT = Platform(elem_size={plat.elem_size}, page_size={plat.page_size})",
-            f"POLICY = policy_named({_quoted(trace.policy)})",
+            *(_faults_source(trace.faults) if trace.faults else []),
+            f"POLICY = {policy}",
+            *start,
             f"CYCLE_FROM = {trace.cycle_from or 0}  # where a cycle starts; 0 for other properties",
             "ACTIONS = (",
             *actions,
@@ -252,8 +274,17 @@ def as_pytest(trace: Trace) -> str:
             "",
             "",
             "def run() -> list[BinderStep]:",
-            '    """The operations from `KVVec::new()` on the model of binder\'s all_procs."""',
-            "    state = VecState()",
+            *(
+                [
+                    '    """The operations from state 0, the solver\'s state, on the model of binder\'s all_procs."""',
+                    "    state = INITIAL",
+                ]
+                if start
+                else [
+                    '    """The operations from `KVVec::new()` on the model of binder\'s all_procs."""',
+                    "    state = VecState()",
+                ]
+            ),
             "    steps: list[BinderStep] = []",
             "    for action in ACTIONS:",
             "        taken = binder_step(PLAT, POLICY, state, action)",
@@ -437,6 +468,7 @@ def as_kunit(trace: Trace) -> str:
                   " counterexample.", 0),
         *_comment(f"Property: {_sentence(statement)}", 0),
         *_comment(f"Counterexample: {_sentence(account)}", 0),
+        *_comment(_faults_note(trace) or "", 0),
         "//",
         *_comment(
             "Add it to the `#[macros::kunit_tests(rust_kvec)] mod tests` of rust/kernel/alloc/kvec.rs, whose"
@@ -456,7 +488,7 @@ def as_kunit(trace: Trace) -> str:
 class _Ctx:
     trace: Trace
     t: str  # the element type
-    min_capacity: str  # the shrink_to argument, as Rust
+    argument: str  # the call's argument, as Rust: shrink_to's min_capacity or reserve's additional
     symbolic: bool  # sizes are written in PAGE_SIZE
 
 
@@ -473,13 +505,17 @@ def _count(n: int, ctx_symbolic: bool, page: int) -> str:
 
 def _vec_body(trace: Trace) -> list[str]:
     last = trace.steps[-1]
-    assert isinstance(last, Step) and isinstance(last.action, ShrinkTo)
+    assert isinstance(last, Step) and isinstance(last.action, ShrinkTo | Reserve)
     plat = trace.platform
     size = plat.elem_size
     t = rust_type(size)
     symbolic = trace.property_id.startswith("kunit.")
     page = plat.page_size
-    ctx = _Ctx(trace, t, _count(last.action.min_capacity, symbolic, page), symbolic)
+    if isinstance(last.action, Reserve):
+        method, argument = "reserve", last.action.additional
+    else:
+        method, argument = "shrink_to", last.action.min_capacity
+    ctx = _Ctx(trace, t, _count(argument, symbolic, page), symbolic)
     r = _Rust()
     pre = last.pre
 
@@ -547,7 +583,7 @@ def _vec_body(trace: Trace) -> list[str]:
         f" ({'no buffer' if last.post.buf is None else describe_buffer(last.post.buf)})."
         " Allocator outcomes cannot be forced in KUnit."
     )
-    call = f"v.shrink_to({ctx.min_capacity}, GFP_KERNEL)"
+    call = f"v.{method}({ctx.argument}, GFP_KERNEL)"
     r.add(f"let ret = {call};" if "ret" in probes else f"let _ = {call};")
     if "vmalloc" in probes:
         r.add(
@@ -625,7 +661,7 @@ def _elements_check(ctx: _Ctx) -> list[str]:
 
 
 def _target(ctx: _Ctx) -> str:
-    return f"let target = core::cmp::max(len_before, {ctx.min_capacity});"
+    return f"let target = core::cmp::max(len_before, {ctx.argument});"
 
 
 def _physical_note(ctx: _Ctx) -> str:
@@ -743,6 +779,18 @@ _VEC_CHECKS: dict[str, Check] = {
         ],
         {"len"},
     ),
+    "reserve.memory-safe": lambda ctx: (
+        [
+            "// Memory safety is not observable from safe Rust: KASAN reports a copy out of bounds, a use after"
+            " free or a bad free, kmemleak a leak. Observable: the elements moved with the buffer, and an Ok"
+            " leaves room for the additional elements.",
+            *_elements_check(ctx),
+            "if ret.is_ok() {",
+            f"    assert!(v.capacity() - v.len() >= {ctx.argument});",
+            "}",
+        ],
+        {"len", "ret"},
+    ),
     "shrink.no-overflow": lambda ctx: (
         [
             "// With CONFIG_RUST_OVERFLOW_CHECKS=y an overflow in shrink_to panics and fails the test;"
@@ -823,28 +871,80 @@ def _vec_fallback(ctx: _Ctx) -> tuple[list[str], set[str]]:
 
 # --- binder's all_procs ---------------------------------------------------------------
 
-_POLICY_RUST: dict[str, tuple[str, list[str]]] = {
+# Each policy's rule in Rust: what it says, when it shrinks (None: never) and to what.
+_POLICY_RUST: dict[str, tuple[str, str | None, str]] = {
     "v6": (
         "v6 (merged): shrink to twice the length once fewer than a quarter of the slots are used",
-        ["if all_procs.len() < all_procs.capacity() / 4 {", "    let target = all_procs.len() * 2;"],
+        "all_procs.len() < all_procs.capacity() / 4",
+        "all_procs.len() * 2",
     ),
     "v4": (
         "v4: the same trigger, halving the capacity",
-        ["if all_procs.len() < all_procs.capacity() / 4 {", "    let target = all_procs.capacity() / 2;"],
+        "all_procs.len() < all_procs.capacity() / 4",
+        "all_procs.capacity() / 2",
     ),
     "naive": (
         "naive (for comparison): shrink to fit as soon as half the slots are unused",
-        ["if all_procs.len() < all_procs.capacity() / 2 {", "    let target = all_procs.len();"],
+        "all_procs.len() < all_procs.capacity() / 2",
+        "all_procs.len()",
     ),
-    "never": ("never: the list does not shrink (before the series)", []),
+    "never": ("never: the list does not shrink (before the series)", None, "all_procs.capacity()"),
+}
+
+# The seeded faults in the policy's rule, as models.binder.with_faults applies them (in this order):
+# the rule is the test's own code, so the test can follow the faulted rule.
+_RULE_FAULTS_RUST: dict[str, tuple[str, str | None]] = {
+    "binder-shrink-dropped": ("trigger", None),
+    "binder-trigger-inverted": ("trigger", "all_procs.len() >= all_procs.capacity() / 4"),
+    "binder-trigger-cap-8": ("trigger", "all_procs.len() < all_procs.capacity() / 8"),
+    "binder-target-cap-half": ("target", "all_procs.capacity() / 2"),
+    "binder-target-len-8": ("target", "all_procs.len() * 8"),
 }
 
 
-def _binder_body(trace: Trace) -> list[str]:
+def _policy_rust(trace: Trace) -> tuple[str, list[str]]:
+    """The policy's rule as text and as the Rust lines that open its `if`, with its rule faults."""
     assert trace.policy is not None
     if trace.policy not in _POLICY_RUST:
         raise ValueError(f"no Rust rendering of binder policy {trace.policy!r}")
-    rule, condition = _POLICY_RUST[trace.policy]
+    rule, trigger, target = _POLICY_RUST[trace.policy]
+    seeded = [f for f in _RULE_FAULTS_RUST if f in trace.faults]
+    for fault in seeded:
+        part, rust = _RULE_FAULTS_RUST[fault]
+        if part == "trigger":
+            trigger = rust
+        else:
+            assert rust is not None
+            target = rust
+    if seeded:
+        rule = f"{rule}, with the seeded fault{'s' if len(seeded) > 1 else ''} {', '.join(seeded)}"
+    if trigger is None:
+        return rule, []
+    return rule, [f"if {trigger} {{", f"    let target = {target};"]
+
+
+def _faults_note(trace: Trace) -> str | None:
+    """What a KUnit test can do with the trace's seeded faults: only the policy's rule is the test's own code."""
+    if not trace.faults:
+        return None
+    rule = [f for f in trace.faults if trace.policy is not None and f in _RULE_FAULTS_RUST]
+    others = [f for f in trace.faults if f not in rule]
+    called = "kvec.rs and the allocators" if trace.policy is None else "kvec.rs, the allocators, binder's operations"
+    parts = []
+    if rule:
+        parts.append(f"The policy's seeded fault{'s' if len(rule) > 1 else ''} ({', '.join(rule)}) is written into"
+                     " `deregister`, so the test follows the faulted policy.")
+    if others:
+        parts.append(
+            f"The model's seeded fault{'s' if len(others) > 1 else ''} ({', '.join(others)})"
+            f" {'is' if len(others) == 1 else 'are'} in code the test only calls ({called}): the test runs the"
+            " kernel's code there, and passes where the kernel does not have the fault."
+        )
+    return " ".join(parts)
+
+
+def _binder_body(trace: Trace) -> list[str]:
+    rule, condition = _policy_rust(trace)
     steps = [s for s in trace.steps if isinstance(s, BinderStep)]
     plat = trace.platform
     r = _Rust()
@@ -880,7 +980,10 @@ def _binder_body(trace: Trace) -> list[str]:
             f"The trace comes from the explicit-state instance with PAGE_SIZE {plat.page_size} B, a page size"
             f" no kernel has: {where}."
         )
-    r.add("let mut all_procs = KVVec::<u64>::new();")
+    if trace.start == "arbitrary":
+        _binder_start(r, trace)
+    else:
+        r.add("let mut all_procs = KVVec::<u64>::new();")
 
     final = _BINDER_FINAL.get(trace.property_id)
     special = final.steps if final is not None else 0
@@ -911,13 +1014,54 @@ def _binder_body(trace: Trace) -> list[str]:
         r.add("")
         final.emit(r, steps[len(steps) - special :], trace, peak)
     elif cycle is None:
-        r.add(
-            "",
-            f"// verify has no Rust rendering of {trace.property_id}: the operations above reproduce the trace;",
-            "// only the type invariant is checked.",
-            "assert!(all_procs.len() <= all_procs.capacity());",
+        r.add("")
+        r.comment(
+            f"verify has no Rust rendering of {trace.property_id}: the operations above reproduce the trace;"
+            " only the type invariant is checked."
         )
+        r.add("assert!(all_procs.len() <= all_procs.capacity());")
     return r.lines
+
+
+def _binder_start(r: _Rust, trace: Trace) -> None:
+    """State 0 chosen by the solver, built through `with_capacity` and pushes.
+
+    `with_capacity(n)` from empty reserves exactly n, and pushes within the capacity do not reallocate, so
+    length, capacity and processes are the trace's. The buffer's kind and physical size are the allocator's
+    choice, as for any test.
+    """
+    s0, plat = trace.initial, trace.platform
+    kind = "no buffer" if s0.buf is None else f"a {describe_buffer(s0.buf)} buffer"
+    r.comment(
+        f"State 0 is an arbitrary state satisfying the type invariants, chosen by the solver: len {s0.len},"
+        f" capacity {s0.capacity(plat)}, {kind}. `with_capacity` and pushes build the same length, capacity"
+        " and processes."
+    )
+    if s0.buf is not None:
+        r.comment(
+            f"The trace's buffer is {s0.buf.kind.value} memory. kvmalloc tries kmalloc first and falls back to"
+            " vmalloc only when that fails, which a test cannot force: on another run the buffer may be of the"
+            " other kind, and the test then checks the other path."
+        )
+    if s0.len > HUGE_LEN or s0.layout_bytes(plat) > 1 << 30:
+        r.comment(
+            f"The state is too large for a unit test (len {s0.len}, {s0.layout_bytes(plat)} bytes of layout): the"
+            " code below builds it literally, and will fail to allocate or run for long."
+        )
+    if s0.layout_len == 0:
+        r.add("let mut all_procs = KVVec::<u64>::new();")
+        return
+    r.add(f"let mut all_procs = KVVec::<u64>::with_capacity({s0.layout_len}, GFP_KERNEL)?;")
+    for first, count in s0.elems.runs:
+        # An uncopied slot holds no process the trace names: any id that no operation uses stands for it.
+        pid = "u64::MAX" if first == GARBAGE else f"{first}"
+        if count == 1:
+            r.add(f"all_procs.push({pid}, GFP_KERNEL)?;")
+        elif first == GARBAGE:
+            r.add(f"for _ in 0..{count} {{", f"    all_procs.push({pid}, GFP_KERNEL)?;", "}")
+        else:
+            r.add(f"for pid in {first}..{first + count} {{", "    all_procs.push(pid, GFP_KERNEL)?;", "}")
+    r.add(f"assert_eq!(all_procs.capacity(), {s0.layout_len});")
 
 
 def _peak_step(steps: list[BinderStep]) -> int | None:
