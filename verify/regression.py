@@ -39,6 +39,10 @@ import re
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import jinja2
 
 from models.allocator import Outcome
 from models.binder import BinderStep, Deregister, Register
@@ -51,6 +55,35 @@ from verify.trace import Trace, describe_buffer
 WIDTH = 88  # ruff's default line length: the generated module is clean wherever it is written
 RUST_WIDTH = 100  # the kernel's rustfmt max_width
 HUGE_LEN = 1 << 20  # above this many elements a unit test cannot sensibly build the state
+
+
+# --- templates -------------------------------------------------------------------------
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    """The templates' environment: a missing value is an error, never an empty string.
+
+    Whitespace is controlled explicitly: a line holding only a block tag ({% if %}, {% for %}, ...)
+    produces nothing (trim_blocks, lstrip_blocks), and a template's last newline is kept.
+    """
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # source code, not HTML
+    )
+    env.filters["quoted"] = _quoted
+    env.filters["comment"] = _comment_block
+    return env
+
+
+def _template(name: str) -> jinja2.Template:
+    return _environment().get_template(name)
 
 
 # --- names ---------------------------------------------------------------------------
@@ -155,10 +188,13 @@ def _quoted(text: str) -> str:
     return json.dumps(text)
 
 
-def _setup_source(setup: Sequence[Action]) -> tuple[list[str], dict[str, set[str]]]:
-    """The setup actions as tuple items; runs of pushes of consecutive identities become a generator."""
+def _setup_items(setup: Sequence[Action]) -> tuple[list[dict[str, str]], dict[str, set[str]]]:
+    """The setup actions as tuple items (a literal, or the bounds of a range of pushes) and the names they use.
+
+    A run of three or more plain pushes of consecutive identities becomes a generator over a range.
+    """
     names: dict[str, set[str]] = {}
-    items: list[str] = []
+    items: list[dict[str, str]] = []
     i = 0
     while i < len(setup):
         a = setup[i]
@@ -174,12 +210,11 @@ def _setup_source(setup: Sequence[Action]) -> tuple[list[str], dict[str, set[str
         if j - i + 1 >= 3:
             assert isinstance(a, Push)
             first, end = a.identity, a.identity + (j - i + 1)
-            bounds = f"{end}" if first == 0 else f"{first}, {end}"
-            items.append(f"    *(Push(identity=i) for i in range({bounds})),")
+            items.append({"bounds": f"{end}" if first == 0 else f"{first}, {end}", "literal": ""})
             names.setdefault(type(a).__module__, set()).add("Push")
         else:
             for k in range(i, j + 1):
-                items.append(f"    {_literal(setup[k], 4)},")
+                items.append({"bounds": "", "literal": _literal(setup[k], 4)})
                 _names(setup[k], names)
         i = j + 1
     return items, names
@@ -217,193 +252,77 @@ def _note(s: Step | BinderStep, trace: Trace) -> str:
 
 def as_pytest(trace: Trace) -> str:
     """A pytest module reproducing `trace` on the Python model, judged by the property's Python judge."""
-    base = name_base(trace, WIDTH - len("def test__violation_reproduces() -> None:"))
     names: dict[str, set[str]] = {
         "models.machine": {"Platform"},
         "properties.registry": {"all_properties"},
         "properties.binder": {"SequenceProperty"},
     }
-    body: list[str] = []
-    plat = trace.platform
-    prop_line = f"PROPERTY = {_quoted(trace.property_id)}"
     summary = trace.one_line()
-
+    values: dict[str, object] = {}
     if trace.policy is not None:
         names.setdefault("models.binder", set()).update({"BinderStep", "binder_step", "policy_named"})
         names.setdefault("models.vec", set()).add("VecState")
-        policy = f"policy_named({_quoted(trace.policy)})"
         if trace.faults:
             # The seeded faults change the policy's rule or ride along into its Vec steps, as in the replay.
             names["models.binder"].add("with_faults")
-            policy = f"with_faults({policy}, FAULTS)"
-        start: list[str] = []
         if trace.start == "arbitrary":
             _names(trace.initial, names)
-            start = [
-                "# State 0: an arbitrary state satisfying the type invariants, chosen by the solver.",
-                f"INITIAL = {_literal(trace.initial, 0)}",
-            ]
         actions = []
         for s in trace.steps:
             assert isinstance(s, BinderStep)
             _names(s.action, names)
-            line = f"    {_literal(s.action, 4)},"
+            literal = _literal(s.action, 4)
             note = _note(s, trace)
-            if note and len(line) + len(note) + 4 <= WIDTH:
-                line += f"  # {note}"
-            actions.append(line)
-        body += [
-            prop_line,
-            f"PLAT = Platform(elem_size={plat.elem_size}, page_size={plat.page_size})",
-            *(_faults_source(trace.faults) if trace.faults else []),
-            f"POLICY = {policy}",
-            *start,
-            f"CYCLE_FROM = {trace.cycle_from or 0}  # where a cycle starts; 0 for other properties",
-            "ACTIONS = (",
-            *actions,
-            ")",
-            f"SUMMARY = {_string(summary, len('SUMMARY = '))}",
-            "",
-            "",
-            "def judge() -> SequenceProperty:",
-            '    """The property, looked up by id in the catalogue: its own Python judge."""',
-            "    for prop in all_properties(PLAT.page_size):",
-            "        if prop.id == PROPERTY and isinstance(prop, SequenceProperty):",
-            "            return prop",
-            "    raise LookupError(PROPERTY)",
-            "",
-            "",
-            "def run() -> list[BinderStep]:",
-            *(
-                [
-                    '    """The operations from state 0, the solver\'s state, on the model of binder\'s all_procs."""',
-                    "    state = INITIAL",
-                ]
-                if start
-                else [
-                    '    """The operations from `KVVec::new()` on the model of binder\'s all_procs."""',
-                    "    state = VecState()",
-                ]
-            ),
-            "    steps: list[BinderStep] = []",
-            "    for action in ACTIONS:",
-            "        taken = binder_step(PLAT, POLICY, state, action)",
-            "        steps.append(taken)",
-            "        state = taken.post",
-            "    return steps",
-        ]
-        reproduces = "    assert judge().violated(PLAT, run(), CYCLE_FROM), SUMMARY"
-        holds = "    assert not judge().violated(PLAT, run(), CYCLE_FROM), SUMMARY"
+            fits = note and len(literal) + 5 + len(note) + 4 <= WIDTH  # "    literal,  # note"
+            actions.append({"literal": literal, "note": note if fits else ""})
+        values = {
+            "initial": _literal(trace.initial, 0) if trace.start == "arbitrary" else "",
+            "cycle_from": trace.cycle_from or 0,
+            "actions": actions,
+        }
     else:
         last = trace.steps[-1]
         assert isinstance(last, Step)
         names.setdefault("models.vec", set()).update({"Step", "step"})
         names.setdefault("properties.base", set()).add("Property")
         _names(last.action, names)
-        body += [
-            prop_line,
-            f"PLAT = Platform(elem_size={plat.elem_size}, page_size={plat.page_size})",
-            *_faults_source(trace.faults),
-        ]
         if trace.setup:
             names["models.vec"].update({"Action", "VecState"})
-            items, setup_names = _setup_source(trace.setup)
+            items, setup_names = _setup_items(trace.setup)
             for module, ns in setup_names.items():
                 names.setdefault(module, set()).update(ns)
-            body += [
-                "# The operations that build the initial state from `Vec::new()`.",
-                "SETUP: tuple[Action, ...] = (",
-                *items,
-                ")",
-            ]
         else:
+            items = []
             _names(trace.initial, names)
-            body.append(f"INITIAL = {_literal(trace.initial, 0)}")
-        body += [
-            f"ACTION = {_literal(last.action, 0)}",
-            f"SUMMARY = {_string(summary, len('SUMMARY = '))}",
-            "",
-            "",
-            "def judge() -> Property:",
-            '    """The property, looked up by id in the catalogue: its own Python judge."""',
-            "    for prop in all_properties(PLAT.page_size):",
-            "        if prop.id == PROPERTY and not isinstance(prop, SequenceProperty):",
-            "            return prop",
-            "    raise LookupError(PROPERTY)",
-            "",
-            "",
-        ]
-        if trace.setup:
-            body += [
-                "def initial() -> VecState:",
-                '    """The state the setup builds from `Vec::new()`, as `verify replay` rebuilds it."""',
-                "    state = VecState()",
-                "    for action in SETUP:",
-                "        state = step(PLAT, state, action, FAULTS).post",
-                "    return state",
-                "",
-                "",
-                "def run() -> Step:",
-                '    """The call of the trace on the Python reference model."""',
-                "    return step(PLAT, initial(), ACTION, FAULTS)",
-            ]
-        else:
-            body += [
-                "def run() -> Step:",
-                '    """The call of the trace on the Python reference model."""',
-                "    return step(PLAT, INITIAL, ACTION, FAULTS)",
-            ]
-        reproduces = "    assert not judge().py(PLAT, run()), SUMMARY"
-        holds = "    assert judge().py(PLAT, run()), SUMMARY"
+        values = {
+            "setup": items,
+            "initial": "" if trace.setup else _literal(trace.initial, 0),
+            "action": _literal(last.action, 0),
+        }
 
-    tests = [
-        "",
-        "",
-        "# Pins the counterexample down: PASSES while the violation exists. If the model",
-        "# changes so that it no longer reproduces, this one fails: regenerate or delete it.",
-        f"def test_{base}_violation_reproduces() -> None:",
-        '    """The trace still violates the property on the model."""',
-        reproduces,
-        "",
-        "",
-        "# The regression test to keep: FAILS while the violation exists and passes once the",
-        "# code (or the model of it) no longer violates the property.",
-        f"def test_{base}_holds() -> None:",
-        '    """The property holds on the trace\'s operations."""',
-        holds,
-    ]
-
-    statement = _sentence(_property_statement(trace))
     title = f"Regression test for {trace.property_id} on {trace.model}."
     if len(title) + 3 > WIDTH:
         title = f"Regression test for {trace.property_id}."
-    header = [
-        '"""' + _docstring(title, 3),
-        "",
-        _docstring(f"Generated by verify from a counterexample on {trace.model}: {_sentence(summary)}"),
-        "",
-        _docstring(f"The property: {statement}"),
-        "",
-        _docstring(
+    return _template("pytest_module.py.j2").render(
+        title=_docstring(title, 3),
+        origin=_docstring(f"Generated by verify from a counterexample on {trace.model}: {_sentence(summary)}"),
+        statement=_docstring(f"The property: {_sentence(_property_statement(trace))}"),
+        how_to_run=_docstring(
             "Run it from the verify project's root with `python -m pytest FILE`: it imports the"
             " project's models and properties."
         ),
-        '"""',
-        "",
-        _imports(names),
-        "",
-    ]
-    return "\n".join([*header, *body, *tests]) + "\n"
-
-
-def _faults_source(faults: Sequence[str]) -> list[str]:
-    """The seeded faults (none for the kernel's code) as a frozenset literal."""
-    if not faults:
-        return ["FAULTS: frozenset[str] = frozenset()  # no seeded fault: the kernel's code"]
-    flat = "FAULTS = frozenset({" + ", ".join(_quoted(f) for f in sorted(faults)) + "})"
-    if len(flat) <= WIDTH:
-        return [flat]
-    return ["FAULTS = frozenset(", "    {", *(f"        {_quoted(f)}," for f in sorted(faults)), "    }", ")"]
+        imports=_imports(names),
+        property_id=trace.property_id,
+        elem_size=trace.elem_size,
+        page_size=trace.page_size,
+        binder=trace.policy is not None,
+        policy=trace.policy or "",
+        faults=sorted(trace.faults),
+        summary=_string(summary, len("SUMMARY = ")),
+        base=name_base(trace, WIDTH - len("def test__violation_reproduces() -> None:")),
+        width=WIDTH,
+        **values,
+    )
 
 
 def _sentence(text: str) -> str:
@@ -437,9 +356,15 @@ def _rust_value(elem_size: int, index: str) -> str:
     return f"{index} as {t}"
 
 
-def _comment(text: str, indent: int) -> list[str]:
+def _comment(text: str, indent: int, prefix: str = "//") -> list[str]:
     pad = " " * indent
-    return [f"{pad}// {line}" for line in textwrap.wrap(text, RUST_WIDTH - indent - 3, break_on_hyphens=False)]
+    width = RUST_WIDTH - indent - len(prefix) - 1
+    return [f"{pad}{prefix} {line}" for line in textwrap.wrap(text, width, break_on_hyphens=False)]
+
+
+def _comment_block(text: str, indent: int = 4, prefix: str = "//") -> str:
+    """A template's `{% filter comment %}`: the text, its lines joined, as Rust comment lines that fit."""
+    return "".join(f"{line}\n" for line in _comment(" ".join(text.split()), indent, prefix))
 
 
 @dataclass
