@@ -242,6 +242,32 @@ def test_rust_element_type_follows_the_size(size: int, name: str) -> None:
     assert rust_type(size) == name
 
 
+# --- the templates ------------------------------------------------------------------------
+
+
+def test_the_templates_are_package_data() -> None:
+    """An installed verify has the templates the generators fill: pyproject's package data names each one."""
+    import tomllib
+
+    from verify.regression import TEMPLATES
+
+    package = TEMPLATES.parent
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    name = ".".join(package.relative_to(REPO).parts)
+    shipped = {path for pattern in patterns.get(name, []) for path in package.glob(pattern)}
+    templates = set(TEMPLATES.glob("*.j2"))
+    assert templates and templates <= shipped
+
+
+def test_a_missing_template_value_is_an_error() -> None:
+    from jinja2 import UndefinedError
+
+    from verify.regression import _template
+
+    with pytest.raises(UndefinedError):
+        _template("kunit_test.rs.j2").render()
+
+
 # --- the KUnit tests compile ----------------------------------------------------------------
 
 
