@@ -16,6 +16,20 @@ the allocator's outcomes (does this kmalloc succeed, does kvmalloc fall back to
 vmalloc) cannot be forced: the generated comments say which outcomes the trace
 assumed and what the test cannot see.
 
+The text of both lives in Jinja2 templates next to this module (templates/*.j2);
+the functions here decide what goes in. By kind of trace:
+- A start from `KVVec::new()` or a scenario's setup is rebuilt by its operations.
+- An arbitrary start (the solver's state 0) is a literal `INITIAL` in the pytest
+  module; the KUnit test builds it with `with_capacity` and pushes, which give
+  the trace's length, capacity and elements exactly. The buffer's kind cannot be
+  forced (kvmalloc chooses), and a comment says so, as for a single call's state.
+- Seeded faults reach the pytest module as they reach the replay (`step(...,
+  FAULTS)`, `with_faults(policy, FAULTS)`). A KUnit test can follow only a fault
+  in binder's policy rule, which is the test's own `deregister`; any other fault
+  lives in code the test calls, and the header says the test runs the kernel's
+  code there.
+- A `reserve.*` trace calls `reserve(additional)` instead of `shrink_to`.
+
 What the KUnit output relies on (read, not copied):
 - rust/kernel/alloc/kvec.rs in torvalds/linux: the test module
   `#[macros::kunit_tests(rust_kvec)] mod tests { use super::*; use crate::prelude::*; ... }`
