@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from models.binder import Deregister
 from models.catalogue import ModelSpec, model_named
 from models.vec import Reserve, VecState
 from properties.registry import all_properties
@@ -46,6 +47,11 @@ CASES: dict[str, tuple[str, ModelSpec]] = {
     "binder-fault": (
         "binder.keeps-others",
         model_named("binder/v6").with_faults(frozenset({"binder-dereg-removes-last"})),
+    ),
+    # Registrations only (the last one fails and drops a process): the test has no deregistration.
+    "register-only": (
+        "binder.failed-register-unchanged",
+        model_named("binder/v6").with_faults(frozenset({"binder-failed-register-pops"})),
     ),
     # A single call of reserve, broken by an allocator fault.
     "reserve": (
@@ -214,6 +220,13 @@ def test_kunit_says_which_seeded_faults_it_cannot_reproduce(traces: dict[str, Tr
     rust = " ".join(line.removeprefix("// ") for line in as_kunit(traces["binder-fault"]).splitlines())
     assert "seeded fault (binder-dereg-removes-last) is in code the test only calls" in rust
     assert "fault" not in as_kunit(traces["binder"])
+
+
+def test_kunit_without_a_deregistration_has_no_deregister(traces: dict[str, Trace]) -> None:
+    assert not any(isinstance(s.action, Deregister) for s in traces["register-only"].steps)
+    rust = as_kunit(traces["register-only"])
+    assert "fn deregister(" not in rust and "Registering pushes the process." in rust
+    assert "fn deregister(" in as_kunit(traces["binder"])
 
 
 def test_kunit_for_a_reserve_trace(traces: dict[str, Trace]) -> None:

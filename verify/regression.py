@@ -58,7 +58,7 @@ from pathlib import Path
 import jinja2
 
 from models.allocator import Outcome
-from models.binder import BinderStep, Register
+from models.binder import BinderStep, Deregister, Register
 from models.elements import GARBAGE
 from models.machine import PAGE_SIZES, USIZE_MAX
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate
@@ -655,6 +655,8 @@ def _binder_values(trace: Trace) -> dict[str, object]:
         "cycle": None if cycle is None else {"first": cycle + 1, "last": len(steps), "count": len(steps) - cycle},
         "ops": ops,
         "final": final,
+        # Without a deregistration the test has no use for `deregister` (rustc: dead code).
+        "deregisters": any(isinstance(s.action, Deregister) for s in steps),
     }
 
 
