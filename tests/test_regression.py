@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from models.binder import Deregister
 from models.catalogue import ModelSpec, model_named
+from models.vec import Reserve, VecState
 from properties.registry import all_properties
 from verify.check.engine import check
 from verify.traces.plot import plot
 from verify.traces.regression import as_kunit, as_pytest, rust_type
 from verify.traces.replay import replay
-from verify.traces.trace import Trace, load
+from verify.traces.trace import Trace, load, save
 
 REPO = Path(__file__).resolve().parent.parent
 KERNEL_STUB = REPO / "tests" / "kernel_stub" / "lib.rs"
@@ -36,7 +38,29 @@ CASES: dict[str, tuple[str, ModelSpec]] = {
     ),
     # A zero-sized T, whose capacity is usize::MAX, broken by a seeded fault.
     "zst": ("shrink.zst-noop", model_named("kvvec-v6/zst").with_faults(frozenset({"zst-check-dropped"}))),
+    # A binder trace from the solver's arbitrary state, broken by a fault in the policy's rule (shrink_to(len * 8)).
+    "binder-arbitrary": (
+        "binder.page-rule-never-refuses",
+        model_named("binder/v6").with_faults(frozenset({"binder-target-len-8"})),
+    ),
+    # A binder trace from KVVec::new() broken by a fault in binder's deregistration (it drops the last process).
+    "binder-fault": (
+        "binder.keeps-others",
+        model_named("binder/v6").with_faults(frozenset({"binder-dereg-removes-last"})),
+    ),
+    # Registrations only (the last one fails and drops a process): the test has no deregistration.
+    "register-only": (
+        "binder.failed-register-unchanged",
+        model_named("binder/v6").with_faults(frozenset({"binder-failed-register-pops"})),
+    ),
+    # A single call of reserve, broken by an allocator fault.
+    "reserve": (
+        "reserve.memory-safe",
+        model_named("kvvec-v6/u8").with_faults(frozenset({"krealloc-copies-new-size"})),
+    ),
 }
+# Within one operation of KVVec::new() the page rule holds: the trace keeps the solver's state 0.
+BMC_DEPTH = {"binder-arbitrary": 1}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +68,7 @@ def traces() -> dict[str, Trace]:
     props = {p.id: p for p in all_properties(PAGE)}
     found = {}
     for name, (prop_id, model) in CASES.items():
-        result = check(props[prop_id], model, PAGE, TIMEOUT_MS)
+        result = check(props[prop_id], model, PAGE, TIMEOUT_MS, BMC_DEPTH.get(name, 8))
         assert result.counterexample is not None, f"{prop_id} on {model.name} has no counterexample"
         found[name] = result.counterexample
     return found
@@ -76,7 +100,7 @@ def run_pytest(source: str, tmp_path: Path) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("name", ["single", "binder", "setup"])
+@pytest.mark.parametrize("name", ["single", "binder", "setup", "binder-arbitrary", "binder-fault", "reserve"])
 def test_generated_pytest_reproduces_and_its_regression_test_fails(
     traces: dict[str, Trace], name: str, tmp_path: Path
 ) -> None:
@@ -99,8 +123,37 @@ def test_generated_pytest_names_the_property_and_the_model(traces: dict[str, Tra
     assert 'POLICY = policy_named("naive")' in binder and "binder_step(" in binder
 
 
+def test_the_kinds_of_trace_are_the_ones_named(traces: dict[str, Trace]) -> None:
+    assert traces["binder-arbitrary"].start == "arbitrary" and traces["binder-arbitrary"].initial != VecState()
+    assert traces["binder-fault"].start == "new" and traces["binder-fault"].faults
+    assert isinstance(traces["reserve"].steps[-1].action, Reserve)
+
+
+def test_generated_pytest_rebuilds_an_arbitrary_start_and_seeds_the_faults(traces: dict[str, Trace]) -> None:
+    source = as_pytest(traces["binder-arbitrary"])
+    module: dict[str, object] = {}
+    exec(compile(source, "test_generated.py", "exec"), module)
+    assert module["INITIAL"] == traces["binder-arbitrary"].initial
+    assert "    state = INITIAL\n" in source
+    assert 'FAULTS = frozenset({"binder-target-len-8"})' in source
+    assert 'POLICY = with_faults(policy_named("v6"), FAULTS)' in source
+    assert "state = VecState()" in as_pytest(traces["binder-fault"])
+
+
+def test_one_line_shows_reserves_argument(traces: dict[str, Trace]) -> None:
+    action = traces["reserve"].steps[-1].action
+    assert isinstance(action, Reserve)
+    assert f"; reserve({action.additional}) with " in traces["reserve"].one_line()
+
+
+def test_a_saved_reserve_trace_replays_and_generates(traces: dict[str, Trace], tmp_path: Path) -> None:
+    path, _ = save(traces["reserve"], tmp_path)
+    replayed = replay(load(path))
+    assert replayed.reproduces and replayed.trace == traces["reserve"]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is not installed")
-@pytest.mark.parametrize("name", ["single", "binder", "setup", "zst"])
+@pytest.mark.parametrize("name", ["single", "binder", "setup", "zst", "binder-arbitrary", "binder-fault", "reserve"])
 def test_generated_pytest_is_ruff_clean(traces: dict[str, Trace], name: str, tmp_path: Path) -> None:
     path = tmp_path / "test_generated.py"
     path.write_text(as_pytest(traces[name]))
@@ -150,6 +203,41 @@ def test_kunit_for_a_binder_trace(traces: dict[str, Trace]) -> None:
     assert balanced(rust)
 
 
+def test_kunit_builds_an_arbitrary_start_and_writes_the_policys_rule_fault(traces: dict[str, Trace]) -> None:
+    trace = traces["binder-arbitrary"]
+    s0 = trace.initial
+    rust = as_kunit(trace)
+    assert "let mut all_procs = KVVec::<u64>::new();" not in rust
+    assert f"let mut all_procs = KVVec::<u64>::with_capacity({s0.layout_len}, GFP_KERNEL)?;" in rust
+    assert f"assert_eq!(all_procs.capacity(), {s0.layout_len});" in rust
+    assert rust.count("all_procs.push(") >= len(s0.elems.runs)
+    # The rule fault is the test's own code: deregister shrinks to len * 8, as the faulted policy does.
+    assert "    let target = all_procs.len() * 8;" in rust and "all_procs.len() * 2" not in rust
+    assert balanced(rust)
+
+
+def test_kunit_says_which_seeded_faults_it_cannot_reproduce(traces: dict[str, Trace]) -> None:
+    rust = " ".join(line.removeprefix("// ") for line in as_kunit(traces["binder-fault"]).splitlines())
+    assert "seeded fault (binder-dereg-removes-last) is in code the test only calls" in rust
+    assert "fault" not in as_kunit(traces["binder"])
+
+
+def test_kunit_without_a_deregistration_has_no_deregister(traces: dict[str, Trace]) -> None:
+    assert not any(isinstance(s.action, Deregister) for s in traces["register-only"].steps)
+    rust = as_kunit(traces["register-only"])
+    assert "fn deregister(" not in rust and "Registering pushes the process." in rust
+    assert "fn deregister(" in as_kunit(traces["binder"])
+
+
+def test_kunit_for_a_reserve_trace(traces: dict[str, Trace]) -> None:
+    action = traces["reserve"].steps[-1].action
+    assert isinstance(action, Reserve)
+    rust = as_kunit(traces["reserve"])
+    assert f"let ret = v.reserve({action.additional}, GFP_KERNEL);" in rust and "shrink_to(" not in rust
+    assert f"assert!(v.capacity() - v.len() >= {action.additional});" in rust
+    assert balanced(rust)
+
+
 def test_kunit_for_a_setup_trace_and_a_zero_sized_t(traces: dict[str, Trace]) -> None:
     rust = as_kunit(traces["setup"])
     assert "KVVec::<u8>::new()" in rust and "v.reserve(4 * PAGE_SIZE, GFP_KERNEL)?;" in rust
@@ -165,6 +253,32 @@ def test_kunit_for_a_setup_trace_and_a_zero_sized_t(traces: dict[str, Trace]) ->
 )
 def test_rust_element_type_follows_the_size(size: int, name: str) -> None:
     assert rust_type(size) == name
+
+
+# --- the templates ------------------------------------------------------------------------
+
+
+def test_the_templates_are_package_data() -> None:
+    """An installed verify has the templates the generators fill: pyproject's package data names each one."""
+    import tomllib
+
+    from verify.regression import TEMPLATES
+
+    package = TEMPLATES.parent
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    name = ".".join(package.relative_to(REPO).parts)
+    shipped = {path for pattern in patterns.get(name, []) for path in package.glob(pattern)}
+    templates = set(TEMPLATES.glob("*.j2"))
+    assert templates and templates <= shipped
+
+
+def test_a_missing_template_value_is_an_error() -> None:
+    from jinja2 import UndefinedError
+
+    from verify.regression import _template
+
+    with pytest.raises(UndefinedError):
+        _template("kunit_test.rs.j2").render()
 
 
 # --- the KUnit tests compile ----------------------------------------------------------------

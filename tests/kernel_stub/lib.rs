@@ -97,6 +97,20 @@ pub mod alloc {
             }
         }
 
+        // kvec.rs: `impl<T: fmt::Debug, A: Allocator> fmt::Debug for Vec<T, A>`.
+        impl<T: core::fmt::Debug, A> core::fmt::Debug for Vec<T, A> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                core::fmt::Debug::fmt(&self.items, f)
+            }
+        }
+
+        // kvec.rs's `impl_slice_eq!`: `Vec<T, A> == [U; N]`, among others.
+        impl<T: PartialEq<U>, U, A, const N: usize> PartialEq<[U; N]> for Vec<T, A> {
+            fn eq(&self, other: &[U; N]) -> bool {
+                self.items[..] == other[..]
+            }
+        }
+
         // GENERATED TESTS
     }
 }

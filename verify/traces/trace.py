@@ -126,7 +126,8 @@ class Trace:
         s = self.steps[-1]
         assert isinstance(s, Step)
         a = s.action
-        what = f"{type(a).__name__.lower()}({getattr(a, 'min_capacity', '')})"
+        argument = a.additional if isinstance(a, Reserve) else getattr(a, "min_capacity", "")
+        what = f"{type(a).__name__.lower()}({argument})"
         outcome = getattr(a, "outcome", None)
         return (
             f"T={self.elem_size}B len={s.pre.len} cap={s.pre.capacity(plat)} {describe_buffer(s.pre.buf)}; {what}"
