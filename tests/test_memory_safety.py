@@ -18,6 +18,7 @@ from properties.base import StepProperty, Verdict
 from properties.shrink import PROPERTIES
 from verify.check.crosscheck import CrossCheckError, check_properties
 from verify.check.engine import check
+from verify.search.solver import Solving
 from verify.traces.replay import replay
 from verify.traces.trace import load_text
 
@@ -102,13 +103,13 @@ def test_nothing_to_shrink_holds_for_every_target_at_or_above_the_capacity() -> 
 @pytest.mark.parametrize("model", ["kvvec-v6/u8", "kvvec-v6/t24", "kvvec-v6/pow2"])
 @pytest.mark.parametrize("prop_id", ["shrink.memory-safe", "reserve.memory-safe", "shrink.nothing-to-shrink"])
 def test_the_new_properties_are_proved_with_a_witness(prop_id: str, model: str) -> None:
-    result = check(PROPS[prop_id], model_named(model), PAGE, TIMEOUT_MS)
+    result = check(PROPS[prop_id], model_named(model), PAGE, Solving(TIMEOUT_MS))
     assert result.verdict is Verdict.PROVED, result.detail
 
 
 def test_a_reserve_counterexample_is_a_reserve_call_that_replays() -> None:
     model = model_named("kvvec-v6/u8").with_faults(frozenset({"krealloc-copies-new-size"}))
-    result = check(PROPS["reserve.memory-safe"], model, PAGE, TIMEOUT_MS)
+    result = check(PROPS["reserve.memory-safe"], model, PAGE, Solving(TIMEOUT_MS))
     assert result.verdict is Verdict.VIOLATED and result.counterexample is not None
     last = result.counterexample.steps[-1]
     assert isinstance(last, Step) and isinstance(last.action, Reserve)

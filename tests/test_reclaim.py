@@ -12,6 +12,7 @@ from properties.base import Verdict
 from properties.binder import reclaim, reclaim_bound, replay
 from verify.check.engine import check
 from verify.search.explorer import Instance, explore
+from verify.search.solver import Solving
 
 PAGE = 64
 PLAT = Instance(PAGE, 40).platform
@@ -36,7 +37,7 @@ def test_the_engine_proves_reclaim_on_an_instance_where_it_holds(monkeypatch: py
     binder.exploration.cache_clear()
     monkeypatch.setattr(binder, "INSTANCE", Instance(PAGE, 4))
     try:
-        result = check(RECLAIM, model_named("binder/v6"), 4096, 60_000)
+        result = check(RECLAIM, model_named("binder/v6"), 4096, Solving(60_000))
     finally:
         binder.exploration.cache_clear()
     assert result.verdict is Verdict.PROVED and "capacity <= 4" in result.scope

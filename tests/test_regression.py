@@ -16,6 +16,7 @@ from models.catalogue import ModelSpec, model_named
 from models.vec import Reserve, VecState
 from properties.registry import all_properties
 from verify.check.engine import check
+from verify.search.solver import Solving
 from verify.traces.plot import plot
 from verify.traces.regression import as_kunit, as_pytest, rust_type
 from verify.traces.replay import replay
@@ -68,7 +69,7 @@ def traces() -> dict[str, Trace]:
     props = {p.id: p for p in all_properties(PAGE)}
     found = {}
     for name, (prop_id, model) in CASES.items():
-        result = check(props[prop_id], model, PAGE, TIMEOUT_MS, BMC_DEPTH.get(name, 8))
+        result = check(props[prop_id], model, PAGE, Solving(TIMEOUT_MS), BMC_DEPTH.get(name, 8))
         assert result.counterexample is not None, f"{prop_id} on {model.name} has no counterexample"
         found[name] = result.counterexample
     return found
@@ -262,7 +263,7 @@ def test_the_templates_are_package_data() -> None:
     """An installed verify has the templates the generators fill: pyproject's package data names each one."""
     import tomllib
 
-    from verify.regression import TEMPLATES
+    from verify.traces.regression import TEMPLATES
 
     package = TEMPLATES.parent
     patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
@@ -275,7 +276,7 @@ def test_the_templates_are_package_data() -> None:
 def test_a_missing_template_value_is_an_error() -> None:
     from jinja2 import UndefinedError
 
-    from verify.regression import _template
+    from verify.traces.regression import _template
 
     with pytest.raises(UndefinedError):
         _template("kunit_test.rs.j2").render()

@@ -15,6 +15,7 @@ from models.catalogue import model_named
 from properties.registry import all_properties
 from verify.check.engine import check
 from verify.cli import main
+from verify.search.solver import Solving
 from verify.traces.replay import replay
 from verify.traces.trace import Trace, TraceError, load, load_text
 
@@ -287,7 +288,7 @@ def test_a_binder_trace_from_an_arbitrary_state_is_checked(tmp_path: Path) -> No
 
 def _scenario_trace() -> Trace:
     model = model_named("kvvec-v6/u8").with_faults(frozenset({"always-noop"}))
-    trace = check(PROPS["kunit.empty-to-zero"], model, 4096, 60_000).counterexample
+    trace = check(PROPS["kunit.empty-to-zero"], model, 4096, Solving(60_000)).counterexample
     assert trace is not None and trace.start == "setup" and trace.setup
     return trace
 

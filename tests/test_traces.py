@@ -12,6 +12,7 @@ from models.catalogue import model_named
 from properties.registry import all_properties
 from verify.check.engine import check
 from verify.cli import main
+from verify.search.solver import Solving
 from verify.traces.replay import replay
 from verify.traces.trace import FORMAT, Trace, TraceError, load, save
 
@@ -35,7 +36,7 @@ def test_every_committed_trace_is_itf_and_replays(path: Path) -> None:
 
 
 def _trace(prop_id: str, model: str) -> Trace:
-    result = check(PROPS[prop_id], model_named(model), 4096, 60_000)
+    result = check(PROPS[prop_id], model_named(model), 4096, Solving(60_000))
     assert result.counterexample is not None
     return result.counterexample
 
