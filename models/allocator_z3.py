@@ -234,9 +234,18 @@ def allocation_well_formed(plat: Platform, a: SymAlloc) -> Any:
     )
     vmalloc_ok = z3.And(
         z3.UGT(a.requested, plat.page_size),
-        # The rounded request fits in a usize: above, vmalloc_physical wraps and the Python model's does not.
-        z3.ULE(a.requested, USIZE_MAX - max((plat.page_size, *plat.huge_sizes)) + 1),
-        z3.Or(a.physical == vmalloc_physical(plat, a.requested), a.physical == round_up(a.requested, plat.page_size)),
+        # Each rounding only where the rounded request fits in a usize: above, the Z3 term wraps
+        # and the Python model's unbounded integer matches no physical size.
+        z3.Or(
+            z3.And(
+                z3.ULE(a.requested, USIZE_MAX - max((plat.page_size, *plat.huge_sizes)) + 1),
+                a.physical == vmalloc_physical(plat, a.requested),
+            ),
+            z3.And(
+                z3.ULE(a.requested, USIZE_MAX - plat.page_size + 1),
+                a.physical == round_up(a.requested, plat.page_size),
+            ),
+        ),
     )
     return z3.Implies(a.live, z3.If(a.vmalloc, vmalloc_ok, kmalloc_ok))
 
