@@ -32,13 +32,20 @@ from verify.check.crosscheck import (
     check_transition,
     check_unrolling,
 )
-from verify.check.stateful import BINDER_PAGE_SIZES, BinderMachine, Coverage, VecMachine, one_choice_each, outcome_name
+from verify.check.stateful import (
+    BINDER_PAGE_SIZES,
+    ELEM_SIZES,
+    BinderMachine,
+    Coverage,
+    VecMachine,
+    one_choice_each,
+    outcome_name,
+)
 from verify.cli import main
 from verify.search.edges import check_explored_edges
 from verify.search.explorer import Instance, explore
 from verify.search.sequences import Unrolling
 
-ELEM_SIZES = (0, 1, 8, 24, 4096)
 KM, VM_ONLY, KM_ONLY, NONE = Outcome(True, True), Outcome(False, True), Outcome(True, False), Outcome(False, False)
 
 # Mostly successes, so traces build up buffers; every combination of failures still appears.

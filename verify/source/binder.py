@@ -31,8 +31,8 @@ from models.vec import Clear, Push, Retain, ShrinkTo, VecState
 from models.vec_z3 import SymPlatform, SymPush, SymRetain, SymShrinkTo, SymTruncate, SymVec
 from verify.source.concrete import ConcreteDomain
 from verify.source.interpreter import UNIT, Domain, Fallible, Interpreter, SelfRef, Token
-from verify.source.locate import Function, Unsupported
-from verify.source.symbolic import MAX_PATHS, Decisions, SymbolicDomain, _bool
+from verify.source.locate import Function
+from verify.source.symbolic import Decisions, SymbolicDomain, _bool, every_path
 
 CONTEXT = Path("drivers/android/binder/context.rs")
 IMPL = "Context"
@@ -332,22 +332,21 @@ def symbolic_paths(
     fn: Function, sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome, tag: str = "src"
 ) -> list[BinderPath]:
     """Every path through the function; `tag` names their fresh variables (two versions need two tags)."""
-    paths: list[BinderPath] = []
-    prefix: list[bool] | None = []
-    while prefix is not None:
-        if len(paths) == MAX_PATHS:
-            raise Unsupported(fn.path, fn.node, f"more than {MAX_PATHS} paths through the function")
-        decisions = Decisions(prefix)
+    count = 0
+
+    def run_path(decisions: Decisions) -> BinderPath:
+        nonlocal count
         domain = SymbolicDomain(sp, outcome, pre.next_id, decisions)
-        procs = SymbolicProcs(sp, pre, outcome, f"{tag}{len(paths)}")
+        procs = SymbolicProcs(sp, pre, outcome, f"{tag}{count}")
+        count += 1
         run = BinderInterpreter(fn, domain, procs)
         result = run.run([Process(pid)])
         ok = _bool(result.ok) if isinstance(result, Fallible) else z3.BoolVal(result is UNIT)
         taken = SymSourceStep(procs.state, ok, procs.shrunk, procs.shrink_target, domain.rec.overflow)
         lines = tuple(dict.fromkeys(run.lines))
-        paths.append(BinderPath(z3.And(*domain.path), taken, tuple(procs.constraints), lines))
-        prefix = decisions.following()
-    return paths
+        return BinderPath(z3.And(*domain.path), taken, tuple(procs.constraints), lines)
+
+    return every_path(fn, run_path)
 
 
 def symbolic_step(

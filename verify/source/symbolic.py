@@ -9,8 +9,9 @@ function are disjoint, so the fold is an If-chain, as vec_z3's `Exits`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import z3
 
@@ -24,6 +25,7 @@ from verify.source.interpreter import Fallible, Interpreter, Layout, Ptr, Token
 from verify.source.locate import Function, Unsupported
 
 MAX_PATHS = 256
+T = TypeVar("T")
 
 
 class Decisions:
@@ -155,14 +157,24 @@ def transition(fn: Function, sp: SymPlatform, pre: SymVec, argument: Any, outcom
     return folded
 
 
-def explore(fn: Function, sp: SymPlatform, pre: SymVec, argument: Any, outcome: SymOutcome) -> list[Path]:
-    """Every path through the function, each with its condition, its step and the lines it ran."""
-    paths: list[Path] = []
+def every_path(fn: Function, run_path: Callable[[Decisions], T]) -> list[T]:
+    """`run_path` once per path through the function: each run replays a prefix of decisions, then
+    takes the next untried branch; more than MAX_PATHS paths is an unsupported function."""
+    results: list[T] = []
     prefix: list[bool] | None = []
     while prefix is not None:
-        if len(paths) == MAX_PATHS:
+        if len(results) == MAX_PATHS:
             raise Unsupported(fn.path, fn.node, f"more than {MAX_PATHS} paths through the function")
         decisions = Decisions(prefix)
+        results.append(run_path(decisions))
+        prefix = decisions.following()
+    return results
+
+
+def explore(fn: Function, sp: SymPlatform, pre: SymVec, argument: Any, outcome: SymOutcome) -> list[Path]:
+    """Every path through the function, each with its condition, its step and the lines it ran."""
+
+    def run_path(decisions: Decisions) -> Path:
         domain = SymbolicDomain(sp, outcome, pre.next_id, decisions)
         fields: dict[str, Any] = {"len": pre.len, "layout": Layout(pre.layout_len), "ptr": Ptr(pre.buf)}
         run = Interpreter(fn, domain, fields)
@@ -174,6 +186,6 @@ def explore(fn: Function, sp: SymPlatform, pre: SymVec, argument: Any, outcome: 
             elems=vec_z3._carried(sp, pre, buf, domain.rec), next_id=domain.rec.next_id,
         )
         step = SymStep(pre, post, ok, domain.rec.effects(), domain.rec.overflow)
-        paths.append(Path(z3.And(*domain.path), step, tuple(dict.fromkeys(run.lines))))
-        prefix = decisions.following()
-    return paths
+        return Path(z3.And(*domain.path), step, tuple(dict.fromkeys(run.lines)))
+
+    return every_path(fn, run_path)
