@@ -18,7 +18,8 @@ PACKAGES = ("verify", "models", "properties")
 # Lowest first: a module may import from its own layer's package or from a layer below, never above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("models",),
-    ("verify", "verify.workers"),  # the version and the process and signal plumbing: used at every level
+    # The version, the process and signal plumbing, reading a user's file: used at every level.
+    ("verify", "verify.workers", "verify.files"),
     ("verify.search",),
     ("properties",),
     ("verify.traces",),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -154,3 +155,17 @@ def test_a_file_without_shrink_to_or_with_a_syntax_error_is_refused(
     assert main(["source", "--kvec", str(broken)]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and re.search(rf"{re.escape(str(broken))}:\d+:\d+: syntax error", err)
+
+
+def test_a_fifo_a_device_or_a_file_not_in_utf8_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "kvec.rs"
+    os.mkfifo(fifo)
+    latin1 = tmp_path / "latin1.rs"
+    latin1.write_bytes(b"// caf\xe9\nimpl<T> Vec<T, KVmalloc> {}\n")
+    cases = [(fifo, "not a regular file"), (Path("/dev/zero"), "not a regular file"), (latin1, "not UTF-8 text")]
+    for path, why in cases:
+        assert main(["source", "--kvec", str(path)]) == 2  # a FIFO without a writer would block: it returns
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and why in err, err

@@ -39,7 +39,7 @@ def run(tree: Path | None, kvec: Path | None, binder: Path | None = None, out: T
         else:
             print(f"binder not checked: no {CONTEXT} in {tree}", file=out)
     for given in (kvec, binder):
-        if given is not None and not given.is_file():
+        if given is not None and not given.exists():
             return _error(f"{given}: no such file")
     codes = []
     if kvec is not None:
@@ -210,7 +210,7 @@ def run_diff(old: Path, new: Path) -> int:
         pairs.append((old, new))
     for pair in pairs:
         for given in pair:
-            if not given.is_file():
+            if not given.exists():  # anything else there (a FIFO, a device) the reader refuses
                 return _error(f"{given}: no such file (--diff takes two files or two kernel trees)")
     codes = []
     for before, after in pairs:

@@ -8,7 +8,10 @@ from pathlib import Path
 import tree_sitter
 import tree_sitter_rust
 
+from verify.files import UnreadableFile, read_regular
+
 LANGUAGE = tree_sitter.Language(tree_sitter_rust.language())
+MAX_SOURCE_BYTES = 16 << 20  # kvec.rs and context.rs are tens of kilobytes; /dev/zero is not a source file
 
 # Every method of every inherent `impl`: the impl's self type and the function.
 _METHODS = tree_sitter.Query(
@@ -58,9 +61,12 @@ class Function:
 def parse(path: Path) -> tuple[tree_sitter.Tree, bytes]:
     """The syntax tree of a Rust file; a file with syntax errors is refused at its first error."""
     try:
-        source = path.read_bytes()
-    except OSError as e:
-        raise SourceError(str(path), None, f"cannot read: {e.strerror}") from None
+        source = read_regular(path, MAX_SOURCE_BYTES, "a Rust source file")
+        source.decode("utf-8")  # the walk reads identifiers and literals as text
+    except UnreadableFile as e:
+        raise SourceError(str(path), None, str(e)) from None
+    except UnicodeDecodeError as e:
+        raise SourceError(str(path), None, f"not UTF-8 text (byte {e.start})") from None
     tree = tree_sitter.Parser(LANGUAGE).parse(source)
     if tree.root_node.has_error:
         raise SourceError(str(path), _first_error(tree.root_node), "syntax error") from None

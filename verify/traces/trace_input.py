@@ -14,9 +14,7 @@ is a TraceError of one line naming the first offending field.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -30,6 +28,7 @@ from models.machine import PAGE_SIZES, USIZE_MAX
 from properties.base import Property, Scenario, StepProperty
 from properties.binder import INSTANCE, SequenceProperty
 from properties.registry import all_properties, applicable
+from verify.files import UnreadableFile, read_regular
 
 SCHEMA_PATH = Path(__file__).with_name("trace_schema.json")
 MAX_BYTES = 8 << 20  # a trace of thousands of operations fits; /dev/zero does not
@@ -55,31 +54,9 @@ def read_text(path: Path) -> str:
     """The file's text, read only if it is a regular file of at most MAX_BYTES."""
     name = shown(path)
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as e:
-        raise TraceError(f"{name}: cannot read: {e.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise TraceError(f"{name}: not a regular file")
-        if info.st_size > MAX_BYTES:
-            raise TraceError(f"{name}: {info.st_size} bytes, more than a trace may have ({MAX_BYTES})")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_BYTES:  # a short read is not the end of the file; an empty one is
-            chunk = os.read(fd, MAX_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_BYTES:  # grew since fstat
-            raise TraceError(f"{name}: more than {MAX_BYTES} bytes")
-        data = b"".join(chunks)
-    except OSError as e:
-        raise TraceError(f"{name}: cannot read: {e.strerror}") from None
-    finally:
-        os.close(fd)
+        data = read_regular(path, MAX_BYTES, "a trace")
+    except UnreadableFile as e:
+        raise TraceError(f"{name}: {e}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
