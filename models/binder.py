@@ -18,6 +18,7 @@ from models import vec
 from models.allocator import Outcome
 from models.faults import BINDER_FAULTS, BINDER_OPERATION_FAULTS
 from models.machine import Platform
+from models.policy_lang import compile_policy, split
 from models.vec import Push, Retain, ShrinkTo, Step, VecState
 
 ELEM_SIZE = 8  # size_of::<Arc<Process>>()
@@ -26,10 +27,13 @@ SUCCESS = Outcome()
 
 @dataclass(frozen=True)
 class Policy:
-    """When to shrink after a deregistration, and to what: once in Python, once in Z3."""
+    """When to shrink after a deregistration, and to what: once in Python, once in Z3.
+
+    `define` makes one from a definition in the policy language (models/policy_lang.py).
+    """
 
     name: str
-    rule: str
+    rule: str  # the definition, `TRIGGER => TARGET`
     trigger: Callable[[int, int], bool]
     target: Callable[[int, int], int]
     trigger_z3: Callable[[Any, Any], Any]
@@ -38,45 +42,28 @@ class Policy:
     # the Vec steps, and faults in the operations themselves, which binder_step and binder_z3 apply alike;
     # empty for the kernel's code.
     faults: frozenset[str] = frozenset()
+    # The arithmetic fault of applying the rule to (len, cap), if any (a wrap or a division by zero), and
+    # the condition that there is one; a rule written as Python functions has none.
+    arithmetic_fault: Callable[[int, int], str | None] = lambda n, cap: None
+    arithmetic_fault_z3: Callable[[Any, Any], Any] = lambda n, cap: z3.BoolVal(False)
+
+    @staticmethod
+    def define(name: str, rule: str, faults: frozenset[str] = frozenset()) -> Policy:
+        """The policy `rule` (`TRIGGER => TARGET`) under `name`; a PolicyError if the rule does not parse."""
+        c = compile_policy(rule)
+        return Policy(name, rule, c.trigger, c.target, c.trigger_z3, c.target_z3, faults, c.fault, c.fault_z3)
 
 
+# The series' policies and two for comparison (SEMANTICS.md, "Rust binder").
 POLICIES: tuple[Policy, ...] = (
     # v6 (merged): shrink to twice the length once usage falls below a quarter.
-    Policy(
-        "v6",
-        "len < cap/4: shrink_to(len*2)",
-        lambda n, cap: n < cap // 4,
-        lambda n, cap: n * 2,
-        lambda n, cap: z3.ULT(n, z3.UDiv(cap, 4)),
-        lambda n, cap: n * 2,
-    ),
+    Policy.define("v6", "len < cap/4 => len*2"),
     # v4: the same trigger, halving the capacity.
-    Policy(
-        "v4",
-        "len < cap/4: shrink_to(cap/2)",
-        lambda n, cap: n < cap // 4,
-        lambda n, cap: cap // 2,
-        lambda n, cap: z3.ULT(n, z3.UDiv(cap, 4)),
-        lambda n, cap: z3.UDiv(cap, 2),
-    ),
+    Policy.define("v4", "len < cap/4 => cap/2"),
     # A naive policy for comparison: shrink to fit as soon as half is unused.
-    Policy(
-        "naive",
-        "len < cap/2: shrink_to(len)",
-        lambda n, cap: n < cap // 2,
-        lambda n, cap: n,
-        lambda n, cap: z3.ULT(n, z3.UDiv(cap, 2)),
-        lambda n, cap: n,
-    ),
+    Policy.define("naive", "len < cap/2 => len"),
     # Before the series: the list never shrinks.
-    Policy(
-        "never",
-        "never shrink",
-        lambda n, cap: False,
-        lambda n, cap: cap,
-        lambda n, cap: z3.BoolVal(False),
-        lambda n, cap: cap,
-    ),
+    Policy.define("never", "false => cap"),
 )
 
 
@@ -111,6 +98,8 @@ class BinderStep:
     post: VecState
     ok: bool  # a registration's result; a deregistration always succeeds
     steps: tuple[Step, ...]  # the Vec operations it made
+    # A deregistration whose policy rule wrapped or divided by zero (Policy.arithmetic_fault): what did.
+    arithmetic_fault: str | None = None
 
     @property
     def allocator_calls(self) -> int:
@@ -148,33 +137,35 @@ def binder_step(plat: Platform, policy: Policy, state: VecState, action: BinderA
     after = removed.post
     if "binder-dereg-removes-last" in policy.faults and after.len < state.len:
         after = replace(after, elems=state.elems.prefix(after.len))
+    fault = policy.arithmetic_fault(after.len, after.capacity(plat))
     if not policy.trigger(after.len, after.capacity(plat)):
-        return BinderStep(state, action, after, True, (removed,))
+        return BinderStep(state, action, after, True, (removed,), fault)
     target = policy.target(after.len, after.capacity(plat))
     shrunk = vec.step(plat, after, ShrinkTo(target, action.outcome), policy.faults)
     post = shrunk.post
     if not shrunk.ok and "binder-shrink-err-adopted" in policy.faults:
         post = replace(post, layout_len=target)
     # shrink_to's error is ignored: the list stays as retain left it.
-    return BinderStep(state, action, post, True, (removed, shrunk))
+    return BinderStep(state, action, post, True, (removed, shrunk), fault)
 
 
 def with_faults(policy: Policy, faults: frozenset[str]) -> Policy:
-    """The policy with the seeded faults (models/faults.py): a binder fault changes both its encodings at once;
-    the others ride along in `faults`, for the Vec steps of every operation."""
-    trigger, target, trigger_z3, target_z3 = policy.trigger, policy.target, policy.trigger_z3, policy.target_z3
+    """The policy with the seeded faults (models/faults.py): a binder fault rewrites its rule, so both encodings
+    change at once; the others ride along in `faults`, for the Vec steps of every operation."""
+    trigger, target = split(policy.rule)
     if "binder-shrink-dropped" in faults:
-        trigger, trigger_z3 = (lambda n, cap: False), (lambda n, cap: z3.BoolVal(False))
+        trigger = "false"
     if "binder-trigger-inverted" in faults:
-        trigger, trigger_z3 = (lambda n, cap: n >= cap // 4), (lambda n, cap: z3.UGE(n, z3.UDiv(cap, 4)))
+        trigger = "len >= cap/4"
     if "binder-trigger-cap-8" in faults:
-        trigger, trigger_z3 = (lambda n, cap: n < cap // 8), (lambda n, cap: z3.ULT(n, z3.UDiv(cap, 8)))
+        trigger = "len < cap/8"
     if "binder-target-cap-half" in faults:
-        target, target_z3 = (lambda n, cap: cap // 2), (lambda n, cap: z3.UDiv(cap, 2))
+        target = "cap/2"
     if "binder-target-len-8" in faults:
-        target, target_z3 = (lambda n, cap: n * 8), (lambda n, cap: n * 8)
+        target = "len*8"
     # The policy's own rule faults change trigger and target; every other fault rides along in `faults`.
     carried = frozenset(f for f in faults if f not in BINDER_FAULTS or f in BINDER_OPERATION_FAULTS)
-    if (trigger, target, carried) == (policy.trigger, policy.target, policy.faults):
+    rule = f"{trigger} => {target}"
+    if (split(policy.rule), carried) == ((trigger, target), policy.faults):
         return policy
-    return Policy(policy.name, policy.rule, trigger, target, trigger_z3, target_z3, carried)
+    return Policy.define(policy.name, rule, carried)

@@ -29,6 +29,7 @@ class SymBinderStep:
     shrink_attempted: Any
     shrink_ok: Any
     constraints: tuple[Any, ...]
+    arithmetic_fault: Any  # the policy's rule wrapped or divided by zero (a deregistration's)
 
 
 def _changed(pre: SymVec, post: SymVec) -> Any:
@@ -46,7 +47,7 @@ def register(
         popped = dataclasses.replace(post, len=pre.len - 1)  # a failed push leaves the elements as they were
         post = ite(z3.And(z3.Not(st.ok), z3.UGT(pre.len, 0)), popped, post)
     false = z3.BoolVal(False)
-    return SymBinderStep(pre, post, st.ok, _changed(pre, post), false, false, st.constraints)
+    return SymBinderStep(pre, post, st.ok, _changed(pre, post), false, false, st.constraints, false)
 
 
 def deregister(
@@ -82,7 +83,8 @@ def deregister(
     # shrink_to's error is ignored: on Err the list stays as retain left it.
     post = ite(attempt, shrunk_post, after)
     constraints = removal_constraints + shrunk.constraints
-    return SymBinderStep(pre, post, z3.BoolVal(True), _changed(pre, post), attempt, shrunk.ok, constraints)
+    fault = policy.arithmetic_fault_z3(after.len, cap)
+    return SymBinderStep(pre, post, z3.BoolVal(True), _changed(pre, post), attempt, shrunk.ok, constraints, fault)
 
 
 def initial() -> SymVec:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+from functools import cache
 
-from models.binder import POLICIES
+from models.binder import POLICIES, Policy, policy_named
 from models.faults import check_faults
 from models.machine import PRESETS, Platform
 
@@ -27,6 +29,8 @@ class ModelSpec:
     policy: str | None = None  # a binder shrink policy: the model is binder's all_procs
     # A named platform preset (models/machine.py); None: the default preset of the run's page size.
     platform: str | None = None
+    # A policy a user defined (`policy_model`): its rule in the policy language; None: one of POLICIES.
+    policy_rule: str | None = None
 
     def __post_init__(self) -> None:
         check_faults(self.faults)
@@ -55,15 +59,16 @@ class ModelSpec:
 
     def with_faults(self, faults: frozenset[str]) -> ModelSpec:
         suffix = "+".join(sorted(faults))
-        return ModelSpec(
-            f"{self.name}!{suffix}", self.description, self.size_min, self.size_max, faults, self.policy, self.platform
-        )
+        return replace(self, name=f"{self.name}!{suffix}", faults=faults)
 
     def with_platform(self, preset: str) -> ModelSpec:
         """The model on a named platform, named `name@preset` (before any `!faults`)."""
-        return ModelSpec(
-            f"{self.name}@{preset}", self.description, self.size_min, self.size_max, self.faults, self.policy, preset
-        )
+        return replace(self, name=f"{self.name}@{preset}", platform=preset)
+
+    def binder_policy(self) -> Policy:
+        """The shrink policy of a binder model, without its seeded faults (binder.with_faults adds them)."""
+        assert self.policy is not None
+        return policy_named(self.policy) if self.policy_rule is None else _defined(self.policy, self.policy_rule)
 
     def page_size(self, default: int) -> int:
         """The page size the model runs with: its platform's, else `default`."""
@@ -94,6 +99,55 @@ MODELS: tuple[ModelSpec, ...] = (
         for p in POLICIES
     ),
 )
+
+
+# A user's policy name: it becomes part of model names, trace file names and report rows.
+POLICY_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+
+
+@cache
+def _defined(name: str, rule: str) -> Policy:
+    """One Policy per definition, so what is cached per policy (the explored graph) is shared."""
+    return Policy.define(name, rule)
+
+
+def policy_model(name: str, rule: str) -> ModelSpec:
+    """The binder model `binder/NAME` of a policy defined in the policy language (models/policy_lang.py).
+
+    A ValueError if the name is not a policy name or is one of POLICIES'; a PolicyError (a ValueError
+    naming the column) if the rule does not parse.
+    """
+    if not POLICY_NAME.fullmatch(name):
+        raise ValueError(f"policy name {name!r}: a lower-case letter, then letters, digits, '-' or '_' (at most 40)")
+    if any(p.name == name for p in POLICIES):
+        built_in = ", ".join(p.name for p in POLICIES)
+        raise ValueError(f"policy name {name!r} is taken by a built-in policy ({built_in})")
+    _defined(name, rule)
+    return ModelSpec(f"binder/{name}", f"binder all_procs, policy {name}: {rule}", 8, 8, policy=name, policy_rule=rule)
+
+
+def chosen_policies(specs: tuple[str, ...], defined: tuple[ModelSpec, ...]) -> list[ModelSpec]:
+    """The binder models of `--policy SPEC...`: each SPEC names a built-in or `defined` policy, or is a rule.
+
+    A rule (it has `=>`) becomes the policy `custom`, the next `custom-2`, and so on. A ValueError
+    says which SPEC is wrong and, for a rule, at which column.
+    """
+    known = {m.policy: m for m in (*MODELS, *defined) if m.policy is not None}
+    chosen: list[ModelSpec] = []
+    rules = 0
+    for spec in specs:
+        if "=>" in spec:
+            rules += 1
+            try:
+                chosen.append(policy_model("custom" if rules == 1 else f"custom-{rules}", spec))
+            except ValueError as e:
+                raise ValueError(f"--policy {spec!r}: {e}") from None
+        elif spec in known:
+            chosen.append(known[spec])
+        else:
+            raise ValueError(f"--policy {spec!r}: no such policy (one of {', '.join(known)}), nor a rule"
+                             " 'TRIGGER => TARGET'")
+    return list(dict.fromkeys(chosen))
 
 
 def model_named(name: str) -> ModelSpec:

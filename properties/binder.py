@@ -181,6 +181,11 @@ def failed_register(plat: Platform, steps: list[BinderStep], _mark: int) -> bool
     return s is not None and isinstance(s.action, Register) and not s.ok and not state_equal_py(s.pre, s.post)
 
 
+def arithmetic_faulted(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
+    """The last operation was a deregistration whose policy rule wrapped or divided by zero."""
+    return bool(steps) and steps[-1].arithmetic_fault is not None
+
+
 def breaks_invariant(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
     """The last operation left a state that breaks the type invariants."""
     return bool(steps) and bool(steps[-1].post.invariant_violations(plat))
@@ -576,6 +581,15 @@ def check_never_refused(policy: Policy, page: int, solving: Solving, _depth: int
     return _single_step(policy, page, solving, negated)
 
 
+def check_policy_arithmetic(policy: Policy, page: int, solving: Solving, _depth: int) -> Finding:
+    def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
+        op = _deregistration(z3.BitVec("pid", 64))
+        st = binder_z3.deregister(sp, policy, pre, op.pid, op.outcome, "dereg")
+        return [([*st.constraints, st.arithmetic_fault], op)]
+
+    return _single_step(policy, page, solving, negated)
+
+
 def refused(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
     return bool(steps) and shrink_refused(steps[-1])
 
@@ -597,6 +611,7 @@ class OneStepPredicate:
 ONE_STEP_PREDICATES = (
     OneStepPredicate("failed-register-changes", failed_register, failed_register_bad, Register),
     OneStepPredicate("page-rule-refuses", refused, refused_bad, Deregister),
+    OneStepPredicate("policy-arithmetic-fault", arithmetic_faulted, lambda st: st.arithmetic_fault, Deregister),
 )
 
 # The same violations over BMC's unrolling, looked for from KVVec::new() once
@@ -606,6 +621,9 @@ FAILED_REGISTER_FROM_NEW = JudgedPredicate(
     "failed-register-changes", failed_register, lambda sp, u, i: failed_register_bad(u.steps[i])
 )
 REFUSED_FROM_NEW = JudgedPredicate("page-rule-refuses", refused, lambda sp, u, i: refused_bad(u.steps[i]))
+ARITHMETIC_FROM_NEW = JudgedPredicate(
+    "policy-arithmetic-fault", arithmetic_faulted, lambda sp, u, i: u.steps[i].arithmetic_fault
+)
 INVARIANT_FROM_NEW = JudgedPredicate(
     "invariant-broken", breaks_invariant, lambda sp, u, i: z3.Not(type_invariant(sp, u.states[i + 1], ghost=False))
 )
@@ -684,6 +702,15 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         premise=lambda p, page, t, _d: _single_step_happens(p, page, t, _register_fails(p)),
         premise_text="a registration fails",
         from_new=FAILED_REGISTER_FROM_NEW,
+    ),
+    SequenceProperty(
+        "binder.policy-arithmetic",
+        "the policy's rule never wraps a usize or divides by zero (Rust panics there with overflow checks on,"
+        " and wraps without)",
+        "z3: every state",
+        check_policy_arithmetic,
+        arithmetic_faulted,
+        from_new=ARITHMETIC_FROM_NEW,
     ),
     SequenceProperty(
         "binder.invariant-forever",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from models.binder import Deregister
-from models.catalogue import ModelSpec, model_named
+from models.catalogue import ModelSpec, model_named, policy_model
 from models.vec import Reserve, VecState
 from properties.registry import all_properties
 from verify.check.engine import check
@@ -54,6 +54,9 @@ CASES: dict[str, tuple[str, ModelSpec]] = {
         "binder.failed-register-unchanged",
         model_named("binder/v6").with_faults(frozenset({"binder-failed-register-pops"})),
     ),
+    # A policy defined in the policy language, whose target underflows once the last process leaves: the
+    # trace carries its rule, and the tests generated from it define the policy by that rule.
+    "binder-custom": ("binder.policy-arithmetic", policy_model("underflows", "len < cap/4 => len - 1")),
     # A single call of reserve, broken by an allocator fault.
     "reserve": (
         "reserve.memory-safe",
@@ -101,7 +104,9 @@ def run_pytest(source: str, tmp_path: Path) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("name", ["single", "binder", "setup", "binder-arbitrary", "binder-fault", "reserve"])
+@pytest.mark.parametrize(
+    "name", ["single", "binder", "setup", "binder-arbitrary", "binder-fault", "reserve", "binder-custom"]
+)
 def test_generated_pytest_reproduces_and_its_regression_test_fails(
     traces: dict[str, Trace], name: str, tmp_path: Path
 ) -> None:
@@ -122,6 +127,14 @@ def test_generated_pytest_names_the_property_and_the_model(traces: dict[str, Tra
     assert traces["single"].one_line()[:40] in source.replace("\n", " ")
     binder = as_pytest(traces["binder"])
     assert 'POLICY = policy_named("naive")' in binder and "binder_step(" in binder
+    custom = as_pytest(traces["binder-custom"])
+    assert 'POLICY = Policy.define("underflows", "len < cap/4 => len - 1")' in custom
+
+
+def test_kunit_writes_a_defined_policy_in_rust(traces: dict[str, Trace]) -> None:
+    test = as_kunit(traces["binder-custom"])
+    assert "if all_procs.len() < all_procs.capacity() / 4 {" in test
+    assert "let target = all_procs.len() - 1;" in test
 
 
 def test_the_kinds_of_trace_are_the_ones_named(traces: dict[str, Trace]) -> None:

@@ -23,8 +23,8 @@ import traceback
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
-from models.binder import POLICIES, BinderStep, policy_named
-from models.catalogue import MODELS, ModelSpec
+from models.binder import BinderStep
+from models.catalogue import MODELS, ModelSpec, chosen_policies, policy_model
 from models.faults import FAULTS
 from models.machine import PAGE_SIZE_PRESETS, PAGE_SIZES, PRESETS
 from properties.base import Property
@@ -148,6 +148,13 @@ def build_parser() -> Parser:
     )
     fault.completer = lambda **_: sorted(FAULTS)  # type: ignore[attr-defined]
     run.add_argument(
+        "--policy",
+        action="append",
+        metavar="POLICY",
+        help="check these binder policies only: a built-in or [tool.verify.policies] name, or a rule"
+        " 'TRIGGER => TARGET' over len and cap (README, \"Policies as data\"); repeatable",
+    )
+    run.add_argument(
         "--format",
         choices=FORMATS,
         default="text",
@@ -226,7 +233,9 @@ def build_parser() -> Parser:
         help="write the explored binder state graph as DOT",
         description="Write the explored binder state graph as DOT, a trace's path highlighted in red.",
     )
-    graph.add_argument("--policy", default="v6", help="binder shrink policy (default v6)")
+    graph.add_argument(
+        "--policy", default="v6", help="binder shrink policy: a built-in name or a rule 'TRIGGER => TARGET' (v6)"
+    )
     graph.add_argument("--page-size", type=int, default=64, help="the instance's PAGE_SIZE (default 64)")
     graph.add_argument("--max-capacity", type=int, default=40, help="the instance's capacity bound (default 40)")
     graph.add_argument("--trace", type=Path, help="a binder trace whose path is highlighted")
@@ -319,6 +328,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         confirm=base.confirm if args.confirm is None else args.confirm,
         second_solver=base.second_solver if args.second_solver is None else args.second_solver,
         source=base.source,
+        policies=base.policies,
     )
 
 
@@ -342,7 +352,14 @@ def command_run(args: argparse.Namespace) -> int:
     _check_solving_flags(settings.page_size, settings.timeout, jobs, settings.faults)
     if not 1 <= settings.bmc_depth <= 64:
         raise UsageError(f"--bmc-depth must be in 1..64, not {settings.bmc_depth}")
-    chosen = [m for m in MODELS if not settings.models or m.name in settings.models]
+    defined = tuple(policy_model(name, rule) for name, rule in settings.policies)
+    chosen = [m for m in (*MODELS, *defined) if not settings.models or m.name in settings.models]
+    if args.policy:
+        try:
+            policies = chosen_policies(tuple(args.policy), defined)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        chosen = [m for m in chosen if m.policy is None] + policies
     if settings.platform is not None:
         # Binder's models keep the page size's default platform (README, "Platforms").
         chosen = [m.with_platform(settings.platform) if m.policy is None else m for m in chosen]
@@ -489,11 +506,9 @@ def command_replay(args: argparse.Namespace) -> int:
 
 def command_graph(args: argparse.Namespace) -> int:
     try:
-        policy = policy_named(args.policy)
+        policy = chosen_policies((args.policy,), ())[0].binder_policy()
         instance = Instance(args.page_size, args.max_capacity)
         instance.platform  # noqa: B018  (validates the page size)
-    except KeyError:
-        raise UsageError(f"unknown policy {args.policy!r}; one of {', '.join(p.name for p in POLICIES)}") from None
     except ValueError as e:
         raise UsageError(str(e)) from None
     if not 1 <= args.max_capacity <= 4096:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from models.catalogue import MODELS
+from models.catalogue import MODELS, policy_model
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES, PRESETS
 from properties.binder import BMC_DEPTH
@@ -41,6 +41,9 @@ class Settings:
     second_solver: str = DEFAULT_SECOND_SOLVER  # which one re-checks, with confirm
     source: str | None = None  # a kernel tree whose source every run also checks for conformance (verify source)
     platform: str | None = None  # a preset of models/machine.py; None: the page size's default preset
+    # [tool.verify.policies]: binder shrink policies the project defines (NAME = "TRIGGER => TARGET"), each
+    # one more binder model (`binder/NAME`) in every run.
+    policies: tuple[tuple[str, str], ...] = ()
 
 
 def _is_int(v: Any) -> bool:
@@ -61,6 +64,19 @@ def _names(known: Any) -> Callable[[Any], str | None]:
     return check
 
 
+def _policies(v: Any) -> str | None:
+    if not isinstance(v, dict):
+        return 'must be a table of NAME = "TRIGGER => TARGET"'
+    for name, rule in v.items():
+        if not isinstance(rule, str):
+            return f'.{name} = {_shown(rule)} must be a string, "TRIGGER => TARGET"'
+        try:
+            policy_model(name, rule)
+        except ValueError as e:  # a PolicyError names the column
+            return f".{name} = {_shown(rule)}: {e}"
+    return None
+
+
 # Each validator returns None for a good value, else what is wrong with it.
 VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "page-size": lambda v: None
@@ -79,6 +95,7 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     else f"must be one of {', '.join(SECOND_SOLVERS)}",
     "source": lambda v: None if _is_path(v) else "must be a directory name (a kernel tree)",
     "platform": lambda v: None if isinstance(v, str) and v in PRESETS else f"must be one of {', '.join(PRESETS)}",
+    "policies": _policies,
 }
 assert set(VALIDATORS) == {f.name.replace("_", "-") for f in fields(Settings)}
 
@@ -96,8 +113,12 @@ def parse(table: dict[str, Any], origin: str) -> Settings:
         if key not in VALIDATORS:
             raise ConfigError(f"{origin}: unknown key {key!r}; known keys: {', '.join(VALIDATORS)}")
         problem = VALIDATORS[key](value)
+        if problem is not None and problem.startswith("."):  # about one entry of a table: name it alone
+            raise ConfigError(f"{origin}: {key}{problem}")
         if problem is not None:
             raise ConfigError(f"{origin}: {key} = {_shown(value)} {problem}")
+        if isinstance(value, dict):  # policies: its pairs, in the table's order
+            value = list(value.items())
         values[key.replace("-", "_")] = tuple(value) if isinstance(value, list) else value
     if "timeout" in values:
         values["timeout"] = float(values["timeout"])

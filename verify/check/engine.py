@@ -18,7 +18,7 @@ import z3
 from models import vec_z3
 from models.allocator import Allocation, Kind, Outcome
 from models.allocator_z3 import SymOutcome
-from models.binder import Policy, policy_named, with_faults
+from models.binder import Policy, with_faults
 from models.catalogue import ModelSpec
 from models.elements import Elements
 from models.machine import BITS, Platform
@@ -176,7 +176,7 @@ def _check_sequence(
 ) -> Result:
     start = time.perf_counter()
     assert model.policy is not None
-    policy = with_faults(policy_named(model.policy), model.faults)
+    policy = with_faults(model.binder_policy(), model.faults)
     found = prop.check(policy, page_size, solving, bmc_depth)
     if found.verdict is Verdict.PROVED and prop.premise is not None:
         # The premise is looked for by the property's own method, on the same instance or depth.
@@ -201,7 +201,7 @@ def _check_sequence(
         raise ReplayError(f"{prop.id} on {model.name}: the trace does not violate the property in Python")
     cex = Trace(
         prop.id, model.name, plat.elem_size, plat.page_size, VecState(), tuple(steps),
-        tuple(sorted(model.faults)), policy.name, cycle_from=found.mark, start="new",
+        tuple(sorted(model.faults)), policy.name, cycle_from=found.mark, start="new", policy_rule=model.policy_rule,
     )
     return Result(prop, model, Verdict.VIOLATED, seconds, cex, found.detail, found.scope)
 
@@ -228,7 +228,7 @@ def _violated_from_arbitrary(
     faults = tuple(sorted(model.faults))
     cex = Trace(
         prop.id, model.name, plat.elem_size, plat.page_size, found.start, tuple(steps), faults, policy.name,
-        start="arbitrary",
+        start="arbitrary", policy_rule=model.policy_rule,
     )
     detail = "violated from an arbitrary state satisfying the type invariants"
     if prop.from_new is None:
@@ -239,7 +239,8 @@ def _violated_from_arbitrary(
         if not prop.violated(plat, from_new, 0):
             raise ReplayError(f"{prop.id} on {model.name}: the trace from KVVec::new() does not violate it in Python")
         cex = Trace(
-            prop.id, model.name, plat.elem_size, plat.page_size, VecState(), tuple(from_new), faults, policy.name
+            prop.id, model.name, plat.elem_size, plat.page_size, VecState(), tuple(from_new), faults, policy.name,
+            policy_rule=model.policy_rule,
         )
         detail += f"; also reachable from KVVec::new() in {len(from_new)} operations"
     elif reach.verdict is Verdict.PROVED:

@@ -76,6 +76,7 @@ def unroll(
             z3.And(z3.Not(is_register), dereg.shrink_attempted),
             dereg.shrink_ok,
             (),
+            z3.And(z3.Not(is_register), dereg.arithmetic_fault),
         )
         state = taken.post
         states.append(state)

@@ -61,6 +61,7 @@ from models.allocator import Outcome
 from models.binder import BinderStep, Deregister, Register
 from models.elements import GARBAGE
 from models.machine import PAGE_SIZES, USIZE_MAX
+from models.policy_lang import to_rust
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate
 from properties.binder import reclaim_bound
 from verify.traces.trace import Trace, describe_buffer
@@ -275,7 +276,9 @@ def as_pytest(trace: Trace) -> str:
     summary = trace.one_line()
     values: dict[str, object] = {}
     if trace.policy is not None:
-        names.setdefault("models.binder", set()).update({"BinderStep", "binder_step", "policy_named"})
+        # A built-in policy by name; one the user defined by its rule, so the test needs no configuration.
+        maker = "policy_named" if trace.policy_rule is None else "Policy"
+        names.setdefault("models.binder", set()).update({"BinderStep", "binder_step", maker})
         names.setdefault("models.vec", set()).add("VecState")
         if trace.faults:
             # The seeded faults change the policy's rule or ride along into its Vec steps, as in the replay.
@@ -333,6 +336,7 @@ def as_pytest(trace: Trace) -> str:
         page_size=trace.page_size,
         binder=trace.policy is not None,
         policy=trace.policy or "",
+        policy_expr=_policy_expr(trace),
         faults=sorted(trace.faults),
         summary=_string(summary, len("SUMMARY = ")),
         base=name_base(trace, WIDTH - len("def test__violation_reproduces() -> None:")),
@@ -573,12 +577,26 @@ _RULE_FAULTS_RUST: dict[str, tuple[str, str | None]] = {
 }
 
 
+def _policy_expr(trace: Trace) -> str:
+    """The Python expression of a binder trace's policy (without its seeded faults)."""
+    if trace.policy is None:
+        return ""
+    if trace.policy_rule is None:
+        return f"policy_named({_quoted(trace.policy)})"
+    return f"Policy.define({_quoted(trace.policy)}, {_quoted(trace.policy_rule)})"
+
+
 def _policy_rust(trace: Trace) -> dict[str, str]:
     """The policy's rule as text, and its trigger and target in Rust (no trigger: it never shrinks)."""
     assert trace.policy is not None
-    if trace.policy not in _POLICY_RUST:
+    if trace.policy_rule is not None:
+        # A policy the user defined: its rule, written in Rust over all_procs' len() and capacity().
+        rust_trigger, rust_target = to_rust(trace.policy_rule, "all_procs.len()", "all_procs.capacity()")
+        rule, trigger, target = f"{trace.policy}: `{trace.policy_rule}`", rust_trigger, rust_target
+    elif trace.policy not in _POLICY_RUST:
         raise ValueError(f"no Rust rendering of binder policy {trace.policy!r}")
-    rule, trigger, target = _POLICY_RUST[trace.policy]
+    else:
+        rule, trigger, target = _POLICY_RUST[trace.policy]
     seeded = [f for f in _RULE_FAULTS_RUST if f in trace.faults]
     for fault in seeded:
         part, rust = _RULE_FAULTS_RUST[fault]

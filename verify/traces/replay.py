@@ -15,7 +15,7 @@ from typing import Any
 
 import itf_py
 
-from models.binder import BinderStep, Deregister, Register, binder_step, policy_named, with_faults
+from models.binder import BinderStep, Deregister, Register, binder_step, with_faults
 from models.vec import ShrinkTo, Step, VecState, step
 from properties.base import Property, Scenario, StepProperty
 from properties.binder import SequenceProperty
@@ -41,7 +41,7 @@ def replay(loaded: LoadedTrace) -> Replayed:
         steps = (_replay_call(loaded, prop, initial),)
     trace = Trace(
         prop.id, loaded.model.name, plat.elem_size, plat.page_size, initial, steps, tuple(sorted(loaded.faults)),
-        loaded.policy, loaded.setup, loaded.meta["cycle_from"], loaded.start,
+        loaded.policy, loaded.setup, loaded.meta["cycle_from"], loaded.start, loaded.model.policy_rule,
     )
     _compare(loaded, trace)
     if isinstance(prop, SequenceProperty):
@@ -87,7 +87,7 @@ def _rebuild(loaded: LoadedTrace) -> VecState:
 def _replay_binder(loaded: LoadedTrace, initial: VecState) -> list[BinderStep]:
     """The operations from state 0 under the trace's policy."""
     assert loaded.policy is not None  # verify.traces.trace_input: a binder model's policy
-    policy = with_faults(policy_named(loaded.policy), loaded.faults)
+    policy = with_faults(loaded.model.binder_policy(), loaded.faults)
     state, steps = initial, []
     for index, action in enumerate(loaded.actions, start=1):
         if not isinstance(action, (Register, Deregister)):

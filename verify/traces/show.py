@@ -113,6 +113,8 @@ def broken_values(replayed: Replayed) -> list[str]:
         out.append(
             f"  reallocates: {last.reallocates}, shrank: {last.shrank}, shrink attempted: {last.shrink_attempted}"
         )
+        if last.arithmetic_fault is not None:
+            out.append(f"  the policy's rule {replayed.trace.policy_rule or ''}: {last.arithmetic_fault}")
         if replayed.trace.cycle_from is not None:
             out.append(f"  the cycle starts at step {replayed.trace.cycle_from + 1}")
     return out

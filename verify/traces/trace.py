@@ -61,6 +61,9 @@ class Trace:
     # What state 0 is: "new" (`KVVec::new()`), "setup" (what `setup` builds from
     # `Vec::new()`) or "arbitrary" (any state satisfying the type invariants).
     start: str = "new"
+    # A binder trace of a policy the user defined (models.catalogue.policy_model): its rule, so the file
+    # alone says what it replays; None for the built-in policies, whose traces do not carry it.
+    policy_rule: str | None = None
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -83,13 +86,16 @@ class Trace:
 
     def to_itf(self) -> dict[str, Any]:
         plat = self.platform
+        variant: dict[str, Any] = {"faults": list(self.faults), "policy": self.policy}
+        if self.policy_rule is not None:
+            variant["rule"] = self.policy_rule
         meta = {
             "format": FORMAT,
             "source": "verify",
             "description": f"counterexample to {self.property_id} on {self.model}",
             "property": self.property_id,
             "model": self.model,
-            "variant": {"faults": list(self.faults), "policy": self.policy},
+            "variant": variant,
             "parameters": {"elem_size": self.elem_size, "page_size": self.page_size},
             "start": self.start,
             "setup": [_setup_json(a) for a in self.setup],

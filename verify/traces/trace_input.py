@@ -22,7 +22,7 @@ from typing import Any
 
 import jsonschema
 
-from models.catalogue import ModelSpec, model_named
+from models.catalogue import ModelSpec, model_named, policy_model
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES, USIZE_MAX
 from properties.base import Property, Scenario, StepProperty
@@ -180,13 +180,27 @@ class Subject:
     start: str
 
 
-def catalogue_model(name: str) -> ModelSpec | None:
-    """A catalogue model, or one with seeded faults, named as `ModelSpec.with_faults` names it."""
+def catalogue_model(name: str, rule: str | None = None) -> ModelSpec | None:
+    """A catalogue model, or one with seeded faults, named as `ModelSpec.with_faults` names it.
+
+    With a policy `rule`, the model is the binder model of a policy the user defined (`binder/NAME`),
+    which must parse: a rule that does not is a TraceError naming its column.
+    """
     base_name, _, suffix = name.partition("!")
-    try:
-        base: ModelSpec | None = model_named(base_name)
-    except KeyError:
-        base = None
+    base: ModelSpec | None
+    if rule is not None:
+        policy = base_name.removeprefix("binder/")
+        if policy == base_name:
+            return None
+        try:
+            base = policy_model(policy, rule)
+        except ValueError as e:  # PolicyError is one: the column where the rule goes wrong
+            raise TraceError(f"#meta.variant.rule: {e}") from None
+    else:
+        try:
+            base = model_named(base_name)
+        except KeyError:
+            base = None
     if base is None or not suffix:
         return base if "!" not in name else None
     faults = suffix.split("+")
@@ -214,7 +228,10 @@ def check_meta(meta: dict[str, Any], origin: str) -> Subject:
     def refuse(field: str, why: str) -> TraceError:
         return TraceError(f"{name}: #meta.{field}: {why}")
 
-    model = catalogue_model(meta["model"])
+    try:
+        model = catalogue_model(meta["model"], meta["variant"].get("rule"))
+    except TraceError as e:
+        raise TraceError(f"{name}: {e}") from None
     if model is None:
         raise refuse("model", f"{_clip(repr(meta['model']), 80)} is not a model of the catalogue")
     variant, params = meta["variant"], meta["parameters"]
