@@ -163,6 +163,8 @@ def with_faults(policy: Policy, faults: frozenset[str]) -> Policy:
         target = "cap/2"
     if "binder-target-len-8" in faults:
         target = "len*8"
+    if "binder-target-len-minus-one" in faults:
+        target = "len - 1"
     # The policy's own rule faults change trigger and target; every other fault rides along in `faults`.
     carried = frozenset(f for f in faults if f not in BINDER_FAULTS or f in BINDER_OPERATION_FAULTS)
     rule = f"{trigger} => {target}"

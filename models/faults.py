@@ -72,6 +72,7 @@ BINDER_FAULTS: dict[str, str] = {
     "binder-trigger-cap-8": "the policy shrinks only when len < cap/8",
     "binder-target-cap-half": "the policy shrinks to cap/2 (v4's target) instead of len*2",
     "binder-target-len-8": "the policy shrinks to len*8 instead of len*2",
+    "binder-target-len-minus-one": "the policy shrinks to len - 1, which underflows once the last process leaves",
     **BINDER_OPERATION_FAULTS,
 }
 

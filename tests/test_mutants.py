@@ -140,6 +140,8 @@ def test_a_fault_is_killed_where_it_matters(matrix: list[Outcome]) -> None:
     assert by[("binder-failed-register-pops", "binder.failed-register-unchanged", "binder/v6")] is Cell.KILLED
     assert by[("binder-shrink-err-adopted", "binder.invariant-forever", "binder/v6")] is Cell.KILLED
     assert by[("binder-target-len-8", "binder.page-rule-never-refuses", "binder/v6")] is Cell.KILLED
+    # The policy's arithmetic, from KVVec::new(): len - 1 once the last process leaves.
+    assert by[("binder-target-len-minus-one", "binder.policy-arithmetic", "binder/v6")] is Cell.KILLED
     # Copying one element short is invisible to the capacity: that property must not claim the kill.
     assert by[("copy-one-short", "shrink.capacity-floor", "kvvec-v6/u8")] is Cell.SURVIVED
 
@@ -270,6 +272,7 @@ EFFECTS: dict[str, Callable[[Trace], bool]] = {
     "binder-target-cap-half": lambda t: _last(t).post.layout_len == _last(t).pre.layout_len // 2
     > 2 * _last(t).post.len,
     "binder-target-len-8": lambda t: _last(t).post.layout_len == 8 * _last(t).post.len < _last(t).pre.layout_len,
+    "binder-target-len-minus-one": lambda t: _last(t).arithmetic_fault is not None and _after_retain(_last(t)).len == 0,
     # Until the checks from an arbitrary pre-state write traces, these are found without one (`!`).
     "vec-in-binder-retain-drops-next": lambda t: isinstance(_last(t).action, Deregister)
     and _last(t).post.len == _last(t).pre.len - 2,

@@ -574,6 +574,7 @@ _RULE_FAULTS_RUST: dict[str, tuple[str, str | None]] = {
     "binder-trigger-cap-8": ("trigger", "all_procs.len() < all_procs.capacity() / 8"),
     "binder-target-cap-half": ("target", "all_procs.capacity() / 2"),
     "binder-target-len-8": ("target", "all_procs.len() * 8"),
+    "binder-target-len-minus-one": ("target", "all_procs.len() - 1"),
 }
 
 
