@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import z3
 
@@ -38,6 +38,19 @@ class Policy:
     # the Vec steps, and faults in the operations themselves, which binder_step and binder_z3 apply alike;
     # empty for the kernel's code.
     faults: frozenset[str] = frozenset()
+    # The operations read from a context.rs (verify/source/steps.py) instead of the rule above: binder_step
+    # and binder_z3's register and deregister hand every operation to it.
+    source: SourceOperations | None = None
+
+
+class SourceOperations(Protocol):
+    """binder's registration and deregistration as a kernel source makes them, in both encodings."""
+
+    def step(self, plat: Platform, state: VecState, action: BinderAction) -> BinderStep: ...
+    def register_z3(self, sp: Any, pre: Any, pid: Any, outcome: Any, prefix: str) -> Any: ...
+    def deregister_z3(
+        self, sp: Any, pre: Any, pid: Any, outcome: Any, prefix: str, remove_one: bool, at: Any
+    ) -> Any: ...
 
 
 POLICIES: tuple[Policy, ...] = (
@@ -138,6 +151,8 @@ class BinderStep:
 def binder_step(plat: Platform, policy: Policy, state: VecState, action: BinderAction) -> BinderStep:
     """One registration or deregistration, as context.rs does it."""
     assert plat.elem_size == ELEM_SIZE
+    if policy.source is not None:
+        return policy.source.step(plat, state, action)
     if isinstance(action, Register):
         pushed = vec.step(plat, state, Push(action.pid, action.outcome), policy.faults)
         post = pushed.post

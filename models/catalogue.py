@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models.binder import POLICIES
 from models.faults import check_faults
@@ -27,6 +27,9 @@ class ModelSpec:
     policy: str | None = None  # a binder shrink policy: the model is binder's all_procs
     # A named platform preset (models/machine.py); None: the default preset of the run's page size.
     platform: str | None = None
+    # A kernel source file (kvec.rs, or binder's context.rs) whose functions are the model's steps
+    # (verify/source/steps.py); the model is then declared to have the verdicts of the merged series, v6.
+    source: str | None = None
 
     def __post_init__(self) -> None:
         check_faults(self.faults)
@@ -55,15 +58,11 @@ class ModelSpec:
 
     def with_faults(self, faults: frozenset[str]) -> ModelSpec:
         suffix = "+".join(sorted(faults))
-        return ModelSpec(
-            f"{self.name}!{suffix}", self.description, self.size_min, self.size_max, faults, self.policy, self.platform
-        )
+        return replace(self, name=f"{self.name}!{suffix}", faults=faults)
 
     def with_platform(self, preset: str) -> ModelSpec:
         """The model on a named platform, named `name@preset` (before any `!faults`)."""
-        return ModelSpec(
-            f"{self.name}@{preset}", self.description, self.size_min, self.size_max, self.faults, self.policy, preset
-        )
+        return replace(self, name=f"{self.name}@{preset}", platform=preset)
 
     def page_size(self, default: int) -> int:
         """The page size the model runs with: its platform's, else `default`."""

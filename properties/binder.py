@@ -513,7 +513,7 @@ def failed_register_bad(st: SymBinderStep) -> Any:
 def check_failed_register(policy: Policy, page: int, solving: Solving, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
         op = _registration(z3.BitVec("pid", 64))
-        st = binder_z3.register(sp, pre, op.pid, op.outcome, "reg", policy.faults)
+        st = binder_z3.register(sp, pre, op.pid, op.outcome, "reg", policy)
         return [([*st.constraints, failed_register_bad(st)], op)]
 
     return _single_step(policy, page, solving, negated)
@@ -545,7 +545,7 @@ def _buffer_changes(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]
 
     def premise(sp: SymPlatform, pre: SymVec) -> list[Any]:
         outcome = SymOutcome.fresh("outcome")
-        reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy.faults)
+        reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy)
         dereg = binder_z3.deregister(sp, policy, pre, z3.BitVec("pid", 64), outcome, "dereg")
         return [*reg.constraints, *dereg.constraints, z3.Or(reg.reallocates, dereg.reallocates)]
 
@@ -556,7 +556,7 @@ def _register_fails(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]
     """failed-register-unchanged's premise: a registration fails."""
 
     def premise(sp: SymPlatform, pre: SymVec) -> list[Any]:
-        st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg", policy.faults)
+        st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg", policy)
         return [*st.constraints, z3.Not(st.ok)]
 
     return premise
@@ -624,7 +624,7 @@ def check_invariant(policy: Policy, page: int, solving: Solving, _depth: int) ->
     is_register = z3.Bool("register")
     outcome = SymOutcome.fresh("outcome")
     pid = z3.BitVec("pid", 64)
-    reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy.faults)
+    reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy)
     dereg = binder_z3.deregister(sp, policy, pre, pid, outcome, "dereg")
     kept_reg, kept_dereg = type_invariant(sp, reg.post, ghost=False), type_invariant(sp, dereg.post, ghost=False)
     post = z3.If(is_register, z3.Not(kept_reg), z3.Not(kept_dereg))

@@ -72,7 +72,7 @@ def check(
     source, constraints = symbolic_step(fn, sp, pre, pid, outcome)
     for policy in policies[:1] if name == REGISTER else policies:
         if name == REGISTER:
-            model = binder_z3.register(sp, pre, pid, outcome, "model", policy.faults)
+            model = binder_z3.register(sp, pre, pid, outcome, "model", policy)
         else:
             model = binder_z3.deregister(sp, policy, pre, pid, outcome, "model")
         setting = [type_invariant(sp, pre), *constraints, *model.constraints]
