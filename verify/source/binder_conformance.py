@@ -77,7 +77,7 @@ def check(
             model = binder_z3.deregister(sp, policy, pre, pid, outcome, "model")
         setting = [type_invariant(sp, pre), *constraints, *model.constraints]
         agreements = aspects(source, model)
-        aspect, solved = _first_disagreement(setting, agreements, timeout_ms)
+        aspect, solved = _first_disagreement(setting, agreements, timeout_ms, incremental=False)
         if solved.answer is Answer.UNKNOWN:
             result.unknown = f"policy {policy.name}, {aspect}: {solved.reason or 'the solver gave up'}"
             break
