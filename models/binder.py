@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import z3
 
@@ -46,12 +46,25 @@ class Policy:
     # the condition that there is one; a rule written as Python functions has none.
     arithmetic_fault: Callable[[int, int], str | None] = lambda n, cap: None
     arithmetic_fault_z3: Callable[[Any, Any], Any] = lambda n, cap: z3.BoolVal(False)
+    # The operations read from a context.rs (verify/source/steps.py) instead of the rule above: binder_step
+    # and binder_z3's register and deregister hand every operation to it.
+    source: SourceOperations | None = None
 
     @staticmethod
     def define(name: str, rule: str, faults: frozenset[str] = frozenset()) -> Policy:
         """The policy `rule` (`TRIGGER => TARGET`) under `name`; a PolicyError if the rule does not parse."""
         c = compile_policy(rule)
         return Policy(name, rule, c.trigger, c.target, c.trigger_z3, c.target_z3, faults, c.fault, c.fault_z3)
+
+
+class SourceOperations(Protocol):
+    """binder's registration and deregistration as a kernel source makes them, in both encodings."""
+
+    def step(self, plat: Platform, state: VecState, action: BinderAction) -> BinderStep: ...
+    def register_z3(self, sp: Any, pre: Any, pid: Any, outcome: Any, prefix: str) -> Any: ...
+    def deregister_z3(
+        self, sp: Any, pre: Any, pid: Any, outcome: Any, prefix: str, remove_one: bool, at: Any
+    ) -> Any: ...
 
 
 # The series' policies and two for comparison (SEMANTICS.md, "Rust binder").
@@ -127,6 +140,8 @@ class BinderStep:
 def binder_step(plat: Platform, policy: Policy, state: VecState, action: BinderAction) -> BinderStep:
     """One registration or deregistration, as context.rs does it."""
     assert plat.elem_size == ELEM_SIZE
+    if policy.source is not None:
+        return policy.source.step(plat, state, action)
     if isinstance(action, Register):
         pushed = vec.step(plat, state, Push(action.pid, action.outcome), policy.faults)
         post = pushed.post

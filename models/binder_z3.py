@@ -37,10 +37,12 @@ def _changed(pre: SymVec, post: SymVec) -> Any:
     return z3.Or(pre.layout_len != post.layout_len, moved)
 
 
-def register(
-    sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome, prefix: str, faults: frozenset[str] = frozenset()
-) -> SymBinderStep:
-    """A registration; `faults` are the policy's seeded faults (`Policy.faults`), as binder.binder_step applies them."""
+def register(sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome, prefix: str, policy: Policy) -> SymBinderStep:
+    """A registration, with the policy's seeded faults (`Policy.faults`), as binder.binder_step applies them."""
+    if policy.source is not None:
+        step: SymBinderStep = policy.source.register_z3(sp, pre, pid, outcome, prefix)
+        return step
+    faults = policy.faults
     st = vec_z3.step(sp, pre, SymPush(pid, outcome), faults, prefix=prefix)
     post = st.post
     if "binder-failed-register-pops" in faults:
@@ -63,6 +65,9 @@ def deregister(
     """`at`: remove the process at this index, without retain's quantifier; the same as retain of `pid`
     when `pid` stands there and the identities are distinct (as in every list built from new()), and
     retain itself is not faulted (a seeded retain fault needs the real retain step)."""
+    if policy.source is not None:
+        step: SymBinderStep = policy.source.deregister_z3(sp, pre, pid, outcome, prefix, remove_one, at)
+        return step
     if at is not None and "vec-in-binder-retain-drops-next" not in policy.faults:
         i = z3.BitVec("i", 64)
         shifted = z3.Lambda([i], z3.If(z3.ULT(i, at), pre.elems[i], pre.elems[i + 1]))

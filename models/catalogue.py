@@ -31,6 +31,9 @@ class ModelSpec:
     platform: str | None = None
     # A policy a user defined (`policy_model`): its rule in the policy language; None: one of POLICIES.
     policy_rule: str | None = None
+    # A kernel source file (kvec.rs, or binder's context.rs) whose functions are the model's steps
+    # (verify/source/steps.py); the model is then declared to have the verdicts of the merged series, v6.
+    source: str | None = None
 
     def __post_init__(self) -> None:
         check_faults(self.faults)

@@ -82,9 +82,12 @@ class SequenceProperty:
     # For a property checked from arbitrary states: the same violation as a BMC
     # predicate, to look for it from `KVVec::new()` once one is found.
     from_new: JudgedPredicate | None = None
+    # False: about the rule of a policy-language definition, which a model read from source does not have.
+    on_source: bool = True
 
     def applies(self, model: ModelSpec) -> bool:
-        return model.policy is not None and model.policy not in self.not_for
+        on = self.on_source or model.source is None
+        return model.policy is not None and model.policy not in self.not_for and on
 
     def expect_violated(self, model: ModelSpec) -> bool:
         return model.policy in self.expect_violated_on
@@ -518,7 +521,7 @@ def failed_register_bad(st: SymBinderStep) -> Any:
 def check_failed_register(policy: Policy, page: int, solving: Solving, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
         op = _registration(z3.BitVec("pid", 64))
-        st = binder_z3.register(sp, pre, op.pid, op.outcome, "reg", policy.faults)
+        st = binder_z3.register(sp, pre, op.pid, op.outcome, "reg", policy)
         return [([*st.constraints, failed_register_bad(st)], op)]
 
     return _single_step(policy, page, solving, negated)
@@ -550,7 +553,7 @@ def _buffer_changes(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]
 
     def premise(sp: SymPlatform, pre: SymVec) -> list[Any]:
         outcome = SymOutcome.fresh("outcome")
-        reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy.faults)
+        reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy)
         dereg = binder_z3.deregister(sp, policy, pre, z3.BitVec("pid", 64), outcome, "dereg")
         return [*reg.constraints, *dereg.constraints, z3.Or(reg.reallocates, dereg.reallocates)]
 
@@ -561,7 +564,7 @@ def _register_fails(policy: Policy) -> Callable[[SymPlatform, SymVec], list[Any]
     """failed-register-unchanged's premise: a registration fails."""
 
     def premise(sp: SymPlatform, pre: SymVec) -> list[Any]:
-        st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg", policy.faults)
+        st = binder_z3.register(sp, pre, z3.BitVec("pid", 64), SymOutcome.fresh("outcome"), "reg", policy)
         return [*st.constraints, z3.Not(st.ok)]
 
     return premise
@@ -642,7 +645,7 @@ def check_invariant(policy: Policy, page: int, solving: Solving, _depth: int) ->
     is_register = z3.Bool("register")
     outcome = SymOutcome.fresh("outcome")
     pid = z3.BitVec("pid", 64)
-    reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy.faults)
+    reg = binder_z3.register(sp, pre, pre.next_id + 1000, outcome, "reg", policy)
     dereg = binder_z3.deregister(sp, policy, pre, pid, outcome, "dereg")
     kept_reg, kept_dereg = type_invariant(sp, reg.post, ghost=False), type_invariant(sp, dereg.post, ghost=False)
     post = z3.If(is_register, z3.Not(kept_reg), z3.Not(kept_dereg))
@@ -711,6 +714,8 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         check_policy_arithmetic,
         arithmetic_faulted,
         from_new=ARITHMETIC_FROM_NEW,
+        # A source's arithmetic, the policy's included, is `verify source`'s wrap-around check.
+        on_source=False,
     ),
     SequenceProperty(
         "binder.invariant-forever",

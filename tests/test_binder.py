@@ -126,7 +126,7 @@ def test_z3_binder_steps_compute_the_python_next_state(policy: Policy) -> None:
         pre = lift_state(state)
         sym_outcome = SymOutcome(z3.BoolVal(outcome.kmalloc_ok), z3.BoolVal(outcome.vmalloc_ok))
         if isinstance(action, Register):
-            st = binder_z3.register(sp, pre, z3.BitVecVal(action.pid, 64), sym_outcome, f"s{n}")
+            st = binder_z3.register(sp, pre, z3.BitVecVal(action.pid, 64), sym_outcome, f"s{n}", policy)
         else:
             st = binder_z3.deregister(sp, policy, pre, z3.BitVecVal(action.pid, 64), sym_outcome, f"s{n}")
         post = py.post

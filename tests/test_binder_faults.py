@@ -90,7 +90,7 @@ def test_z3_binder_steps_carry_the_faults_as_python_does(faults: frozenset[str])
         sym_outcome = SymOutcome(z3.BoolVal(outcome.kmalloc_ok), z3.BoolVal(outcome.vmalloc_ok))
         pid = z3.BitVecVal(action.pid, 64)
         if isinstance(action, Register):
-            st = binder_z3.register(sp, pre, pid, sym_outcome, f"s{n}", policy.faults)
+            st = binder_z3.register(sp, pre, pid, sym_outcome, f"s{n}", policy)
         else:
             st = binder_z3.deregister(sp, policy, pre, pid, sym_outcome, f"s{n}")
         post = py.post

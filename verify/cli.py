@@ -47,6 +47,8 @@ from verify.search.confirm import version as confirm_version
 from verify.search.explorer import Instance, explore
 from verify.search.solver import seconds_to_ms, timeout_problem
 from verify.source import command as source_command
+from verify.source import steps as source_steps
+from verify.source.locate import SourceError
 from verify.traces.replay import replay
 from verify.traces.show import render_table, to_dot
 from verify.traces.trace import TraceError, load, save
@@ -140,6 +142,13 @@ def build_parser() -> Parser:
         help=f"the solver --confirm re-checks with (default {DEFAULT_SECOND_SOLVER})",
     )
     run.add_argument("--dump-smt", type=Path, metavar="DIR", help="also write every solver query as SMT-LIB2 into DIR")
+    run.add_argument(
+        "--source",
+        type=Path,
+        metavar="PATH",
+        help="check the kernel's own functions instead of the models: shrink_to and reserve of PATH's kvec.rs "
+        "(models kvvec-src/T), binder's operations of its context.rs (binder-src); PATH a kernel tree or one file",
+    )
     fault = run.add_argument(
         "--fault",
         action="append",
@@ -363,6 +372,8 @@ def command_run(args: argparse.Namespace) -> int:
     if settings.platform is not None:
         # Binder's models keep the page size's default platform (README, "Platforms").
         chosen = [m.with_platform(settings.platform) if m.policy is None else m for m in chosen]
+    if args.source is not None:
+        chosen = _source_models(args.source, settings)
     faults = frozenset(settings.faults)
     models = [m.with_faults(faults) for m in chosen] if faults else chosen
     if not args.pattern.strip():
@@ -431,6 +442,24 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"conformance of the kernel source in {source_tree} ([tool.verify] source):", file=stream)
         code = max(code, source_command.run(source_tree, None, None, stream))
     return code
+
+
+def _source_models(path: Path, settings: Settings) -> list[ModelSpec]:
+    """The models read from a kernel tree or file, each function walked once: an unsupported construct is
+    one error line naming its file, line and column (exit 2), before any proof."""
+    if settings.faults:
+        raise UsageError("--fault seeds faults into the models' code, not into a kernel source given by --source")
+    if not path.exists():
+        raise UsageError(f"--source {path}: no such file or directory")
+    try:
+        models = source_steps.source_models(path)
+        for model in models:
+            source_steps.check_supported(model)
+    except SourceError as e:
+        raise UsageError(str(e)) from None
+    if settings.platform is not None:
+        models = tuple(m.with_platform(settings.platform) if m.policy is None else m for m in models)
+    return list(models)
 
 
 def command_mutants(args: argparse.Namespace) -> int:

@@ -206,7 +206,7 @@ def check_binder_transition(plat: Platform, policy: Policy, s: BinderStep) -> No
     outcome = lift_outcome(s.action.outcome)
     pid = u64(s.action.pid)
     if isinstance(s.action, Register):
-        st = binder_z3.register(sp, pre, pid, outcome, "b", policy.faults)
+        st = binder_z3.register(sp, pre, pid, outcome, "b", policy)
     else:
         st = binder_z3.deregister(sp, policy, pre, pid, outcome, "b")
     fields = binder_step_fields("", st, s)

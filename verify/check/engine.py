@@ -22,12 +22,13 @@ from models.binder import Policy, with_faults
 from models.catalogue import ModelSpec
 from models.elements import Elements
 from models.machine import BITS, Platform
-from models.vec import Reserve, ShrinkTo, Step, VecState, step
+from models.vec import Reserve, ShrinkTo, Step, VecState
 from models.vec_z3 import SymPlatform, SymReserve, SymShrinkTo, SymVec, lift_state, type_invariant
 from properties.base import Property, Scenario, StepProperty, Verdict
 from properties.binder import BMC_DEPTH, Finding, SequenceProperty, bmc_from_new, replay
 from verify.check.cache import ProofCache, make_key
 from verify.search.solver import Answer, Solving, fresh_context, minimal_model, solve, solver_version
+from verify.source import steps as source
 from verify.traces.replay import replay as replay_trace
 from verify.traces.trace import Trace, TraceError, load_text
 
@@ -100,7 +101,8 @@ def check(
     mutation testing needs a kill, not a readable trace, and minimising is most
     of a violation's cost.
     """
-    if proof_cache is None or not minimise:
+    # A source model's verdict depends on a file the key does not cover: never cached.
+    if proof_cache is None or not minimise or model.source is not None:
         return _check(prop, model, page_size, solving, bmc_depth, minimise)
     faults = ",".join(sorted(model.faults))
     solvers = solver_version(solving.second_solver)
@@ -176,7 +178,10 @@ def _check_sequence(
 ) -> Result:
     start = time.perf_counter()
     assert model.policy is not None
-    policy = with_faults(model.binder_policy(), model.faults)
+    if model.source is not None:
+        policy = source.binder_policy(model.source)  # the source's operations, its policy included
+    else:
+        policy = with_faults(model.binder_policy(), model.faults)
     found = prop.check(policy, page_size, solving, bmc_depth)
     if found.verdict is Verdict.PROVED and prop.premise is not None:
         # The premise is looked for by the property's own method, on the same instance or depth.
@@ -255,7 +260,7 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, solving: S
     sp, size_constraints = symbolic_platform(model, page_size)
     pre = canonical_pre("pre")
     action = _sym_call(prop.operation)
-    st = vec_z3.step(sp, pre, action, model.faults)
+    st = _vec_steps(model).sym(sp, pre, action)
     query = [*size_constraints, type_invariant(sp, pre), *st.constraints, z3.Not(prop.z3(sp, st, action))]
     solved = solve(query, solving)
     if solved.answer is Answer.UNSAT:
@@ -280,6 +285,11 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, solving: S
         start="arbitrary",
     )
     return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex)
+
+
+def _vec_steps(model: ModelSpec) -> source.VecSteps:
+    """The model's Vec steps: its own encodings with its faults, or a source model's kernel functions."""
+    return source.model_steps(model.faults) if model.source is None else source.vec_steps(model.source)
 
 
 def _sym_call(operation: type[ShrinkTo | Reserve]) -> SymShrinkTo | SymReserve:
@@ -315,7 +325,7 @@ def _replay(
     broken = pre.invariant_violations(plat)
     if broken:
         raise ReplayError(f"{prop.id} on {model.name}: the counterexample's pre-state breaks {broken}")
-    replayed = step(plat, pre, action, model.faults)
+    replayed = _vec_steps(model).py(plat, pre, action)
     if prop.py(plat, replayed):
         raise ReplayError(f"{prop.id} on {model.name}: the counterexample does not violate the property in Python")
     return replayed
@@ -324,16 +334,17 @@ def _replay(
 def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, solving: Solving, minimise: bool) -> Result:
     start = time.perf_counter()
     plat = model.machine(model.size_min, page_size)
+    steps = _vec_steps(model)
     state = VecState()
     for action in prop.setup:
-        taken = step(plat, state, action, model.faults)
+        taken = steps.py(plat, state, action)
         if not taken.ok:
             raise ReplayError(f"{prop.id}: setup action {action} failed on the Python model")
         state = taken.post
     sp = SymPlatform(plat)
     pre = lift_state(state)
     outcome = SymOutcome.fresh("outcome")
-    st = vec_z3.step(sp, pre, SymShrinkTo(vec_z3.u64(prop.min_capacity), outcome), model.faults)
+    st = steps.sym(sp, pre, SymShrinkTo(vec_z3.u64(prop.min_capacity), outcome))
     solved = solve([*st.constraints, z3.Not(prop.z3(sp, st))], solving)
     if solved.answer is Answer.UNSAT:
         premise = None if prop.premise is None else prop.premise(sp, st)
@@ -344,7 +355,7 @@ def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, solving: S
     objectives = [z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok)]
     m = (minimal_model(query, objectives, solving) if minimise else None) or solved.model
     action = ShrinkTo(prop.min_capacity, _outcome_from_model(m, outcome))
-    replayed = step(plat, state, action, model.faults)
+    replayed = steps.py(plat, state, action)
     if prop.py(plat, replayed):
         raise ReplayError(f"{prop.id} on {model.name}: the counterexample does not violate the claim in Python")
     cex = Trace(

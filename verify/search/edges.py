@@ -93,15 +93,16 @@ def check_explored_edges(plat: Platform, policy: Policy, edges: Iterable[BinderS
     outcome = SymOutcome.fresh("edge.outcome")
     pid = z3.BitVec("edge.pid", BITS)
     steps = {
-        Register: binder_z3.register(sp, pre, pid, outcome, "edge", policy.faults),
+        Register: binder_z3.register(sp, pre, pid, outcome, "edge", policy),
         Deregister: binder_z3.deregister(sp, policy, pre, pid, outcome, "edge"),
     }
     dereg = steps[Deregister]
     choices = {str(v): v for v in z3util.get_vars(z3.And(dereg.constraints)) if ".retain." in str(v)}
-    found = next(v for name, v in choices.items() if ".found!" in name)
-    at = next(v for name, v in choices.items() if ".at!" in name)
+    # One retain per path of a deregistration read from source (verify/source/steps.py), each with its choices.
+    found = [v for name, v in choices.items() if ".found!" in name]
+    at = [v for name, v in choices.items() if ".at!" in name]
     forced = z3_solver(dereg.constraints)
-    forced.add(z3.UGE(pre.len, 1), pid == 0, z3.Not(z3.And(found, at == 0)))
+    forced.add(z3.UGE(pre.len, 1), pid == 0, z3.Not(z3.And(*found, *(a == 0 for a in at))))
     if forced.check() != z3.unsat:
         raise CrossCheckError(f"Binder policy {policy.name}: retain's choices are not forced on canonical states.")
     packed = {kind: _pack((z3.And(*st.constraints), *_edge_terms(st))) for kind, st in steps.items()}
@@ -112,7 +113,7 @@ def check_explored_edges(plat: Platform, policy: Policy, edges: Iterable[BinderS
         st = steps[type(s.action)]
         binding = _binding(pre, outcome, pid, s)
         if isinstance(s.action, Deregister):
-            binding += [(found, z3.BoolVal(True)), (at, u64(0))]
+            binding += [(f, z3.BoolVal(True)) for f in found] + [(a, u64(0)) for a in at]
         value = z3.simplify(z3.substitute(packed[type(s.action)], *binding))
         if not (z3.is_bv_value(value) and value.as_long() == _pack_value((True, *_edge_values(s)))):
             fields = binder_step_fields("", st, s)

@@ -57,7 +57,7 @@ def unroll(
     for i in range(k):
         is_register = z3.Bool(f"op{i}.register")
         outcome = SymOutcome.fresh(f"op{i}")
-        reg = binder_z3.register(sp, state, u64(1000 + i), outcome, f"op{i}.reg", policy.faults)
+        reg = binder_z3.register(sp, state, u64(1000 + i), outcome, f"op{i}.reg", policy)
         if by_retain:
             at = z3.BitVec(f"op{i}.removed_at", 64)
             removed_at.append(at)

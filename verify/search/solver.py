@@ -121,6 +121,44 @@ def solve(assertions: list[Any], solving: Solving) -> Solved:
     return Solved(Answer.UNKNOWN, None, seconds, reason)
 
 
+def first_not_unsat(setting: list[Any], queries: list[Any], solving: Solving) -> tuple[int, Solved]:
+    """The first of several queries over one shared setting that is not UNSAT (its index), else the last answer.
+
+    One incremental solver holds the setting, each query pushed and popped in
+    turn: the setting is encoded once, not once per query, which makes a
+    conformance proof several times faster. A run that dumps or confirms its
+    queries solves each one whole, as `solve` does, so that each is a file a
+    second solver can read.
+    """
+    if solving.dump_smt is not None or solving.second_solver is not None:
+        solved = Solved(Answer.UNSAT, None, 0.0)
+        for i, query in enumerate(queries):
+            solved = solve([*setting, query], solving)
+            if solved.answer is not Answer.UNSAT:
+                return i, solved
+        return len(queries) - 1, solved
+    solver = z3.Solver()
+    solver.set("timeout", checked_timeout_ms(solving.timeout_ms))
+    solver.set("random_seed", 0)
+    solver.add(*setting)
+    solved = Solved(Answer.UNSAT, None, 0.0)
+    for i, query in enumerate(queries):
+        solver.push()
+        solver.add(query)
+        start = time.perf_counter()
+        result = solver.check()
+        seconds = time.perf_counter() - start
+        if result == z3.sat:
+            return i, Solved(Answer.SAT, solver.model(), seconds)
+        if result != z3.unsat:
+            reason = solver.reason_unknown()
+            _raise_if_interrupted(reason)
+            return i, Solved(Answer.UNKNOWN, None, seconds, reason)
+        solved = Solved(Answer.UNSAT, None, seconds)
+        solver.pop()
+    return len(queries) - 1, solved
+
+
 def _raise_if_interrupted(reason: str) -> None:
     """Z3 catches Ctrl-C (SIGINT) during a check and answers "unknown": that is the user stopping the run.
 

@@ -15,6 +15,7 @@ that path returns before `all_procs` is touched.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -216,6 +217,7 @@ class ConcreteProcs:
         self.state = state
         self.outcome = outcome
         self.shrink_target: int | None = None
+        self.steps: list[vec.Step] = []  # the Vec steps made, in order (a BinderStep's `steps`)
 
     def length(self) -> int:
         return self.state.len
@@ -237,6 +239,7 @@ class ConcreteProcs:
     def _step(self, action: vec.Action) -> bool:
         taken = vec.step(self.plat, self.state, action)
         self.state = taken.post
+        self.steps.append(taken)
         return taken.ok
 
 
@@ -251,6 +254,7 @@ class SourceStep:
     shrink_target: int | None  # None: no shrink_to call
     overflow: bool
     lines: tuple[int, ...]
+    steps: tuple[vec.Step, ...] = ()  # the Vec steps it made
 
 
 def concrete_step(fn: Function, plat: Platform, pre: VecState, action: BinderAction) -> SourceStep:
@@ -261,7 +265,7 @@ def concrete_step(fn: Function, plat: Platform, pre: VecState, action: BinderAct
     result = run.run([Process(action.pid)])
     ok = bool(result.ok) if isinstance(result, Fallible) else result is UNIT
     lines = tuple(dict.fromkeys(run.lines))
-    return SourceStep(pre, action, procs.state, ok, procs.shrink_target, domain.rec.overflow, lines)
+    return SourceStep(pre, action, procs.state, ok, procs.shrink_target, domain.rec.overflow, lines, tuple(procs.steps))
 
 
 def function_for(action: BinderAction) -> str:
@@ -272,16 +276,25 @@ def function_for(action: BinderAction) -> str:
 
 
 class SymbolicProcs:
-    """all_procs over the Z3 encoding (models/vec_z3.py); `prefix` names the path's fresh variables."""
+    """all_procs over the Z3 encoding (models/vec_z3.py); `prefix` names the path's fresh variables.
 
-    def __init__(self, sp: SymPlatform, state: SymVec, outcome: SymOutcome, prefix: str) -> None:
+    `removal` (binder_z3.deregister's `remove_one` or `at`) makes a retain that drops the process
+    remove the last element or the one at an index instead: the same removal when the identities are
+    distinct, without retain's quantifier, for long unrollings.
+    """
+
+    def __init__(
+        self, sp: SymPlatform, state: SymVec, outcome: SymOutcome, prefix: str, removal: Removal | None = None
+    ) -> None:
         self.sp = sp
         self.state = state
         self.outcome = outcome
         self.prefix = prefix
+        self.removal = removal
         self.constraints: list[Any] = []
         self.shrunk: Any = z3.BoolVal(False)
         self.shrink_target: Any = u64(0)
+        self.shrink_ok: Any = z3.BoolVal(True)
 
     def length(self) -> Any:
         return self.state.len
@@ -293,12 +306,20 @@ class SymbolicProcs:
         return self._step(SymPush(identity, self.outcome), "push")
 
     def retain(self, identity: Any, kind: str) -> None:
-        if kind != "keep":
+        if kind == "drop" and self.removal is not None and self.removal.at is not None:
+            i = z3.BitVec("i", 64)
+            at, pre = self.removal.at, self.state
+            shifted = z3.Lambda([i], z3.If(z3.ULT(i, at), pre.elems[i], pre.elems[i + 1]))
+            self.state = dataclasses.replace(pre, len=pre.len - 1, elems=shifted)
+        elif kind == "drop" and self.removal is not None and self.removal.last:
+            self._step(SymTruncate(self.state.len - 1), "retain")
+        elif kind != "keep":
             self._step(SymRetain(identity) if kind == "drop" else SymTruncate(u64(0)), "retain")
 
     def shrink_to(self, target: Any) -> Any:
         self.shrunk, self.shrink_target = z3.BoolVal(True), target
-        return self._step(SymShrinkTo(target, self.outcome), "shrink")
+        self.shrink_ok = self._step(SymShrinkTo(target, self.outcome), "shrink")
+        return self.shrink_ok
 
     def _step(self, action: vec_z3.SymAction, name: str) -> Any:
         taken = vec_z3.step(self.sp, self.state, action, prefix=f"{self.prefix}.{name}")
@@ -316,6 +337,7 @@ class SymSourceStep:
     shrunk: Any  # shrink_to was called
     shrink_target: Any
     overflow: Any
+    shrink_ok: Any = z3.BoolVal(True)  # shrink_to's result, when it was called
 
 
 @dataclass(frozen=True)
@@ -328,8 +350,17 @@ class BinderPath:
     lines: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class Removal:
+    """How a retain that drops the process removes it: the last element, or the one at index `at`."""
+
+    last: bool = False
+    at: Any = None
+
+
 def symbolic_paths(
-    fn: Function, sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome, tag: str = "src"
+    fn: Function, sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome, tag: str = "src",
+    removal: Removal | None = None,
 ) -> list[BinderPath]:
     """Every path through the function; `tag` names their fresh variables (two versions need two tags)."""
     count = 0
@@ -337,12 +368,12 @@ def symbolic_paths(
     def run_path(decisions: Decisions) -> BinderPath:
         nonlocal count
         domain = SymbolicDomain(sp, outcome, pre.next_id, decisions)
-        procs = SymbolicProcs(sp, pre, outcome, f"{tag}{count}")
+        procs = SymbolicProcs(sp, pre, outcome, f"{tag}{count}", removal)
         count += 1
         run = BinderInterpreter(fn, domain, procs)
         result = run.run([Process(pid)])
         ok = _bool(result.ok) if isinstance(result, Fallible) else z3.BoolVal(result is UNIT)
-        taken = SymSourceStep(procs.state, ok, procs.shrunk, procs.shrink_target, domain.rec.overflow)
+        taken = SymSourceStep(procs.state, ok, procs.shrunk, procs.shrink_target, domain.rec.overflow, procs.shrink_ok)
         lines = tuple(dict.fromkeys(run.lines))
         return BinderPath(z3.And(*domain.path), taken, tuple(procs.constraints), lines)
 
@@ -350,10 +381,11 @@ def symbolic_paths(
 
 
 def symbolic_step(
-    fn: Function, sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome
+    fn: Function, sp: SymPlatform, pre: SymVec, pid: Any, outcome: SymOutcome, tag: str = "src",
+    removal: Removal | None = None,
 ) -> tuple[SymSourceStep, list[Any]]:
     """The source function as one transition over all its paths, and the side conditions its retains add."""
-    *rest, last = symbolic_paths(fn, sp, pre, pid, outcome)
+    *rest, last = symbolic_paths(fn, sp, pre, pid, outcome, tag, removal)
     folded = last.step
     for path in reversed(rest):
         folded = ite(path.condition, path.step, folded)

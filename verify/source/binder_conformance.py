@@ -72,12 +72,12 @@ def check(
     source, constraints = symbolic_step(fn, sp, pre, pid, outcome)
     for policy in policies[:1] if name == REGISTER else policies:
         if name == REGISTER:
-            model = binder_z3.register(sp, pre, pid, outcome, "model", policy.faults)
+            model = binder_z3.register(sp, pre, pid, outcome, "model", policy)
         else:
             model = binder_z3.deregister(sp, policy, pre, pid, outcome, "model")
         setting = [type_invariant(sp, pre), *constraints, *model.constraints]
         agreements = aspects(source, model)
-        aspect, solved = _first_disagreement(setting, agreements, timeout_ms)
+        aspect, solved = _first_disagreement(setting, agreements, timeout_ms, incremental=False)
         if solved.answer is Answer.UNKNOWN:
             result.unknown = f"policy {policy.name}, {aspect}: {solved.reason or 'the solver gave up'}"
             break

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tree_sitter
 import tree_sitter_rust
 
+from models.allocator import Outcome
+from models.vec import Reserve, ShrinkTo
+from models.vec_z3 import SymAction, SymOutcome, SymReserve, SymShrinkTo
 from verify.files import UnreadableFile, read_regular
 
 LANGUAGE = tree_sitter.Language(tree_sitter_rust.language())
@@ -107,3 +111,28 @@ def find_method(path: Path, self_type: str, name: str) -> Function:
     if len(found) > 1:
         raise SourceError(str(path), found[1], f"a second `fn {name}` in an `impl {self_type}` block")
     return Function(str(path), found[0], source)
+
+
+# --- the functions of kvec.rs under check ------------------------------------------
+
+KVEC = Path("rust/kernel/alloc/kvec.rs")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A function of kvec.rs under check: where it is, and its action in the two encodings of the model."""
+
+    name: str
+    impl: str  # the impl block's self type
+    argument: str  # the parameter after self, named as in the model's action
+
+    def sym_action(self, argument: Any, outcome: SymOutcome) -> SymAction:
+        return SymShrinkTo(argument, outcome) if self.name == "shrink_to" else SymReserve(argument, outcome)
+
+    def action(self, argument: int, outcome: Outcome) -> ShrinkTo | Reserve:
+        return ShrinkTo(argument, outcome) if self.name == "shrink_to" else Reserve(argument, outcome)
+
+
+SHRINK_TO = Operation("shrink_to", "Vec<T, KVmalloc>", "min_capacity")
+RESERVE = Operation("reserve", "Vec<T, A>", "additional")  # the generic impl: the growth rule of every Vec
+OPERATIONS = (SHRINK_TO, RESERVE)

@@ -209,6 +209,12 @@ def catalogue_model(name: str, rule: str | None = None) -> ModelSpec | None:
     return base.with_faults(frozenset(faults))
 
 
+def is_source_model(name: str) -> bool:
+    """A model `verify run --source` names (verify/source/steps.py): kvvec-src/T, binder-src."""
+    base = name.partition("!")[0].partition("@")[0]
+    return base == "binder-src" or base.startswith("kvvec-src/")
+
+
 def page_sizes(model: ModelSpec) -> tuple[int, ...]:
     """PAGE_SIZE values a trace of the model may have: the explorer's small page too, for binder."""
     if model.platform is not None:
@@ -232,6 +238,9 @@ def check_meta(meta: dict[str, Any], origin: str) -> Subject:
         model = catalogue_model(meta["model"], meta["variant"].get("rule"))
     except TraceError as e:
         raise TraceError(f"{name}: {e}") from None
+    if model is None and is_source_model(meta["model"]):
+        raise refuse("model", f"{_clip(repr(meta['model']), 80)} is read from a kernel source, which the trace does "
+                     "not hold: `verify run --source PATH` replays its counterexamples on that source")
     if model is None:
         raise refuse("model", f"{_clip(repr(meta['model']), 80)} is not a model of the catalogue")
     variant, params = meta["variant"], meta["parameters"]
