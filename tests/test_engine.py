@@ -9,7 +9,7 @@ import pytest
 from models.binder import BinderStep
 from models.catalogue import MODELS, ModelSpec, model_named
 from models.vec import ShrinkTo, Step
-from properties.base import Property, Scenario, StepProperty
+from properties.base import KernelTest, Property, Scenario, StepProperty
 from properties.binder import SequenceProperty
 from properties.registry import all_properties, applicable
 from verify.check.engine import Verdict, check
@@ -153,10 +153,16 @@ CAUGHT: list[tuple[str, str, str, Callable[[Step], bool]]] = [
         "kvvec-v6/u8",
         lambda s: s.post.buf is not None and s.post.buf.physical == s.post.buf.requested,
     ),
-    ("kunit.vmalloc-shrink-frees-pages", "always-noop", "kvvec-v6/u8", lambda s: s.ok and s.post == s.pre),
-    ("kunit.empty-to-zero", "always-noop", "kvvec-v6/u8", lambda s: s.post.layout_len == 100),
-    ("kunit.no-page-freed-noop", "page-rule-off-by-one", "kvvec-v6/u8", lambda s: len(s.effects.calls) > 0),
-    ("kunit.min-capacity-kept", "target-ignores-min-capacity", "kvvec-v6/u8", lambda s: s.post.layout_len == 10),
+    ("scenario.vmalloc-shrink-frees-pages", "always-noop", "kvvec-v6/u8", lambda s: s.ok and s.post == s.pre),
+    ("kunit.empty", "always-noop", "kvvec-v6/u8", lambda s: s.post.layout_len == 4 * PAGE),
+    ("scenario.no-page-freed-noop", "page-rule-off-by-one", "kvvec-v6/u8", lambda s: len(s.effects.calls) > 0),
+    (
+        "scenario.vmalloc-min-capacity-shrinks",
+        "target-ignores-min-capacity",
+        "kvvec-v6/u8",
+        lambda s: s.post.layout_len == 10,
+    ),
+    ("kunit.respects-min-capacity", "target-ignores-min-capacity", "kvvec-v6/u8", lambda s: s.post.layout_len == 10),
 ]
 
 
@@ -169,7 +175,7 @@ def test_seeded_fault_is_caught(prop_id: str, fault: str, model_name: str, shows
     cex = result.counterexample
     assert cex is not None and cex.faults == (fault,)
     last = cex.steps[-1]
-    assert isinstance(last, Step) and isinstance(prop, (StepProperty, Scenario))
+    assert isinstance(last, Step) and isinstance(prop, (StepProperty, Scenario, KernelTest))
     assert not prop.py(cex.platform, last)
     assert shows(last), cex.one_line()
 

@@ -344,8 +344,8 @@ def command_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--bmc-depth must be in 1..64, not {settings.bmc_depth}")
     chosen = [m for m in MODELS if not settings.models or m.name in settings.models]
     if settings.platform is not None:
-        # Binder's models keep the page size's default platform (README, "Platforms").
-        chosen = [m.with_platform(settings.platform) if m.policy is None else m for m in chosen]
+        # Every model is bound to it; binder's explorer checks keep their own instance (README, "Platforms").
+        chosen = [m.with_platform(settings.platform) for m in chosen]
     faults = frozenset(settings.faults)
     models = [m.with_faults(faults) for m in chosen] if faults else chosen
     if not args.pattern.strip():

@@ -25,7 +25,7 @@ import jsonschema
 from models.catalogue import ModelSpec, model_named
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES, USIZE_MAX
-from properties.base import Property, Scenario, StepProperty
+from properties.base import KernelTest, Property, Scenario, StepProperty
 from properties.binder import INSTANCE, SequenceProperty
 from properties.registry import all_properties, applicable
 from verify.files import UnreadableFile, read_regular
@@ -232,7 +232,12 @@ def check_meta(meta: dict[str, Any], origin: str) -> Subject:
     if not applicable(prop, model):
         raise refuse("property", f"{prop.id} does not apply to {model.name}")
     start = meta["start"]
-    allowed = {StepProperty: ("arbitrary",), Scenario: ("setup",), SequenceProperty: ("new", "arbitrary")}
+    allowed = {
+        StepProperty: ("arbitrary",),
+        Scenario: ("setup",),
+        KernelTest: ("setup",),
+        SequenceProperty: ("new", "arbitrary"),
+    }
     if start not in allowed[type(prop)]:
         raise refuse("start", f"{start!r}: a trace of {prop.id} starts {' or '.join(allowed[type(prop)])}")
     if start != "setup" and meta["setup"]:
