@@ -10,11 +10,11 @@ from typing import Any
 import z3
 
 from models import vec_z3
-from models.allocator_z3 import SymOutcome
+from models.allocator_z3 import SymAlloc, SymOutcome
 from models.catalogue import ModelSpec
 from models.machine import Platform
 from models.vec import Push, Reserve, ShrinkTo, Step, VecState
-from models.vec_z3 import SymPlatform, SymPush, SymReserve, SymShrinkTo, SymStep, lift_state
+from models.vec_z3 import SymPlatform, SymPush, SymReserve, SymShrinkTo, SymStep, SymVec, lift_state
 
 
 class Verdict(enum.Enum):
@@ -129,6 +129,9 @@ class KernelTest:
         for index, call in enumerate(self.calls):
             outcome = SymOutcome.fresh(f"call{index}.outcome")
             st = vec_z3.step(sp, state, _symbolic(call, outcome), faults, prefix=f"call{index}")
+            # The calls are concrete but for their outcomes: simplifying each state collapses what is
+            # fixed (equivalent terms, so no loss) and cut the solver's time on ten pushes from a minute to seconds.
+            st = replace(st, post=_simplified(st.post))
             steps.append(st)
             outcomes.append(outcome)
             state = st.post
@@ -142,6 +145,12 @@ class KernelTest:
             parts.append(z3.Implies(reached, self.z3(sp, index, st, outcome)))
             reached = z3.And(reached, st.ok)
         return z3.And(parts)
+
+
+def _simplified(v: SymVec) -> SymVec:
+    b = v.buf
+    buf = SymAlloc(*(z3.simplify(x) for x in (b.live, b.id, b.vmalloc, b.requested, b.physical)))
+    return SymVec(z3.simplify(v.len), z3.simplify(v.layout_len), buf, z3.simplify(v.elems), z3.simplify(v.next_id))
 
 
 def _symbolic(call: Call, outcome: SymOutcome) -> SymShrinkTo | SymReserve | SymPush:

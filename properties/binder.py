@@ -283,7 +283,9 @@ def _sym(page: PlatformOrPage) -> SymPlatform:
     return SymPlatform(_platform(page))
 
 
-def _finding_from_bmc(policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate) -> Finding:
+def _finding_from_bmc(
+    policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate
+) -> Finding:
     scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {_page(page)} B"
     found = _bmc_once(policy, page, solving, depth, bad, bad.at, scope)
     if found.verdict is Verdict.PROVED:
@@ -314,7 +316,13 @@ def bmc_from_new(policy: Policy, page: PlatformOrPage, solving: Solving, depth: 
 
 
 def _bmc_once(
-    policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate, at: Callable[..., Any], scope: str
+    policy: Policy,
+    page: PlatformOrPage,
+    solving: Solving,
+    depth: int,
+    bad: JudgedPredicate,
+    at: Callable[..., Any],
+    scope: str,
 ) -> Finding:
     """One BMC query of `depth` operations for `at`; a violation comes with its shortest replayed prefix."""
     sp = _sym(page)
@@ -450,7 +458,13 @@ def _single_step(
 
 
 def _violation_from_model(
-    query: list[Any], model: Any, pre: SymVec, operation: SymOperation, scope: str, page: PlatformOrPage, solving: Solving
+    query: list[Any],
+    model: Any,
+    pre: SymVec,
+    operation: SymOperation,
+    scope: str,
+    page: PlatformOrPage,
+    solving: Solving,
 ) -> Finding:
     """The pre-state and operation of a satisfied single-step query, as a Finding that starts there.
 
