@@ -12,7 +12,7 @@ import z3
 from models import vec_z3
 from models.allocator_z3 import SymAlloc, SymOutcome
 from models.catalogue import ModelSpec
-from models.machine import Platform
+from models.machine import BITS, Platform
 from models.vec import Push, Reserve, ShrinkTo, Step, VecState
 from models.vec_z3 import SymPlatform, SymPush, SymReserve, SymShrinkTo, SymStep, SymVec, lift_state
 
@@ -124,7 +124,11 @@ class KernelTest:
 
     def encode(self, sp: SymPlatform, faults: frozenset[str]) -> tuple[list[SymStep], list[SymOutcome]]:
         """Every call in Z3 from `Vec::new()`, each with its own symbolic allocator outcome."""
-        state = lift_state(VecState())
+        # `Vec::new()`, its element array a plain array (lift_state's is a lambda over garbage, the same
+        # function, but a lambda the export for a second solver, --confirm, could not beta-reduce).
+        new = lift_state(VecState())
+        garbage = z3.Array("new.elems", z3.BitVecSort(BITS), z3.BitVecSort(BITS))
+        state = SymVec(new.len, new.layout_len, new.buf, garbage, new.next_id)
         steps, outcomes = [], []
         for index, call in enumerate(self.calls):
             outcome = SymOutcome.fresh(f"call{index}.outcome")
@@ -144,7 +148,14 @@ class KernelTest:
         for index, (st, outcome) in enumerate(zip(steps, outcomes, strict=True)):
             parts.append(z3.Implies(reached, self.z3(sp, index, st, outcome)))
             reached = z3.And(reached, st.ok)
-        return z3.And(parts)
+        return conjunction(parts)
+
+
+def conjunction(parts: Sequence[Any]) -> Any:
+    """All of `parts`, without a one-argument `and`, which Z3 exports and Bitwuzla refuses to read."""
+    if not parts:
+        return z3.BoolVal(True)
+    return parts[0] if len(parts) == 1 else z3.And(list(parts))
 
 
 def _simplified(v: SymVec) -> SymVec:

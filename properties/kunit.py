@@ -38,7 +38,7 @@ from models.catalogue import ModelSpec
 from models.machine import Platform
 from models.vec import Push, Reserve, ShrinkTo, Step
 from models.vec_z3 import SymPlatform, SymStep, SymVec
-from properties.base import Call, KernelTest, Scenario
+from properties.base import Call, KernelTest, Scenario, conjunction
 from properties.shrink import physical_z3
 
 VMALLOC_ONLY = Outcome(kmalloc_ok=False, vmalloc_ok=True)
@@ -87,7 +87,7 @@ def elements_are(values: Sequence[int], text: str) -> Fact:
     """`v[i] == values[i]` for each i (the test reads each index below len, which the length fact pins)."""
 
     def z3_form(sp: SymPlatform, st: SymStep) -> Any:
-        return z3.And([st.post.elems[i] == value for i, value in enumerate(values)])
+        return conjunction([st.post.elems[i] == value for i, value in enumerate(values)])
 
     def py_form(p: Platform, s: Step) -> bool:
         return s.post.elems.count >= len(values) and all(s.post.elems.at(i) == v for i, v in enumerate(values))
@@ -126,7 +126,7 @@ def err_when(text: str, kmalloc_fails: bool, vmalloc_fails: bool, on_vmalloc: bo
             parts = [st.pre.buf.live, st.pre.buf.vmalloc] if on_vmalloc else []
             parts += [z3.Not(outcome.kmalloc_ok)] if kmalloc_fails else []
             parts += [z3.Not(outcome.vmalloc_ok)] if vmalloc_fails else []
-            return z3.And(parts)
+            return conjunction(parts)
 
         def py_form(p: Platform, s: Step) -> bool:
             o = s.action.outcome if isinstance(s.action, (ShrinkTo, Reserve, Push)) else Outcome()
@@ -319,13 +319,13 @@ def _same_call(a: Any, b: Any) -> bool:
 
 
 def _reaches_end(sp: SymPlatform, steps: Sequence[SymStep]) -> Any:
-    return z3.And([st.ok for st in steps])
+    return conjunction([st.ok for st in steps])
 
 
 def _assertions(t: MergedTest, calls: tuple[Call, ...]) -> KernelTest:
     def z3_claim(sp: SymPlatform, index: int, st: SymStep, outcome: SymOutcome) -> Any:
         asserts = t.calls[index].asserts
-        return z3.Implies(st.ok, z3.And([a.z3(sp, st) for a in asserts])) if asserts else z3.BoolVal(True)
+        return z3.Implies(st.ok, conjunction([a.z3(sp, st) for a in asserts]))
 
     def py_claim(p: Platform, s: Step) -> bool:
         return not s.ok or all(a.py(p, s) for a in _by_action(t, s).asserts)
@@ -380,7 +380,7 @@ def _errs_exactly(t: MergedTest, calls: tuple[Call, ...]) -> KernelTest:
 
     def z3_claim(sp: SymPlatform, index: int, st: SymStep, outcome: SymOutcome) -> Any:
         err, also = facts(index, outcome)
-        return z3.And(z3.Not(st.ok) == err.z3(sp, st), *[f.z3(sp, st) for f in also])
+        return conjunction([z3.Not(st.ok) == err.z3(sp, st), *[f.z3(sp, st) for f in also]])
 
     def py_claim(p: Platform, s: Step) -> bool:
         index = t.calls.index(_by_action(t, s))
