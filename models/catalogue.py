@@ -160,7 +160,7 @@ def model_named(name: str) -> ModelSpec:
         if model.name == base_name:
             if not preset:
                 return model
-            if preset in PRESETS and model.policy is None:
+            if preset in PRESETS:
                 return model.with_platform(preset)
     raise KeyError(name)
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+import z3
+
+from models import vec_z3
+from models.allocator_z3 import SymAlloc, SymOutcome
 from models.catalogue import ModelSpec
-from models.machine import Platform
-from models.vec import Reserve, ShrinkTo, Step
-from models.vec_z3 import SymPlatform, SymStep
+from models.machine import BITS, Platform
+from models.vec import Push, Reserve, ShrinkTo, Step, VecState
+from models.vec_z3 import SymPlatform, SymPush, SymReserve, SymShrinkTo, SymStep, SymVec, lift_state
 
 
 class Verdict(enum.Enum):
@@ -81,4 +85,91 @@ class Scenario:
     method = "z3: concrete scenario, all allocator outcomes"
 
 
-Property = StepProperty | Scenario
+Call = ShrinkTo | Reserve | Push
+
+
+@dataclass(frozen=True)
+class KernelTest:
+    """A kernel test case: a fixed sequence of calls from `Vec::new()`, every allocator outcome of every call free.
+
+    Each call of the test is unwrapped, so the test reaches call i only if every
+    call before it returned Ok. The claim is about each call the test reaches:
+    `z3(sp, i, st, outcome)` for the i-th call, `py(plat, step)` for a replayed call (the
+    call is found by its action, outcome aside: a program's calls are distinct).
+    A trace is the calls up to the one whose claim fails: its setup the calls
+    before (with their outcomes), its step that call.
+    """
+
+    id: str
+    statement: str
+    test: str  # the kernel test's function name
+    calls: tuple[Call, ...]  # outcomes are not used: the solver ranges over them
+    z3: Callable[[SymPlatform, int, SymStep, SymOutcome], Any]  # (platform, call index, its step, its outcome)
+    py: Callable[[Platform, Step], bool]
+    applies: Callable[[ModelSpec], bool] = always
+    expect_violated: Callable[[ModelSpec], bool] = never
+    explanation: str = ""
+    # Something that must happen for the proof to say anything (the test runs to its end, ...).
+    premise: Callable[[SymPlatform, Sequence[SymStep]], Any] | None = None
+    premise_text: str = ""
+
+    method = "z3: the whole test, every allocator outcome of every call"
+
+    def index_of(self, action: Any) -> int:
+        """Which call of the test `action` is, whatever its allocator outcome; ValueError if none."""
+        for index, call in enumerate(self.calls):
+            if type(action) is type(call) and replace(action, outcome=call.outcome) == call:
+                return index
+        raise ValueError(f"{action} is not a call of {self.test}")
+
+    def encode(self, sp: SymPlatform, faults: frozenset[str]) -> tuple[list[SymStep], list[SymOutcome]]:
+        """Every call in Z3 from `Vec::new()`, each with its own symbolic allocator outcome."""
+        # `Vec::new()`, its element array a plain array (lift_state's is a lambda over garbage, the same
+        # function, but a lambda the export for a second solver, --confirm, could not beta-reduce).
+        new = lift_state(VecState())
+        garbage = z3.Array("new.elems", z3.BitVecSort(BITS), z3.BitVecSort(BITS))
+        state = SymVec(new.len, new.layout_len, new.buf, garbage, new.next_id)
+        steps, outcomes = [], []
+        for index, call in enumerate(self.calls):
+            outcome = SymOutcome.fresh(f"call{index}.outcome")
+            st = vec_z3.step(sp, state, _symbolic(call, outcome), faults, prefix=f"call{index}")
+            # The calls are concrete but for their outcomes: simplifying each state collapses what is
+            # fixed (equivalent terms, so no loss) and cut the solver's time on ten pushes from a minute to seconds.
+            st = replace(st, post=_simplified(st.post))
+            steps.append(st)
+            outcomes.append(outcome)
+            state = st.post
+        return steps, outcomes
+
+    def claim(self, sp: SymPlatform, steps: Sequence[SymStep], outcomes: Sequence[SymOutcome]) -> Any:
+        """The claim about every call the test reaches (every call before it returned Ok)."""
+        reached: Any = z3.BoolVal(True)
+        parts = []
+        for index, (st, outcome) in enumerate(zip(steps, outcomes, strict=True)):
+            parts.append(z3.Implies(reached, self.z3(sp, index, st, outcome)))
+            reached = z3.And(reached, st.ok)
+        return conjunction(parts)
+
+
+def conjunction(parts: Sequence[Any]) -> Any:
+    """All of `parts`, without a one-argument `and`, which Z3 exports and Bitwuzla refuses to read."""
+    if not parts:
+        return z3.BoolVal(True)
+    return parts[0] if len(parts) == 1 else z3.And(list(parts))
+
+
+def _simplified(v: SymVec) -> SymVec:
+    b = v.buf
+    buf = SymAlloc(*(z3.simplify(x) for x in (b.live, b.id, b.vmalloc, b.requested, b.physical)))
+    return SymVec(z3.simplify(v.len), z3.simplify(v.layout_len), buf, z3.simplify(v.elems), z3.simplify(v.next_id))
+
+
+def _symbolic(call: Call, outcome: SymOutcome) -> SymShrinkTo | SymReserve | SymPush:
+    if isinstance(call, ShrinkTo):
+        return SymShrinkTo(vec_z3.u64(call.min_capacity), outcome)
+    if isinstance(call, Reserve):
+        return SymReserve(vec_z3.u64(call.additional), outcome)
+    return SymPush(vec_z3.u64(call.identity), outcome)
+
+
+Property = StepProperty | Scenario | KernelTest

@@ -67,7 +67,8 @@ class SequenceProperty:
     id: str
     statement: str
     method: str
-    check: Callable[[Policy, int, Solving, int], Finding]  # (policy, page size, how to solve, BMC depth)
+    # (policy, the platform or a page size for its default preset, how to solve, BMC depth)
+    check: Callable[[Policy, Platform | int, Solving, int], Finding]
     violated: Callable[[Platform, list[BinderStep], int], bool]  # Python judge of a replayed trace
     expect_violated_on: frozenset[str] = frozenset()
     explanation: str = ""
@@ -75,7 +76,7 @@ class SequenceProperty:
     # The situation the property is about, checked by the same method once the
     # property holds: SAT (it happens), UNSAT (it never does: the proof is
     # vacuous) or UNKNOWN. None where every state has it (any deregistration).
-    premise: Callable[[Policy, int, Solving, int], Answer] | None = None
+    premise: Callable[[Policy, Platform | int, Solving, int], Answer] | None = None
     premise_text: str = ""
     # Policies the property says nothing about (its premise never happens there).
     not_for: frozenset[str] = frozenset()
@@ -86,8 +87,11 @@ class SequenceProperty:
     on_source: bool = True
 
     def applies(self, model: ModelSpec) -> bool:
+        # The explorer runs on its own fixed instance (INSTANCE: 64-byte pages), whatever the run's platform:
+        # a binder model bound to a platform preset gets only the checks that use the platform.
+        fixed_instance = self.method == "explicit-state" and model.platform is not None
         on = self.on_source or model.source is None
-        return model.policy is not None and model.policy not in self.not_for and on
+        return model.policy is not None and model.policy not in self.not_for and not fixed_instance and on
 
     def expect_violated(self, model: ModelSpec) -> bool:
         return model.policy in self.expect_violated_on
@@ -253,7 +257,7 @@ def _explored_waste(policy: Policy) -> Finding:
     return dataclasses.replace(found, detail=detail)
 
 
-def check_thrash(policy: Policy, _page: int, _solving: Solving, _depth: int) -> Finding:
+def check_thrash(policy: Policy, _page: Platform | int, _solving: Solving, _depth: int) -> Finding:
     ex = exploration(policy)
     cycle = realloc_cycle(ex)
     if cycle is None:
@@ -271,30 +275,44 @@ def thrash_metrics(policy: Policy) -> str:
 # --- Z3 checks --------------------------------------------------------------------
 
 
-def _sym(page: int) -> SymPlatform:
-    return SymPlatform(Platform(ELEM_SIZE, page))
+# A check's platform: a Platform (a model bound to a preset), or a page size for the default preset of that size.
+PlatformOrPage = Platform | int
 
 
-def _finding_from_bmc(policy: Policy, page: int, solving: Solving, depth: int, bad: JudgedPredicate) -> Finding:
-    scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {page} B"
+def _platform(page: PlatformOrPage) -> Platform:
+    return page if isinstance(page, Platform) else Platform(ELEM_SIZE, page)
+
+
+def _page(page: PlatformOrPage) -> int:
+    return _platform(page).page_size
+
+
+def _sym(page: PlatformOrPage) -> SymPlatform:
+    return SymPlatform(_platform(page))
+
+
+def _finding_from_bmc(
+    policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate
+) -> Finding:
+    scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {_page(page)} B"
     found = _bmc_once(policy, page, solving, depth, bad, bad.at, scope)
     if found.verdict is Verdict.PROVED:
         return _by_induction(_sym(page), policy, depth, bad.at, solving, scope)
     return found
 
 
-def bmc_from_new(policy: Policy, page: int, solving: Solving, depth: int, bad: JudgedPredicate) -> Finding:
+def bmc_from_new(policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate) -> Finding:
     """BMC from `KVVec::new()`, one depth after another: PROVED up to `depth` operations, or the shortest trace.
 
     Deepening one operation at a time finds a shallow violation without
     unrolling the full depth, which for retain's unrolling is slow.
     """
-    scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {page} B"
+    scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {_page(page)} B"
     deadline = time.perf_counter() + solving.timeout_ms / 1000
     for k in range(1, depth + 1):
         remaining = int((deadline - time.perf_counter()) * 1000)
         if remaining <= 0:
-            return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=f"timeout after {k - 1} operations")
+            return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=f"timeout after {k - 1} operations")
 
         def last(sp: SymPlatform, u: Unrolling, i: int, k: int = k) -> Any:
             return bad.at(sp, u, i) if i == k - 1 else z3.BoolVal(False)  # shallower ones are already refuted
@@ -302,27 +320,33 @@ def bmc_from_new(policy: Policy, page: int, solving: Solving, depth: int, bad: J
         found = _bmc_once(policy, page, dataclasses.replace(solving, timeout_ms=remaining), k, bad, last, scope)
         if found.verdict is not Verdict.PROVED:
             return found
-    return Finding(Verdict.PROVED, scope, page_size=page)
+    return Finding(Verdict.PROVED, scope, page_size=_page(page))
 
 
 def _bmc_once(
-    policy: Policy, page: int, solving: Solving, depth: int, bad: JudgedPredicate, at: Callable[..., Any], scope: str
+    policy: Policy,
+    page: PlatformOrPage,
+    solving: Solving,
+    depth: int,
+    bad: JudgedPredicate,
+    at: Callable[..., Any],
+    scope: str,
 ) -> Finding:
     """One BMC query of `depth` operations for `at`; a violation comes with its shortest replayed prefix."""
     sp = _sym(page)
     judge = bad.judge
     solved, u = bmc(sp, policy, depth, at, solving, bad.by_retain)
     if solved.answer is Answer.UNSAT:
-        return Finding(Verdict.PROVED, scope, page_size=page)
+        return Finding(Verdict.PROVED, scope, page_size=_page(page))
     if solved.answer is Answer.UNKNOWN:
-        return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=solved.reason)
+        return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=solved.reason)
     actions = actions_from_model(solved.model, u)
     steps = replay(sp.plat, policy, tuple(actions))
     # The shortest prefix whose last operation the Python judge finds violating.
     for end in range(1, len(steps) + 1):
         if judge(sp.plat, steps[:end], 0):
-            return Finding(Verdict.VIOLATED, scope, tuple(actions[:end]), page)
-    return Finding(Verdict.VIOLATED, scope, tuple(actions), page)  # the engine's replay rejects it
+            return Finding(Verdict.VIOLATED, scope, tuple(actions[:end]), _page(page))
+    return Finding(Verdict.VIOLATED, scope, tuple(actions), _page(page))  # the engine's replay rejects it
 
 
 def _by_induction(
@@ -339,16 +363,16 @@ def _by_induction(
     for k in range(1, min(depth, INDUCTION_DEPTH) + 1):
         step = induction_step(sp, policy, k, bad_at, solving)
         if step.answer is Answer.UNSAT:
-            scope = f"z3 {k}-induction, base case by BMC: every sequence of operations, PAGE_SIZE {page} B"
-            return Finding(Verdict.PROVED, scope, page_size=page)
+            scope = f"z3 {k}-induction, base case by BMC: every sequence of operations, PAGE_SIZE {_page(page)} B"
+            return Finding(Verdict.PROVED, scope, page_size=_page(page))
         if step.answer is Answer.UNKNOWN:
             detail = f"{k}-induction step not decided ({step.reason})"
-            return Finding(Verdict.PROVED, bmc_scope, page_size=page, detail=detail, undecided=True)
+            return Finding(Verdict.PROVED, bmc_scope, page_size=_page(page), detail=detail, undecided=True)
     tried = min(depth, INDUCTION_DEPTH)
-    return Finding(Verdict.PROVED, bmc_scope, page_size=page, detail=f"not k-inductive for k <= {tried}")
+    return Finding(Verdict.PROVED, bmc_scope, page_size=_page(page), detail=f"not k-inductive for k <= {tried}")
 
 
-def _bmc_happens(policy: Policy, page: int, solving: Solving, depth: int, at: Callable[..., Any]) -> Answer:
+def _bmc_happens(policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, at: Callable[..., Any]) -> Answer:
     """Whether `at` holds at some operation of some sequence of `depth` operations from new()."""
     return reaches(_sym(page), policy, depth, at, solving)[0].answer
 
@@ -394,14 +418,14 @@ SHRANK_THEN_REGISTERS_AT = JudgedPredicate("shrank-then-registers", shrank_then_
 JUDGED_PREDICATES = (REGROW, WASTE, SHRANK_THEN_REGISTERS_AT)
 
 
-def _fresh_pre(page: int, ghost: bool = True) -> tuple[SymPlatform, SymVec, list[Any]]:
+def _fresh_pre(page: PlatformOrPage, ghost: bool = True) -> tuple[SymPlatform, SymVec, list[Any]]:
     sp = _sym(page)
     pre = binder_z3.any_state("pre")
     return sp, pre, [type_invariant(sp, pre, ghost)]
 
 
 def _single_step_happens(
-    policy: Policy, page: int, solving: Solving, premise: Callable[[SymPlatform, SymVec], list[Any]]
+    policy: Policy, page: PlatformOrPage, solving: Solving, premise: Callable[[SymPlatform, SymVec], list[Any]]
 ) -> Answer:
     """Whether one operation from some state satisfying the type invariants reaches `premise`."""
     sp, pre, assumptions = _fresh_pre(page)
@@ -422,7 +446,7 @@ Case = tuple[list[Any], SymOperation]
 
 
 def _single_step(
-    policy: Policy, page: int, solving: Solving, claim: Callable[[SymPlatform, SymVec], list[Case]]
+    policy: Policy, page: PlatformOrPage, solving: Solving, claim: Callable[[SymPlatform, SymVec], list[Case]]
 ) -> Finding:
     """Prove a one-operation claim; `claim` gives the negated claim as cases, each its own query.
 
@@ -430,19 +454,25 @@ def _single_step(
     the pre-state and the operation are read back from its model.
     """
     sp, pre, assumptions = _fresh_pre(page)
-    scope = f"z3: one operation from every state, all 64-bit values, PAGE_SIZE {page} B"
+    scope = f"z3: one operation from every state, all 64-bit values, PAGE_SIZE {_page(page)} B"
     for constraints, operation in claim(sp, pre):
         query = [*assumptions, *constraints]
         solved = solve(query, solving)
         if solved.answer is Answer.UNKNOWN:
-            return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=solved.reason)
+            return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=solved.reason)
         if solved.answer is Answer.SAT:
             return _violation_from_model(query, solved.model, pre, operation, scope, page, solving)
-    return Finding(Verdict.PROVED, scope, page_size=page)
+    return Finding(Verdict.PROVED, scope, page_size=_page(page))
 
 
 def _violation_from_model(
-    query: list[Any], model: Any, pre: SymVec, operation: SymOperation, scope: str, page: int, solving: Solving
+    query: list[Any],
+    model: Any,
+    pre: SymVec,
+    operation: SymOperation,
+    scope: str,
+    page: PlatformOrPage,
+    solving: Solving,
 ) -> Finding:
     """The pre-state and operation of a satisfied single-step query, as a Finding that starts there.
 
@@ -457,7 +487,7 @@ def _violation_from_model(
     if canonical_solved.answer is Answer.UNKNOWN:
         # The raw model's identities need not satisfy the Python model's ghost invariants: no trace, no verdict.
         detail = f"a violation found, but its canonical pre-state not decided: {canonical_solved.reason}"
-        return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=detail, undecided=True)
+        return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=detail, undecided=True)
     if canonical_solved.answer is Answer.SAT:
         o = operation.outcome
         objectives = [pre.layout_len, pre.len, operation.pid, pre.buf.physical]
@@ -470,7 +500,7 @@ def _violation_from_model(
     action: BinderAction = Register(pid, outcome) if z3.is_true(m.eval(operation.register, True)) else Deregister(
         pid, outcome
     )
-    return Finding(Verdict.VIOLATED, scope, (action,), page, start=state_from_model(m, pre))
+    return Finding(Verdict.VIOLATED, scope, (action,), _page(page), start=state_from_model(m, pre))
 
 
 def _deregistration(pid: Any) -> SymOperation:
@@ -481,7 +511,7 @@ def _registration(pid: Any) -> SymOperation:
     return SymOperation(z3.BoolVal(True), pid, SymOutcome.fresh("outcome"))
 
 
-def check_keeps_others(policy: Policy, page: int, solving: Solving, _depth: int) -> Finding:
+def check_keeps_others(policy: Policy, page: PlatformOrPage, solving: Solving, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
         op = _deregistration(z3.BitVec("pid", 64))
         pid = op.pid
@@ -518,7 +548,7 @@ def failed_register_bad(st: SymBinderStep) -> Any:
     return z3.Not(z3.Implies(z3.Not(st.ok), state_equal_z3(st.pre, st.post)))
 
 
-def check_failed_register(policy: Policy, page: int, solving: Solving, _depth: int) -> Finding:
+def check_failed_register(policy: Policy, page: PlatformOrPage, solving: Solving, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
         op = _registration(z3.BitVec("pid", 64))
         st = binder_z3.register(sp, pre, op.pid, op.outcome, "reg", policy)
@@ -575,7 +605,7 @@ def refused_bad(st: SymBinderStep) -> Any:
     return z3.And(st.shrink_attempted, st.shrink_ok, z3.Not(st.reallocates))
 
 
-def check_never_refused(policy: Policy, page: int, solving: Solving, _depth: int) -> Finding:
+def check_never_refused(policy: Policy, page: PlatformOrPage, solving: Solving, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
         op = _deregistration(z3.BitVec("pid", 64))
         st = binder_z3.deregister(sp, policy, pre, op.pid, op.outcome, "dereg")
@@ -584,7 +614,7 @@ def check_never_refused(policy: Policy, page: int, solving: Solving, _depth: int
     return _single_step(policy, page, solving, negated)
 
 
-def check_policy_arithmetic(policy: Policy, page: int, solving: Solving, _depth: int) -> Finding:
+def check_policy_arithmetic(policy: Policy, page: PlatformOrPage, solving: Solving, _depth: int) -> Finding:
     def negated(sp: SymPlatform, pre: SymVec) -> list[Case]:
         op = _deregistration(z3.BitVec("pid", 64))
         st = binder_z3.deregister(sp, policy, pre, op.pid, op.outcome, "dereg")
@@ -632,15 +662,15 @@ INVARIANT_FROM_NEW = JudgedPredicate(
 )
 
 
-def check_invariant(policy: Policy, page: int, solving: Solving, _depth: int) -> Finding:
+def check_invariant(policy: Policy, page: PlatformOrPage, solving: Solving, _depth: int) -> Finding:
     """Induction: new() satisfies the type invariants, and every operation keeps them."""
     sp, pre, assumptions = _fresh_pre(page, ghost=False)
-    scope = f"z3 induction: every sequence of operations, PAGE_SIZE {page} B"
+    scope = f"z3 induction: every sequence of operations, PAGE_SIZE {_page(page)} B"
     base = solve([z3.Not(type_invariant(sp, binder_z3.initial(), ghost=False))], solving)
     if base.answer is not Answer.UNSAT:
         # new() itself breaks them: no operation to replay, so no trace; a fault of the model, not of binder.
         detail = "KVVec::new() breaks the type invariants" if base.answer is Answer.SAT else base.reason
-        return Finding(Verdict.VIOLATED if base.answer is Answer.SAT else Verdict.UNKNOWN, scope, page_size=page,
+        return Finding(Verdict.VIOLATED if base.answer is Answer.SAT else Verdict.UNKNOWN, scope, page_size=_page(page),
                        detail=detail)
     is_register = z3.Bool("register")
     outcome = SymOutcome.fresh("outcome")
@@ -652,9 +682,9 @@ def check_invariant(policy: Policy, page: int, solving: Solving, _depth: int) ->
     query = [*assumptions, *reg.constraints, *dereg.constraints, post]
     step = solve(query, solving)
     if step.answer is Answer.UNSAT:
-        return Finding(Verdict.PROVED, scope, page_size=page)
+        return Finding(Verdict.PROVED, scope, page_size=_page(page))
     if step.answer is Answer.UNKNOWN:
-        return Finding(Verdict.UNKNOWN, scope, page_size=page, detail=step.reason)
+        return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=step.reason)
     operation = SymOperation(is_register, z3.If(is_register, pre.next_id + 1000, pid), outcome)
     return _violation_from_model(query, step.model, pre, operation, scope, page, solving)
 
@@ -675,7 +705,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
     ),
     SequenceProperty(
         "binder.no-immediate-regrow.bmc",
-        "the same, by bounded model checking with 4 KiB pages from the empty list, then k-induction",
+        "the same, by bounded model checking with the platform's pages from the empty list, then k-induction",
         "z3 BMC + k-induction",
         lambda p, page, t, d: _finding_from_bmc(p, page, t, d, REGROW),
         regrow,
@@ -740,7 +770,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
     ),
     SequenceProperty(
         "binder.waste-bound.bmc",
-        "the same, by bounded model checking with 4 KiB pages from the empty list, then k-induction",
+        "the same, by bounded model checking with the platform's pages from the empty list, then k-induction",
         "z3 BMC + k-induction",
         lambda p, page, t, d: _finding_from_bmc(p, page, t, d, WASTE),
         waste,

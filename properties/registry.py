@@ -14,5 +14,5 @@ def applicable(prop: Property | SequenceProperty, model: ModelSpec) -> bool:
 
 
 def all_properties(page_size: int) -> tuple[Property | SequenceProperty, ...]:
-    """The catalogue; the KUnit scenarios are sized in pages, so they depend on PAGE_SIZE."""
-    return (*shrink.PROPERTIES, *kunit.scenarios(page_size), *binder.PROPERTIES)
+    """The catalogue; the KUnit tests and scenarios are sized in pages, so they depend on PAGE_SIZE."""
+    return (*shrink.PROPERTIES, *kunit.test_programs(page_size), *kunit.scenarios(page_size), *binder.PROPERTIES)

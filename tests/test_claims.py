@@ -33,7 +33,7 @@ def _check(
         ("binder.keeps-others", "binder/v6"),
         ("binder.failed-register-unchanged", "binder/v6"),
         ("binder.page-rule-never-refuses", "binder/v6"),
-        ("kunit.min-capacity-kept", "kvvec-v6/u8"),
+        ("scenario.vmalloc-min-capacity-shrinks", "kvvec-v6/u8"),
         ("shrink.vmalloc-page-rule", "kvvec-v6/u64"),
     ],
 )

@@ -20,7 +20,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 def test_list_names_models_properties_and_faults(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["list"], capsys)
     assert code == 0
-    for name in ("kvvec-v6/u8", "kvvec-v6/pow2", "shrink.vmalloc-page-rule", "kunit.empty-to-zero", "copy-one-short"):
+    for name in ("kvvec-v6/u8", "kvvec-v6/pow2", "shrink.vmalloc-page-rule", "kunit.empty", "copy-one-short"):
         assert name in out
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
     assert rows["shrink.capacity-floor"].endswith("[expected PROVED]")

@@ -34,9 +34,11 @@ CASES: dict[str, tuple[str, ModelSpec]] = {
     "single": ("shrink.change-lowers-physical", model_named("kvvec-v6/u8")),
     # A KUnit scenario broken by a seeded fault: a single call whose initial state comes from a setup.
     "setup": (
-        "kunit.min-capacity-kept",
+        "scenario.vmalloc-min-capacity-shrinks",
         model_named("kvvec-v6/u8").with_faults(frozenset({"target-ignores-min-capacity"})),
     ),
+    # A merged KUnit test whose unwrap panics: its calls before the failing one, with their outcomes, as the setup.
+    "program": ("kunit.shrink.shrink-unwrap-ok", model_named("kvvec-v6/u8")),
     # A zero-sized T, whose capacity is usize::MAX, broken by a seeded fault.
     "zst": ("shrink.zst-noop", model_named("kvvec-v6/zst").with_faults(frozenset({"zst-check-dropped"}))),
     # A binder trace from the solver's arbitrary state, broken by a fault in the policy's rule (shrink_to(len * 8)).
@@ -105,7 +107,8 @@ def run_pytest(source: str, tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    "name", ["single", "binder", "setup", "binder-arbitrary", "binder-fault", "reserve", "binder-custom"]
+    "name",
+    ["single", "binder", "setup", "binder-arbitrary", "binder-fault", "reserve", "program", "binder-custom"],
 )
 def test_generated_pytest_reproduces_and_its_regression_test_fails(
     traces: dict[str, Trace], name: str, tmp_path: Path
@@ -167,7 +170,9 @@ def test_a_saved_reserve_trace_replays_and_generates(traces: dict[str, Trace], t
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is not installed")
-@pytest.mark.parametrize("name", ["single", "binder", "setup", "zst", "binder-arbitrary", "binder-fault", "reserve"])
+@pytest.mark.parametrize(
+    "name", ["single", "binder", "setup", "zst", "binder-arbitrary", "binder-fault", "reserve", "program"]
+)
 def test_generated_pytest_is_ruff_clean(traces: dict[str, Trace], name: str, tmp_path: Path) -> None:
     path = tmp_path / "test_generated.py"
     path.write_text(as_pytest(traces[name]))
@@ -249,6 +254,14 @@ def test_kunit_for_a_reserve_trace(traces: dict[str, Trace]) -> None:
     rust = as_kunit(traces["reserve"])
     assert f"let ret = v.reserve({action.additional}, GFP_KERNEL);" in rust and "shrink_to(" not in rust
     assert f"assert!(v.capacity() - v.len() >= {action.additional});" in rust
+    assert balanced(rust)
+
+
+def test_kunit_for_a_merged_test_replays_its_calls_with_their_outcomes(traces: dict[str, Trace]) -> None:
+    rust = as_kunit(traces["program"])
+    # with_capacity's kmalloc failed (a vmalloc buffer), then shrink_to(PAGE_SIZE)'s kmalloc fails too.
+    assert "v.reserve(4 * PAGE_SIZE, GFP_KERNEL)?;" in rust and "kmalloc fails, vmalloc ok" in rust
+    assert "v.shrink_to(PAGE_SIZE, GFP_KERNEL)" in rust and "it returned Err" in rust
     assert balanced(rust)
 
 

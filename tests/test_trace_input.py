@@ -181,7 +181,7 @@ def _meta_edit(prefix: str, edit: dict[str, Any]) -> dict[str, Any]:
         (GROWS_U8, {"variant.policy": "v6"}, "#meta.variant.policy: 'v6' is not the policy of kvvec-v6/u8"),
         (GROWS_U8, {"property": "shrink.nothing"}, "#meta.property: 'shrink.nothing' is not a property"),
         (GROWS_U8, {"property": "binder.reclaim"}, "#meta.property: binder.reclaim does not apply to kvvec-v6/u8"),
-        (GROWS_U8, {"property": "kunit.empty-to-zero"}, "#meta.start: 'arbitrary': a trace of kunit.empty-to-zero"),
+        (GROWS_U8, {"property": "kunit.empty"}, "#meta.start: 'arbitrary': a trace of kunit.empty starts setup"),
         (GROWS_U8, {"start": "new"}, "#meta.start: 'new': a trace of shrink.physical-never-grows starts arbitrary"),
         (REGROW_NAIVE, {"start": "setup"}, "#meta.start: 'setup': a trace of binder.no-immediate-regrow starts"),
         (GROWS_U8, {"setup": [{"op": "Clear"}]}, "#meta.setup: only a trace that starts from its setup has one"),
@@ -287,8 +287,8 @@ def test_a_binder_trace_from_an_arbitrary_state_is_checked(tmp_path: Path) -> No
 
 
 def _scenario_trace() -> Trace:
-    model = model_named("kvvec-v6/u8").with_faults(frozenset({"always-noop"}))
-    trace = check(PROPS["kunit.empty-to-zero"], model, 4096, Solving(60_000)).counterexample
+    model = model_named("kvvec-v6/u8").with_faults(frozenset({"page-rule-off-by-one"}))
+    trace = check(PROPS["scenario.no-page-freed-noop"], model, 4096, Solving(60_000)).counterexample
     assert trace is not None and trace.start == "setup" and trace.setup
     return trace
 
@@ -299,13 +299,13 @@ def test_a_scenario_trace_is_rebuilt_from_its_setup(tmp_path: Path) -> None:
     assert replayed.reproduces and replayed.trace.text() == trace.text()
     raw = json.loads(trace.text())
     raw["#meta"]["setup"][0]["additional"] = 99
-    refused(written(tmp_path, raw), "#meta.setup: not the setup of kunit.empty-to-zero")
+    refused(written(tmp_path, raw), "#meta.setup: not the setup of scenario.no-page-freed-noop")
     raw = json.loads(trace.text())
     raw["states"][1]["action"]["min_capacity"] = big(1)
-    refused(written(tmp_path, raw), r"states/1/action/min_capacity: kunit.empty-to-zero calls shrink_to\(0\)")
+    refused(written(tmp_path, raw), r"states/1/action/min_capacity: scenario.no-page-freed-noop calls shrink_to\(0\)")
     raw = json.loads(trace.text())
     raw["states"][0]["capacity"] = raw["states"][0]["layout_len"] = big(50)
-    refused(written(tmp_path, raw), r"states/0/capacity: recorded 50, but the start \(setup\) has 100")
+    refused(written(tmp_path, raw), r"states/0/capacity: recorded 50, but the start \(setup\) has 12288")
 
 
 # --- every consumer -------------------------------------------------------------------------------

@@ -108,12 +108,12 @@ def test_binder_properties_skip_never_only_where_their_premise_is_unreachable() 
 
 
 def test_a_scenario_whose_premise_cannot_happen_is_vacuous() -> None:
-    noop = next(s for s in kunit.scenarios(PAGE) if s.id == "kunit.no-page-freed-noop")
+    noop = next(s for s in kunit.scenarios(PAGE) if s.id == "scenario.no-page-freed-noop")
     # That shrink_to frees no page, so it calls no allocator and cannot return Err.
     on_err = dataclasses.replace(noop, premise=lambda sp, st: z3.Not(st.ok), premise_text="shrink_to returns Err")
     result = check(on_err, model_named("kvvec-v6/u8"), PAGE, SOLVING)
     assert result.verdict is Verdict.VACUOUS and result.detail == "premise never happens: shrink_to returns Err"
-    frees = next(s for s in kunit.scenarios(PAGE) if s.id == "kunit.vmalloc-shrink-frees-pages")
+    frees = next(s for s in kunit.scenarios(PAGE) if s.id == "scenario.vmalloc-shrink-frees-pages")
     assert check(frees, model_named("kvvec-v6/u8"), PAGE, SOLVING).verdict is Verdict.PROVED
 
 

@@ -370,8 +370,8 @@ def command_run(args: argparse.Namespace) -> int:
             raise UsageError(str(e)) from None
         chosen = [m for m in chosen if m.policy is None] + policies
     if settings.platform is not None:
-        # Binder's models keep the page size's default platform (README, "Platforms").
-        chosen = [m.with_platform(settings.platform) if m.policy is None else m for m in chosen]
+        # Every model is bound to it; binder's explorer checks keep their own instance (README, "Platforms").
+        chosen = [m.with_platform(settings.platform) for m in chosen]
     if args.source is not None:
         chosen = _source_models(args.source, settings)
     faults = frozenset(settings.faults)
@@ -458,7 +458,7 @@ def _source_models(path: Path, settings: Settings) -> list[ModelSpec]:
     except SourceError as e:
         raise UsageError(str(e)) from None
     if settings.platform is not None:
-        models = tuple(m.with_platform(settings.platform) if m.policy is None else m for m in models)
+        models = tuple(m.with_platform(settings.platform) for m in models)
     return list(models)
 
 

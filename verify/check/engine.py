@@ -22,9 +22,9 @@ from models.binder import Policy, with_faults
 from models.catalogue import ModelSpec
 from models.elements import Elements
 from models.machine import BITS, Platform
-from models.vec import Reserve, ShrinkTo, Step, VecState
+from models.vec import Action, Reserve, ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, SymReserve, SymShrinkTo, SymVec, lift_state, type_invariant
-from properties.base import Property, Scenario, StepProperty, Verdict
+from properties.base import KernelTest, Property, Scenario, StepProperty, Verdict
 from properties.binder import BMC_DEPTH, Finding, SequenceProperty, bmc_from_new, replay
 from verify.check.cache import ProofCache, make_key
 from verify.search.solver import Answer, Solving, fresh_context, minimal_model, solve, solver_version
@@ -170,6 +170,8 @@ def _check(
         return _check_step(prop, model, page_size, solving, minimise)
     if isinstance(prop, SequenceProperty):
         return _check_sequence(prop, model, page_size, solving, bmc_depth)
+    if isinstance(prop, KernelTest):
+        return _check_program(prop, model, page_size, solving, minimise)
     return _check_scenario(prop, model, page_size, solving, minimise)
 
 
@@ -182,10 +184,11 @@ def _check_sequence(
         policy = source.binder_policy(model.source)  # the source's operations, its policy included
     else:
         policy = with_faults(model.binder_policy(), model.faults)
-    found = prop.check(policy, page_size, solving, bmc_depth)
+    plat = model.machine(model.size_min, page_size)  # the model's platform preset, else the page size's default
+    found = prop.check(policy, plat, solving, bmc_depth)
     if found.verdict is Verdict.PROVED and prop.premise is not None:
         # The premise is looked for by the property's own method, on the same instance or depth.
-        happens = prop.premise(policy, page_size, solving, bmc_depth)
+        happens = prop.premise(policy, plat, solving, bmc_depth)
         if happens is not Answer.SAT:
             verdict = Verdict.VACUOUS if happens is Answer.UNSAT else Verdict.UNKNOWN
             word = "never happens" if happens is Answer.UNSAT else "not decided"
@@ -238,7 +241,7 @@ def _violated_from_arbitrary(
     detail = "violated from an arbitrary state satisfying the type invariants"
     if prop.from_new is None:
         return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex, detail, found.scope)
-    reach = bmc_from_new(policy, plat.page_size, solving, bmc_depth, prop.from_new)
+    reach = bmc_from_new(policy, plat, solving, bmc_depth, prop.from_new)
     if reach.verdict is Verdict.VIOLATED:
         from_new = replay(plat, policy, reach.actions)
         if not prop.violated(plat, from_new, 0):
@@ -363,6 +366,44 @@ def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, solving: S
         setup=prop.setup, start="setup",
     )
     return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex)
+
+
+def _check_program(prop: KernelTest, model: ModelSpec, page_size: int, solving: Solving, minimise: bool) -> Result:
+    """A kernel test with every allocator outcome of every call free; a violation is replayed call by call.
+
+    The trace is the calls up to the first one whose claim fails on the Python
+    model: the calls before it (with the solver's outcomes) as its setup.
+    """
+    start = time.perf_counter()
+    plat = model.machine(model.size_min, page_size)
+    sp = SymPlatform(plat)
+    steps, outcomes = prop.encode(sp, model.faults)
+    setting = [c for st in steps for c in st.constraints]
+    query = [*setting, z3.Not(prop.claim(sp, steps, outcomes))]
+    solved = solve(query, solving)
+    if solved.answer is Answer.UNSAT:
+        premise = None if prop.premise is None else prop.premise(sp, steps)
+        return _witnessed(prop, model, setting, premise, solving, start)
+    if solved.answer is Answer.UNKNOWN:
+        return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
+    # Allocations succeed unless failure is what the counterexample needs.
+    objectives = [z3.Not(ok) for o in outcomes for ok in (o.kmalloc_ok, o.vmalloc_ok)]
+    m = (minimal_model(query, objectives, solving) if minimise else None) or solved.model
+    state, setup = VecState(), list[Action]()
+    for call, outcome in zip(prop.calls, outcomes, strict=True):
+        action = dataclasses.replace(call, outcome=_outcome_from_model(m, outcome))
+        taken = step(plat, state, action, model.faults)
+        if not prop.py(plat, taken):
+            cex = Trace(
+                prop.id, model.name, plat.elem_size, page_size, state, (taken,), tuple(sorted(model.faults)),
+                setup=tuple(setup), start="setup",
+            )
+            return Result(prop, model, Verdict.VIOLATED, time.perf_counter() - start, cex)
+        if not taken.ok:
+            break  # the test panics at this call's unwrap: nothing after it runs
+        setup.append(action)
+        state = taken.post
+    raise ReplayError(f"{prop.id} on {model.name}: the counterexample does not violate the claim in Python")
 
 
 # --- reading a solver model back into reference-model values --------------------

@@ -425,7 +425,7 @@ def _vec_values(trace: Trace) -> dict[str, object]:
     assert isinstance(last, Step) and isinstance(last.action, ShrinkTo | Reserve)
     plat = trace.platform
     size = plat.elem_size
-    symbolic = trace.property_id.startswith("kunit.")
+    symbolic = trace.property_id.startswith(("kunit.", "scenario."))
     page = plat.page_size
     if isinstance(last.action, Reserve):
         method, argument = "reserve", last.action.additional
@@ -534,10 +534,9 @@ _VEC_PROBES: dict[str, frozenset[str]] = {
     "shrink.no-overflow": frozenset(),
     "shrink.physical-never-grows": frozenset({"cap", "vmalloc", "ret"}),
     "shrink.change-lowers-physical": frozenset({"cap", "ptr", "vmalloc", "ret"}),
-    "kunit.vmalloc-shrink-frees-pages": frozenset({"ptr", "ret"}),
-    "kunit.empty-to-zero": frozenset({"ret"}),
-    "kunit.no-page-freed-noop": frozenset({"ptr", "ret"}),
-    "kunit.min-capacity-kept": frozenset({"ret"}),
+    "scenario.vmalloc-shrink-frees-pages": frozenset({"ptr", "ret"}),
+    "scenario.no-page-freed-noop": frozenset({"ptr", "ret"}),
+    "scenario.vmalloc-min-capacity-shrinks": frozenset({"ret"}),
 }
 
 # The checks that compute with PAGE_SIZE.

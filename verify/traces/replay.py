@@ -17,7 +17,7 @@ import itf_py
 
 from models.binder import BinderStep, Deregister, Register, binder_step, with_faults
 from models.vec import ShrinkTo, Step, VecState, step
-from properties.base import Property, Scenario, StepProperty
+from properties.base import KernelTest, Property, Scenario, StepProperty
 from properties.binder import SequenceProperty
 from verify.traces.trace import VARS, LoadedTrace, Trace, TraceError
 from verify.traces.trace_input import shown
@@ -63,8 +63,14 @@ def _start(loaded: LoadedTrace) -> VecState:
         return VecState()
     if loaded.start == "setup":
         prop = loaded.prop
-        assert isinstance(prop, Scenario)  # verify.traces.trace_input allows "setup" for scenarios only
-        if loaded.setup != prop.setup:
+        # verify.traces.trace_input allows "setup" for scenarios and kernel tests only
+        assert isinstance(prop, Scenario | KernelTest)
+        if isinstance(prop, KernelTest):
+            # The calls before the failing one, in the test's order, each with its own allocator outcome.
+            for index, action in enumerate(loaded.setup):
+                if index >= len(prop.calls) or not _is_call(prop, action, index):
+                    raise _refuse(loaded, f"#meta.setup/{index}", f"not call {index} of {prop.test}")
+        elif loaded.setup != prop.setup:
             raise _refuse(loaded, "#meta.setup", f"not the setup of {prop.id}")
         return _rebuild(loaded)
     broken = loaded.initial.invariant_violations(loaded.platform)
@@ -103,6 +109,12 @@ def _replay_call(loaded: LoadedTrace, prop: Property, initial: VecState) -> Step
     if len(loaded.actions) != 1:
         raise _refuse(loaded, "states", f"{prop.id} is about one call; the trace has {len(loaded.actions)}")
     action = loaded.actions[0]
+    if isinstance(prop, KernelTest):
+        index = len(loaded.setup)
+        if index >= len(prop.calls) or not _is_call(prop, action, index):
+            raise _refuse(loaded, "states/1/action", f"not call {index} of {prop.test}")
+        assert not isinstance(action, (Register, Deregister))  # a call of the test is a Vec operation
+        return step(loaded.platform, initial, action, loaded.faults)
     operation = prop.operation if isinstance(prop, StepProperty) else ShrinkTo
     if not isinstance(action, operation):
         why = f"{prop.id} is about {operation.__name__}, not {type(action).__name__}"
@@ -110,6 +122,14 @@ def _replay_call(loaded: LoadedTrace, prop: Property, initial: VecState) -> Step
     if isinstance(prop, Scenario) and isinstance(action, ShrinkTo) and action.min_capacity != prop.min_capacity:
         raise _refuse(loaded, "states/1/action/min_capacity", f"{prop.id} calls shrink_to({prop.min_capacity})")
     return step(loaded.platform, initial, action, loaded.faults)
+
+
+def _is_call(prop: KernelTest, action: object, index: int) -> bool:
+    """Whether `action` is the test's call `index`, with any allocator outcome."""
+    try:
+        return prop.index_of(action) == index
+    except ValueError:
+        return False
 
 
 def _compare(loaded: LoadedTrace, replayed: Trace) -> None:

@@ -24,8 +24,8 @@ import jsonschema
 
 from models.catalogue import ModelSpec, model_named, policy_model
 from models.faults import FAULTS
-from models.machine import PAGE_SIZES, USIZE_MAX
-from properties.base import Property, Scenario, StepProperty
+from models.machine import PAGE_SIZES, PRESETS, USIZE_MAX
+from properties.base import KernelTest, Property, Scenario, StepProperty
 from properties.binder import INSTANCE, SequenceProperty
 from properties.registry import all_properties, applicable
 from verify.files import UnreadableFile, read_regular
@@ -189,13 +189,15 @@ def catalogue_model(name: str, rule: str | None = None) -> ModelSpec | None:
     base_name, _, suffix = name.partition("!")
     base: ModelSpec | None
     if rule is not None:
-        policy = base_name.removeprefix("binder/")
-        if policy == base_name:
+        unbound, _, preset = base_name.partition("@")
+        policy = unbound.removeprefix("binder/")
+        if policy == unbound or (preset and preset not in PRESETS):
             return None
         try:
             base = policy_model(policy, rule)
         except ValueError as e:  # PolicyError is one: the column where the rule goes wrong
             raise TraceError(f"#meta.variant.rule: {e}") from None
+        base = base.with_platform(preset) if preset else base
     else:
         try:
             base = model_named(base_name)
@@ -258,7 +260,12 @@ def check_meta(meta: dict[str, Any], origin: str) -> Subject:
     if not applicable(prop, model):
         raise refuse("property", f"{prop.id} does not apply to {model.name}")
     start = meta["start"]
-    allowed = {StepProperty: ("arbitrary",), Scenario: ("setup",), SequenceProperty: ("new", "arbitrary")}
+    allowed = {
+        StepProperty: ("arbitrary",),
+        Scenario: ("setup",),
+        KernelTest: ("setup",),
+        SequenceProperty: ("new", "arbitrary"),
+    }
     if start not in allowed[type(prop)]:
         raise refuse("start", f"{start!r}: a trace of {prop.id} starts {' or '.join(allowed[type(prop)])}")
     if start != "setup" and meta["setup"]:
