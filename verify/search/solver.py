@@ -189,7 +189,54 @@ def lambda_free(query: str, assertions: list[Any]) -> str:
     beta_reduce = z3.Repeat(z3.With("simplify", expand_select_ite=True, expand_select_store=True))
     for subgoal in beta_reduce(goal):
         reduced.add(*subgoal)
-    return export_smt2(reduced)
+    text = export_smt2(reduced)
+    if "(lambda" not in text:
+        return text
+    # The simplifier keeps a select of a store at a symbolic index (it rewrites only where it can compare
+    # the indices); the array axioms themselves take the lambda out (see _selects_reduced).
+    return _export_all(_selects_reduced(list(reduced.assertions())))
+
+
+def _export_all(assertions: list[Any]) -> str:
+    solver = z3.Solver()
+    solver.add(*assertions)
+    return export_smt2(solver)
+
+
+def _selects_reduced(assertions: list[Any]) -> list[Any]:
+    """The assertions with every `select` of a `store`, an `ite` or a `lambda` rewritten by the array axioms:
+    select(store(a, i, v), j) = ite(i = j, v, select(a, j)), select(ite(c, a, b), j) = ite(c, select(a, j),
+    select(b, j)), and select(lambda x. t, j) = t[x := j]. Equivalent, and free of the lambdas that are read
+    only through `select` (the element arrays). A quantifier's body is left as it is."""
+    terms: dict[int, Any] = {}
+    selects: dict[tuple[int, int], Any] = {}
+
+    def term(e: Any) -> Any:
+        key = e.get_id()
+        if key not in terms:
+            if z3.is_select(e):
+                terms[key] = select(e.arg(0), term(e.arg(1)))
+            elif z3.is_app(e) and e.num_args() > 0:
+                terms[key] = e.decl()(*[term(c) for c in e.children()])
+            else:
+                terms[key] = e
+        return terms[key]
+
+    def select(array: Any, index: Any) -> Any:
+        key = (array.get_id(), index.get_id())
+        if key not in selects:
+            if z3.is_store(array):
+                value = z3.If(term(array.arg(1)) == index, term(array.arg(2)), select(array.arg(0), index))
+            elif z3.is_app_of(array, z3.Z3_OP_ITE):
+                value = z3.If(term(array.arg(0)), select(array.arg(1), index), select(array.arg(2), index))
+            elif z3.is_quantifier(array) and array.is_lambda() and array.num_vars() == 1:
+                value = term(z3.substitute_vars(array.body(), index))
+            else:
+                value = z3.Select(term(array), index)
+            selects[key] = value
+        return selects[key]
+
+    return [term(a) for a in assertions]
 
 
 def _confirmed(second: str, query: str, timeout_ms: int, seconds: float) -> Solved:
