@@ -1,12 +1,13 @@
-"""The models `verify` checks: KVVec<T> with v6 shrink_to, for several element sizes."""
+"""The models `verify` checks: KVVec<T> with v6 shrink_to, for several element sizes, and the generic shrink_to."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models.binder import POLICIES
 from models.faults import check_faults
 from models.machine import PRESETS, Platform
+from models.variants import MERGED, KernelCode
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class ModelSpec:
     policy: str | None = None  # a binder shrink policy: the model is binder's all_procs
     # A named platform preset (models/machine.py); None: the default preset of the run's page size.
     platform: str | None = None
+    # The kernel code it runs (models/variants.py): the merged code, or the generic shrink_to of the TODO.
+    code: KernelCode = MERGED
 
     def __post_init__(self) -> None:
         check_faults(self.faults)
@@ -56,13 +59,15 @@ class ModelSpec:
     def with_faults(self, faults: frozenset[str]) -> ModelSpec:
         suffix = "+".join(sorted(faults))
         return ModelSpec(
-            f"{self.name}!{suffix}", self.description, self.size_min, self.size_max, faults, self.policy, self.platform
+            f"{self.name}!{suffix}", self.description, self.size_min, self.size_max, faults, self.policy, self.platform,
+            self.code,
         )
 
     def with_platform(self, preset: str) -> ModelSpec:
         """The model on a named platform, named `name@preset` (before any `!faults`)."""
         return ModelSpec(
-            f"{self.name}@{preset}", self.description, self.size_min, self.size_max, self.faults, self.policy, preset
+            f"{self.name}@{preset}", self.description, self.size_min, self.size_max, self.faults, self.policy, preset,
+            self.code,
         )
 
     def page_size(self, default: int) -> int:
@@ -72,11 +77,11 @@ class ModelSpec:
     def machine(self, elem_size: int, page_size: int) -> Platform:
         """The Platform of one run: the model's preset, else the default preset of `page_size`."""
         if self.platform is None:
-            return Platform(elem_size, page_size)
+            return Platform(elem_size, page_size, code=self.code)
         preset = PRESETS[self.platform]
         if preset.page_size != page_size:
             raise ValueError(f"{self.name} runs with {preset.page_size}-byte pages, not {page_size}")
-        return preset.platform(elem_size)
+        return replace(preset.platform(elem_size), code=self.code)
 
 
 def _is_pow2(n: int) -> bool:
@@ -93,6 +98,19 @@ MODELS: tuple[ModelSpec, ...] = (
         ModelSpec(f"binder/{p.name}", f"binder all_procs, policy {p.name}: {p.rule}", 8, 8, policy=p.name)
         for p in POLICIES
     ),
+    # The generic Vec<T, A>::shrink_to the TODO in kvec.rs asks for (models/variants.py), on v7.1's
+    # vrealloc and on linux-next's, which frees pages when shrinking. One-byte elements: the KUnit
+    # tests' element, and every byte count is reachable (README, "The generic shrink_to").
+    ModelSpec("kvvec-generic-v7.1/u8", "KVVec<u8>, generic shrink_to, v7.1 vrealloc", 1, 1,
+              code=KernelCode("generic", "kvmalloc", "v7.1")),
+    ModelSpec("kvvec-generic-next/u8", "KVVec<u8>, generic shrink_to, linux-next vrealloc (frees pages)", 1, 1,
+              code=KernelCode("generic", "kvmalloc", "next")),
+    ModelSpec("kvec-generic/u8", "KVec<u8> (Kmalloc), generic shrink_to", 1, 1,
+              code=KernelCode("generic", "kmalloc")),
+    ModelSpec("vvec-generic-v7.1/u8", "VVec<u8> (Vmalloc), generic shrink_to, v7.1 vrealloc", 1, 1,
+              code=KernelCode("generic", "vmalloc", "v7.1")),
+    ModelSpec("vvec-generic-next/u8", "VVec<u8> (Vmalloc), generic shrink_to, linux-next vrealloc", 1, 1,
+              code=KernelCode("generic", "vmalloc", "next")),
 )
 
 
@@ -110,7 +128,8 @@ def model_named(name: str) -> ModelSpec:
 
 def machine_for(model_name: str, elem_size: int, page_size: int) -> Platform:
     """The Platform a run of the named model had: its `@preset`, else the page size's default preset."""
-    preset = model_name.partition("!")[0].partition("@")[2]
+    base_name, _, preset = model_name.partition("!")[0].partition("@")
+    code = next((m.code for m in MODELS if m.name == base_name), MERGED)
     if not preset:
-        return Platform(elem_size, page_size)
-    return PRESETS[preset].platform(elem_size)
+        return Platform(elem_size, page_size, code=code)
+    return replace(PRESETS[preset].platform(elem_size), code=code)
