@@ -9,7 +9,15 @@ import pytest
 
 from models.allocator import Fn, Kind, kmalloc_physical, vmalloc_physical
 from models.binder import BinderStep, Deregister, Register, policy_named
-from models.faults import ALLOCATOR_FAULTS, BINDER_FAULTS, BINDER_VEC_FAULTS, FAULTS, PLATFORM_FAULTS, SHRINK_FAULTS
+from models.faults import (
+    ALLOCATOR_FAULTS,
+    BINDER_FAULTS,
+    BINDER_VEC_FAULTS,
+    FAULTS,
+    GENERIC_FAULTS,
+    PLATFORM_FAULTS,
+    SHRINK_FAULTS,
+)
 from models.machine import div_ceil
 from models.vec import Step, VecState, step
 from properties import binder
@@ -26,7 +34,7 @@ def test_catalogue_has_at_least_25_faults_in_every_layer() -> None:
     assert len(FAULTS) >= 25
     assert len(SHRINK_FAULTS) >= 10 and len(ALLOCATOR_FAULTS) >= 5 and len(BINDER_FAULTS) >= 5
     assert len(PLATFORM_FAULTS) >= 3
-    layers = (SHRINK_FAULTS, ALLOCATOR_FAULTS, PLATFORM_FAULTS, BINDER_FAULTS, BINDER_VEC_FAULTS)
+    layers = (SHRINK_FAULTS, ALLOCATOR_FAULTS, PLATFORM_FAULTS, BINDER_FAULTS, BINDER_VEC_FAULTS, GENERIC_FAULTS)
     assert len(FAULTS) == sum(map(len, layers))
 
 
@@ -104,8 +112,8 @@ def test_only_the_readmes_exceptions_catch_no_fault(matrix: list[Outcome]) -> No
     catching = {o.prop_id for o in matrix if o.cell is Cell.KILLED}
     silent = sorted({o.prop_id for o in matrix} - catching)
     assert silent == [
-        "binder.no-immediate-regrow", "binder.no-immediate-regrow.bmc", "binder.reclaim", "shrink.physical-never-grows",
-        "shrink.vmalloc-replacement-not-larger",
+        "binder.no-immediate-regrow", "binder.no-immediate-regrow.bmc", "binder.reclaim",
+        "shrink.frees-as-v6.vmalloc-path", "shrink.vmalloc-replacement-not-larger",
     ]
     # Those three binder properties are declared VIOLATED on the model the faults are seeded into.
     assert {o.cell for o in matrix if o.prop_id in silent[:3]} == {Cell.NOT_A_KILLER}
