@@ -100,11 +100,14 @@ MODELS: tuple[ModelSpec, ...] = (
     ),
     # The generic Vec<T, A>::shrink_to the TODO in kvec.rs asks for (models/variants.py), on v7.1's
     # vrealloc and on linux-next's, which frees pages when shrinking. One-byte elements: the KUnit
-    # tests' element, and every byte count is reachable (README, "The generic shrink_to").
+    # tests' element, with which every byte count is a request (README, "The generic shrink_to").
     ModelSpec("kvvec-generic-v7.1/u8", "KVVec<u8>, generic shrink_to, v7.1 vrealloc", 1, 1,
               code=KernelCode("generic", "kvmalloc", "v7.1")),
     ModelSpec("kvvec-generic-next/u8", "KVVec<u8>, generic shrink_to, linux-next vrealloc (frees pages)", 1, 1,
               code=KernelCode("generic", "kvmalloc", "next")),
+    # The candidate replacement once more, for every power-of-two element size (as kvvec-v6/pow2).
+    ModelSpec("kvvec-generic-next/pow2", "KVVec<T>, generic shrink_to, linux-next vrealloc, T of 1..=4096 bytes",
+              1, 4096, code=KernelCode("generic", "kvmalloc", "next")),
     ModelSpec("kvec-generic/u8", "KVec<u8> (Kmalloc), generic shrink_to", 1, 1,
               code=KernelCode("generic", "kmalloc")),
     ModelSpec("vvec-generic-v7.1/u8", "VVec<u8> (Vmalloc), generic shrink_to, v7.1 vrealloc", 1, 1,

@@ -16,8 +16,10 @@ from models.variants import MERGED, KernelCode
 from models.vec import Push, Reserve, ShrinkTo, Truncate, VecState, step, with_capacity
 from properties.registry import all_properties
 from tests.test_regression import run_pytest
+from verify.check import mutants
 from verify.check.crosscheck import check_invariants, check_transition
 from verify.check.engine import check
+from verify.cli import main
 from verify.search.solver import Solving
 from verify.traces.regression import as_pytest
 from verify.traces.replay import replay
@@ -161,3 +163,20 @@ def test_generated_pytest_of_a_generic_trace_runs_that_code(generic_trace: Path,
 
 def load_trace(path: Path) -> Trace:
     return replay(load(path)).trace
+
+
+def test_list_shows_the_platform_dependence_beside_the_models_declared_violated(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["list"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "shrink.frees-as-v6.when-v6-holds-pages" in x)
+    assert line.endswith(
+        "[expected VIOLATED on kvvec-generic-v7.1/u8 (and on the others with --platform arm64-4k, arm64-16k,"
+        " arm64-64k), else PROVED]"
+    )
+
+
+def test_the_generic_faults_are_seeded_into_the_generic_models() -> None:
+    assert [m.name for m in mutants.models_for("generic-layout-kept")] == ["kvvec-generic-next/u8"]
+    huge = mutants.models_for("vrealloc-shrink-ignores-huge", 65536)  # its own platform, whatever the run's
+    assert [m.name for m in huge] == ["kvvec-generic-next/u8@arm64-4k"]
