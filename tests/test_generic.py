@@ -13,7 +13,7 @@ from models.allocator import Allocation, Kind, Outcome
 from models.catalogue import MODELS, model_named
 from models.machine import PRESETS, Platform
 from models.variants import MERGED, KernelCode
-from models.vec import Push, Reserve, ShrinkTo, Truncate, VecState, step, with_capacity
+from models.vec import Push, Reserve, ShrinkTo, Step, Truncate, VecState, step, with_capacity
 from properties.registry import all_properties
 from tests.test_regression import run_pytest
 from verify.check import mutants
@@ -180,3 +180,33 @@ def test_the_generic_faults_are_seeded_into_the_generic_models() -> None:
     assert [m.name for m in mutants.models_for("generic-layout-kept")] == ["kvvec-generic-next/u8"]
     huge = mutants.models_for("vrealloc-shrink-ignores-huge", 65536)  # its own platform, whatever the run's
     assert [m.name for m in huge] == ["kvvec-generic-next/u8@arm64-4k"]
+
+
+@pytest.mark.parametrize(
+    ("prop_id", "model", "cap", "min_capacity", "generic_physical", "v6_physical"),
+    [
+        # README, "The generic shrink_to": the counterexamples its table states.
+        ("shrink.frees-as-v6.when-v6-holds-pages", "kvvec-generic-v7.1/u8", 8193, 4097, 12288, 8192),
+        ("shrink.frees-as-v6.vmalloc-path", "kvvec-generic-next/u8", 4097, 1, 4096, 8),
+        ("shrink.frees-as-v6.vmalloc-path", "kvvec-generic-v7.1/u8", 4097, 1, 8192, 8),
+        ("shrink.frees-as-v6.when-v6-holds-pages", "kvvec-generic-next/u8@arm64-4k", 8193, 4097, 65536, 8192),
+    ],
+)
+def test_the_readme_generic_findings_are_what_the_engine_finds(
+    prop_id: str, model: str, cap: int, min_capacity: int, generic_physical: int, v6_physical: int
+) -> None:
+    spec = model_named(model)
+    page = spec.page_size(4096)
+    prop = next(p for p in all_properties(page) if p.id == prop_id)
+    result = check(prop, spec, page, Solving(60_000))
+    assert result.counterexample is not None
+    s = result.counterexample.steps[-1]
+    assert isinstance(s, Step) and isinstance(s.action, ShrinkTo)
+    plat = result.counterexample.platform
+    assert (s.pre.capacity(plat), s.action.min_capacity) == (cap, min_capacity)
+    assert s.post.physical() == generic_physical
+    assert step(replace(plat, code=MERGED), s.pre, s.action).post.physical() == v6_physical
+    assert f"cap={cap}" in README and f"shrink_to({min_capacity})" in README
+
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
