@@ -305,6 +305,13 @@ EFFECTS: dict[str, Callable[[Trace], bool]] = {
     and _call(t).post.buf.physical < vmalloc_physical(t.platform, _call(t).post.buf.requested),
     "kmalloc-minalign-ignored": lambda t: _call(t).post.buf is not None and _call(t).post.buf.kind is Kind.KMALLOC
     and _call(t).post.buf.physical < kmalloc_physical(t.platform, _call(t).post.buf.requested),
+    "generic-noop-check-dropped": lambda t: _call(t).post.layout_len > _call(t).pre.layout_len,
+    "generic-layout-kept": lambda t: _call(t).ok and _call(t).post.layout_len == _call(t).pre.layout_len
+    and _target(_call(t)) < _call(t).pre.layout_len,
+    "vrealloc-frees-one-page-too-many": lambda t: _call(t).post.buf is not None
+    and _call(t).post.buf.physical < _call(t).post.buf.requested,
+    "vrealloc-shrink-ignores-huge": lambda t: _call(t).post.buf is not None and _call(t).post.buf.huge
+    and _call(t).pre.buf is not None and _call(t).post.buf.physical < _call(t).pre.buf.physical,
 }
 
 
