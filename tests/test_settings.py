@@ -68,7 +68,8 @@ def test_dump_smt_reaches_the_worker_processes(tmp_path: Path, capsys: pytest.Ca
     argv = ["run", "shrink.capacity-floor", "--dump-smt", str(dump), "--jobs", "2", "--counterexamples", str(tmp_path)]
     assert main(argv) == 0
     capsys.readouterr()
-    assert len(list(dump.glob("*.smt2"))) == 22  # 11 models (5 kvvec-v6, 6 generic); per model: the proof, and the witness that its premise happens
+    # 11 models (5 kvvec-v6, 6 generic); per model: the proof, and the witness that its premise happens.
+    assert len(list(dump.glob("*.smt2"))) == 22
 
 
 def test_confirm_reaches_the_worker_processes(
