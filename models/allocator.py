@@ -17,7 +17,7 @@ import functools
 from dataclasses import dataclass, field, replace
 
 from models.faults import DecisionPoints, Override
-from models.machine import INT_MAX, Platform, div_ceil, kmalloc_size_classes, vmap_mapping_size
+from models.machine import INT_MAX, ISIZE_MAX, Platform, div_ceil, kmalloc_size_classes, vmap_mapping_size
 
 
 class Kind(enum.Enum):
@@ -27,12 +27,18 @@ class Kind(enum.Enum):
 
 @dataclass(frozen=True)
 class Allocation:
-    """One live C allocation: its identity, kind, requested and physical bytes."""
+    """One live C allocation: its identity, kind, requested and physical bytes.
+
+    `huge`: a vmalloc area mapped with huge pages (vm_area_page_order > 0). Only
+    linux-next's vrealloc reads it, so only models with that vrealloc set it
+    (KernelCode.tracks_huge); for every other model it stays False.
+    """
 
     id: int
     kind: Kind
     requested: int
     physical: int
+    huge: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,11 @@ OVERRIDES: dict[str, tuple[str, Override]] = {
     "krealloc-copies-new-size": ("krealloc: bytes copied", lambda plat, kernel, old, nbytes: nbytes),
     "realloc-zero-keeps": ("realloc: size 0 frees", lambda plat, kernel: False),
     "realloc-zero-free-size": ("realloc: size 0 free layout", lambda plat, kernel, old_bytes: 0),
+    "vrealloc-frees-one-page-too-many": (
+        "vrealloc: pages kept on shrink",
+        lambda plat, kernel, nbytes: max(kernel() - 1, 0),
+    ),
+    "vrealloc-shrink-ignores-huge": ("vrealloc: mapped with small pages", lambda plat, kernel, old: True),
 }
 
 
@@ -225,7 +236,11 @@ def vmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder, huge: 
     mapped = functools.partial(vmalloc_physical if huge else page_rounded, plat)
     physical = at("vmalloc: physical size", mapped, nbytes)
     kind = at("vmalloc: kind", lambda: Kind.VMALLOC)  # what is_vmalloc_addr will answer for it
-    return rec.new_allocation(kind, nbytes, physical)
+    area = rec.new_allocation(kind, nbytes, physical)
+    if plat.code.tracks_huge and huge and vmap_mapping_size(plat, nbytes) > plat.page_size:
+        # The mapping size __vmalloc_node_range_noprof chose (vm_area_page_order > 0).
+        area = rec.allocated = replace(area, huge=True)
+    return area
 
 
 def kvmalloc(plat: Platform, nbytes: int, outcome: Outcome, rec: Recorder) -> Allocation | None:
@@ -273,14 +288,40 @@ def vrealloc(plat: Platform, old: Allocation, nbytes: int, outcome: Outcome, rec
     __vmalloc_node_noprof, which passes no VM_ALLOW_HUGE_VMAP (small pages), a
     memcpy of the old requested size and vfree of the old area.
     """
+    if plat.code.vrealloc == "next" and nbytes <= old.requested:
+        return _vrealloc_shrink_frees_pages(plat, old, nbytes, rec)
     if nbytes <= old.physical:
+        # linux-next checks the pages the area still has (vm->nr_pages << PAGE_SHIFT, "mm/vmalloc: use
+        # physical page count for vrealloc() grow-in-place check"): `physical` in this model, as in v7.1.
         return replace(old, requested=nbytes)
     new = vmalloc(plat, nbytes, outcome, rec, huge=False)
     if new is None:
         return None
+    # linux-next copies min(size, old_size); on this path size > old_size, so both copy old_size.
     rec.copy(old, new, old.requested)
     rec.free(old, old.requested)
     return new
+
+
+def _vrealloc_shrink_frees_pages(plat: Platform, old: Allocation, nbytes: int, rec: Recorder) -> Allocation:
+    """linux-next's vrealloc shrinking in place: the same area, without the pages past the new size.
+
+    mm/vmalloc.c (linux-next, "mm/vmalloc: free unused pages on vrealloc() shrink"),
+    vrealloc_node_align_noprof: for `size <= vm->requested_size`, new_nr_pages =
+    PAGE_ALIGN(size) >> PAGE_SHIFT; if that is below vm->nr_pages and the area is
+    mapped with small pages (vm_area_page_order(vm) == 0; a huge mapping cannot
+    lose part of a huge page), the tail is unmapped and vm_area_free_pages frees
+    it. The other conditions (no VM_FLUSH_RESET_PERMS or VM_USERMAP, GFP flags
+    that allow IO and FS) hold for kvmalloc's and vmalloc's areas with GFP_KERNEL.
+    Nothing is allocated, copied or freed as an allocation: the area stays.
+    """
+    at = _at(plat, rec)
+    physical = old.physical
+    kept = at("vrealloc: pages kept on shrink", lambda n: div_ceil(n, plat.page_size), nbytes)
+    small_pages = at("vrealloc: mapped with small pages", lambda old: not old.huge, old)
+    if kept * plat.page_size < old.physical and small_pages:
+        physical = kept * plat.page_size
+    return replace(old, requested=nbytes, physical=physical)
 
 
 def kvrealloc(
@@ -338,10 +379,31 @@ def realloc(
         if current is not None and at("realloc: size 0 frees", lambda: True):
             rec.free(current, at("realloc: size 0 free layout", lambda old_bytes: old_bytes, old_bytes))
         return True, None
-    new = kvrealloc(plat, current, new_bytes, outcome, rec)
+    new = REALLOC_FUNCS[plat.code.allocator](plat, current, new_bytes, outcome, rec)
     if new is None:
         return False, ptr
     return True, new
+
+
+def krealloc_or_kmalloc(
+    plat: Platform, old: Allocation | None, nbytes: int, outcome: Outcome, rec: Recorder
+) -> Allocation | None:
+    """`Kmalloc::realloc` (allocator.rs, v7.1: ReallocFunc::KREALLOC): krealloc, which is kmalloc for NULL."""
+    return kmalloc(plat, nbytes, outcome, rec) if old is None else krealloc(plat, old, nbytes, outcome, rec)
+
+
+def vrealloc_or_vmalloc(
+    plat: Platform, old: Allocation | None, nbytes: int, outcome: Outcome, rec: Recorder
+) -> Allocation | None:
+    """`Vmalloc::realloc` (allocator.rs, v7.1: ReallocFunc::VREALLOC): vrealloc, which for NULL is
+    __vmalloc_node_noprof (mm/vmalloc.c, v7.1): small pages, no VM_ALLOW_HUGE_VMAP, any size."""
+    if old is None:
+        return vmalloc(plat, nbytes, outcome, rec, huge=False)
+    return vrealloc(plat, old, nbytes, outcome, rec)
+
+
+# The C function behind each Rust allocator's realloc (rust/kernel/alloc/allocator.rs, v7.1).
+REALLOC_FUNCS = {"kvmalloc": kvrealloc, "kmalloc": krealloc_or_kmalloc, "vmalloc": vrealloc_or_vmalloc}
 
 
 def allocation_violations(plat: Platform, a: Allocation) -> list[str]:
@@ -352,6 +414,8 @@ def allocation_violations(plat: Platform, a: Allocation) -> list[str]:
     above a page (kvmalloc's rule) and maps its request rounded up to its
     mapping size (a page, or a huge mapping where the platform has them).
     """
+    if plat.code.generic:
+        return _generic_allocation_violations(plat, a)
     if a.kind is Kind.KMALLOC:
         broken = []
         if not 1 <= a.requested <= plat.kmalloc_max_size:
@@ -365,4 +429,41 @@ def allocation_violations(plat: Platform, a: Allocation) -> list[str]:
     # kvmalloc's areas may be mapped huge, vrealloc's new areas use small pages.
     if a.physical not in (vmalloc_physical(plat, a.requested), page_rounded(plat, a.requested)):
         broken.append("vmalloc physical size is the request rounded to its mapping size")
+    return broken
+
+
+def _generic_allocation_violations(plat: Platform, a: Allocation) -> list[str]:
+    """allocation_violations for the generic shrink_to, whose realloc shrinks areas in place.
+
+    A kmalloc object is as above. A vmalloc area keeps its pages when v7.1's
+    vrealloc shrinks it, so its request is anything up to them; KVmalloc's areas
+    are made above a page (kvmalloc, or vrealloc growing one), Vmalloc's from one
+    byte. With linux-next's vrealloc, an area with small pages holds exactly the
+    pages of its request (a shrink frees the rest, growing in place stays within
+    them), and a huge-mapped one keeps its huge rounding.
+    """
+    broken = []
+    kinds = {"kvmalloc": (Kind.KMALLOC, Kind.VMALLOC), "kmalloc": (Kind.KMALLOC,), "vmalloc": (Kind.VMALLOC,)}
+    if a.kind not in kinds[plat.code.allocator]:
+        broken.append(f"{plat.code.allocator} makes no {a.kind.value} allocation")
+    if a.huge and (not plat.code.tracks_huge or a.kind is Kind.KMALLOC or plat.code.allocator != "kvmalloc"):
+        broken.append("only kvmalloc maps an area huge, and only linux-next's vrealloc models it")
+    if a.kind is Kind.KMALLOC:
+        if not 1 <= a.requested <= plat.kmalloc_max_size:
+            broken.append("kmalloc request within 1..KMALLOC_MAX_SIZE")
+        if not a.requested <= a.physical <= plat.kmalloc_max_size or kmalloc_physical(plat, a.physical) != a.physical:
+            broken.append("kmalloc physical size is a ksize at least the request")
+        return broken
+    if not 1 <= a.requested <= a.physical or a.physical % plat.page_size != 0:
+        broken.append("vmalloc request within the area's pages")
+    least = 2 * plat.page_size if plat.code.allocator == "kvmalloc" else plat.page_size
+    if not plat.code.tracks_huge:
+        if a.physical < least:
+            broken.append("vmalloc area at least its smallest size")
+    elif a.huge:
+        whole = vmalloc_physical(plat, a.physical) == a.physical <= ISIZE_MAX + 1
+        if not plat.huge_sizes or a.physical < plat.huge_sizes[0] or not whole:
+            broken.append("huge vmalloc area a whole number of its mappings")
+    elif a.physical != page_rounded(plat, a.requested):
+        broken.append("vmalloc area with small pages holds exactly its request's pages")
     return broken

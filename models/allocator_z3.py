@@ -17,7 +17,7 @@ import z3
 
 from models.allocator import MAX_CALLS, Fn
 from models.faults import DecisionPoints, Override
-from models.machine import BITS, INT_MAX, USIZE_MAX, Platform, kmalloc_size_classes
+from models.machine import BITS, INT_MAX, ISIZE_MAX, USIZE_MAX, Platform, kmalloc_size_classes
 
 # z3 ships no type information, so its terms are Any to mypy; the alias names intent.
 BV: TypeAlias = Any  # a 64-bit z3.BitVecRef
@@ -62,15 +62,17 @@ class SymAlloc:
     vmalloc: Any
     requested: Any
     physical: Any
+    huge: Any = False  # allocator.Allocation.huge: a Bool term where the model tracks it, else False
 
     @staticmethod
-    def fresh(prefix: str) -> SymAlloc:
+    def fresh(prefix: str, tracks_huge: bool = False) -> SymAlloc:
         return SymAlloc(
             z3.Bool(f"{prefix}.live"),
             z3.BitVec(f"{prefix}.id", BITS),
             z3.Bool(f"{prefix}.vmalloc"),
             z3.BitVec(f"{prefix}.requested", BITS),
             z3.BitVec(f"{prefix}.physical", BITS),
+            z3.Bool(f"{prefix}.huge") if tracks_huge else False,
         )
 
     @staticmethod
@@ -141,8 +143,8 @@ class SymRecorder:
             self.call_old[k] = ite(here, old_bytes, self.call_old[k])
         self.ncalls = ite(g, self.ncalls + 1, self.ncalls)
 
-    def new_allocation(self, g: Any, vmalloc: Any, requested: BV, physical: BV) -> SymAlloc:
-        alloc = SymAlloc(z3.BoolVal(True), self.next_id, vmalloc, requested, physical)
+    def new_allocation(self, g: Any, vmalloc: Any, requested: BV, physical: BV, huge: Any = False) -> SymAlloc:
+        alloc = SymAlloc(z3.BoolVal(True), self.next_id, vmalloc, requested, physical, huge)
         self.alloc_made = z3.Or(self.alloc_made, g)
         self.allocated = ite(g, alloc, self.allocated)
         self.next_id = ite(g, self.next_id + 1, self.next_id)
@@ -247,6 +249,8 @@ def allocation_well_formed(plat: Platform, a: SymAlloc) -> Any:
             ),
         ),
     )
+    if plat.code.generic:
+        return generic_well_formed(plat, a)
     return z3.Implies(a.live, z3.If(a.vmalloc, vmalloc_ok, kmalloc_ok))
 
 
@@ -277,7 +281,16 @@ OVERRIDES: dict[str, tuple[str, Override]] = {
     "krealloc-copies-new-size": ("krealloc: bytes copied", lambda plat, kernel, old, nbytes: nbytes),
     "realloc-zero-keeps": ("realloc: size 0 frees", lambda plat, kernel: False),
     "realloc-zero-free-size": ("realloc: size 0 free layout", lambda plat, kernel, old_bytes: u64(0)),
+    "vrealloc-frees-one-page-too-many": (
+        "vrealloc: pages kept on shrink",
+        lambda plat, kernel, nbytes: _minus_one_floor_zero(kernel()),
+    ),
+    "vrealloc-shrink-ignores-huge": ("vrealloc: mapped with small pages", lambda plat, kernel, old: z3.BoolVal(True)),
 }
+
+
+def _minus_one_floor_zero(x: BV) -> BV:
+    return z3.If(x == 0, x, x - 1)
 
 
 def _at(plat: Platform, rec: SymRecorder) -> DecisionPoints:
@@ -301,7 +314,11 @@ def vmalloc(
     mapped = functools.partial(vmalloc_physical, plat) if huge else (lambda n: round_up(n, plat.page_size))
     physical = at("vmalloc: physical size", mapped, nbytes)
     vmalloc = z3.BoolVal(at("vmalloc: kind", lambda: True))  # what is_vmalloc_addr will answer for it
-    alloc = rec.new_allocation(z3.And(g, ok), vmalloc, nbytes, physical)
+    mapped_huge: Any = False
+    if plat.code.tracks_huge and huge:
+        # allocator.vmalloc: the mapping is huge exactly when the request reaches the smallest huge size.
+        mapped_huge = z3.UGE(nbytes, plat.huge_sizes[0]) if plat.huge_sizes else z3.BoolVal(False)
+    alloc = rec.new_allocation(z3.And(g, ok), vmalloc, nbytes, physical, mapped_huge)
     return ok, alloc
 
 
@@ -331,11 +348,26 @@ def vrealloc(
 ) -> tuple[Any, SymAlloc]:
     fits = z3.ULE(nbytes, old.physical)
     same = dataclasses.replace(old, requested=nbytes)
+    if plat.code.vrealloc == "next":
+        # allocator._vrealloc_shrink_frees_pages: a shrink keeps the area and frees its tail pages.
+        shrinking = z3.ULE(nbytes, old.requested)
+        same = ite(shrinking, _vrealloc_shrunk(plat, old, nbytes, rec), same)
+        fits = z3.Or(shrinking, fits)
     moving = z3.And(g, z3.Not(fits))
     ok, new = vmalloc(plat, moving, nbytes, outcome, rec, huge=False)
     rec.copy(z3.And(moving, ok), old, new, old.requested)
     rec.free(z3.And(moving, ok), old, old.requested)
     return z3.Or(fits, ok), ite(fits, same, new)
+
+
+def _vrealloc_shrunk(plat: Platform, old: SymAlloc, nbytes: BV, rec: SymRecorder) -> SymAlloc:
+    """allocator._vrealloc_shrink_frees_pages: the area with only the pages of `nbytes`, unless mapped huge."""
+    at = _at(plat, rec)
+    kept = at("vrealloc: pages kept on shrink", lambda n: div_ceil(n, plat.page_size), nbytes)
+    small_pages = at("vrealloc: mapped with small pages", lambda old: z3.Not(old.huge), old)
+    kept_bytes = kept * u64(plat.page_size)  # at most the old pages, so no wrap-around
+    frees = z3.And(z3.ULT(kept_bytes, old.physical), small_pages)
+    return dataclasses.replace(old, requested=nbytes, physical=z3.If(frees, kept_bytes, old.physical))
 
 
 def kvrealloc(
@@ -382,7 +414,75 @@ def realloc(
     if at("realloc: size 0 frees", lambda: True):
         free_bytes = at("realloc: size 0 free layout", lambda old_bytes: old_bytes, old_bytes)
         rec.free(z3.And(g, freeing, current.live), current, free_bytes)
-    ok, new = kvrealloc(plat, z3.And(g, z3.Not(freeing)), current, new_bytes, outcome, rec)
+    ok, new = REALLOC_FUNCS[plat.code.allocator](plat, z3.And(g, z3.Not(freeing)), current, new_bytes, outcome, rec)
     result_ok = z3.Or(freeing, ok)
     result = ite(freeing, SymAlloc.none(), ite(ok, new, ptr))
     return result_ok, result
+
+
+def krealloc_or_kmalloc(
+    plat: Platform, g: Any, old: SymAlloc, nbytes: BV, outcome: SymOutcome, rec: SymRecorder
+) -> tuple[Any, SymAlloc]:
+    """allocator.krealloc_or_kmalloc: `Kmalloc::realloc`."""
+    fresh_ok, fresh = kmalloc(plat, z3.And(g, z3.Not(old.live)), nbytes, outcome, rec)
+    k_ok, k_new = krealloc(plat, z3.And(g, old.live), old, nbytes, outcome, rec)
+    return z3.If(old.live, k_ok, fresh_ok), ite(old.live, k_new, fresh)
+
+
+def vrealloc_or_vmalloc(
+    plat: Platform, g: Any, old: SymAlloc, nbytes: BV, outcome: SymOutcome, rec: SymRecorder
+) -> tuple[Any, SymAlloc]:
+    """allocator.vrealloc_or_vmalloc: `Vmalloc::realloc`."""
+    fresh_ok, fresh = vmalloc(plat, z3.And(g, z3.Not(old.live)), nbytes, outcome, rec, huge=False)
+    v_ok, v_new = vrealloc(plat, z3.And(g, old.live), old, nbytes, outcome, rec)
+    return z3.If(old.live, v_ok, fresh_ok), ite(old.live, v_new, fresh)
+
+
+REALLOC_FUNCS = {"kvmalloc": kvrealloc, "kmalloc": krealloc_or_kmalloc, "vmalloc": vrealloc_or_vmalloc}
+
+
+def generic_well_formed(plat: Platform, a: SymAlloc) -> Any:
+    """allocator._generic_allocation_violations: what every live allocation of a generic model satisfies."""
+    kmalloc_ok = z3.And(
+        z3.UGE(a.requested, 1),
+        z3.ULE(a.requested, plat.kmalloc_max_size),
+        z3.UGE(a.physical, a.requested),
+        z3.ULE(a.physical, plat.kmalloc_max_size),
+        a.physical == kmalloc_physical(plat, a.physical),
+    )
+    page = plat.page_size
+    least = 2 * page if plat.code.allocator == "kvmalloc" else page
+    within = z3.And(z3.UGE(a.requested, 1), z3.ULE(a.requested, a.physical), z3.URem(a.physical, u64(page)) == 0)
+    huge = a.huge if plat.code.tracks_huge else z3.BoolVal(False)
+    if not plat.code.tracks_huge:
+        sized = z3.UGE(a.physical, least)
+    else:
+        # The rounding fits a usize for every physical size a vmalloc area can have (at most 2^63 + a page).
+        huge_whole = z3.BoolVal(False)
+        if plat.huge_sizes:
+            huge_whole = z3.And(
+                z3.UGE(a.physical, plat.huge_sizes[0]),
+                z3.ULE(a.physical, ISIZE_MAX + 1),
+                vmalloc_physical(plat, a.physical) == a.physical,
+            )
+        exact = z3.And(z3.ULE(a.requested, USIZE_MAX - page + 1), a.physical == round_up(a.requested, page))
+        sized = z3.If(huge, huge_whole, exact)
+    vmalloc_ok = z3.And(within, sized)
+    if plat.code.tracks_huge:
+        # Only a live kvmalloc area can be mapped huge (vmalloc() and vrealloc's new areas use small pages).
+        can_be_huge = a.live if plat.code.allocator == "kvmalloc" else z3.BoolVal(False)
+        kmalloc_ok = z3.And(kmalloc_ok, z3.Not(huge))
+        vmalloc_ok = z3.And(vmalloc_ok, z3.Implies(huge, can_be_huge))
+        return z3.And(
+            z3.Implies(z3.Not(a.live), z3.Not(huge)),
+            _by_allocator(plat, a, kmalloc_ok, vmalloc_ok),
+        )
+    return _by_allocator(plat, a, kmalloc_ok, vmalloc_ok)
+
+
+def _by_allocator(plat: Platform, a: SymAlloc, kmalloc_ok: Any, vmalloc_ok: Any) -> Any:
+    if plat.code.allocator == "kmalloc":
+        return z3.Implies(a.live, z3.And(z3.Not(a.vmalloc), kmalloc_ok))
+    if plat.code.allocator == "vmalloc":
+        return z3.Implies(a.live, z3.And(a.vmalloc, vmalloc_ok))
+    return z3.Implies(a.live, z3.If(a.vmalloc, vmalloc_ok, kmalloc_ok))

@@ -1,4 +1,4 @@
-"""The models `verify` checks: KVVec<T> with v6 shrink_to, for several element sizes."""
+"""The models `verify` checks: KVVec<T> with v6 shrink_to, for several element sizes, and the generic shrink_to."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from functools import cache
 from models.binder import POLICIES, Policy, policy_named
 from models.faults import check_faults
 from models.machine import PRESETS, Platform
+from models.variants import MERGED, KernelCode
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class ModelSpec:
     # A kernel source file (kvec.rs, or binder's context.rs) whose functions are the model's steps
     # (verify/source/steps.py); the model is then declared to have the verdicts of the merged series, v6.
     source: str | None = None
+    # The kernel code it runs (models/variants.py): the merged code, or the generic shrink_to of the TODO.
+    code: KernelCode = MERGED
 
     def __post_init__(self) -> None:
         check_faults(self.faults)
@@ -80,11 +83,11 @@ class ModelSpec:
     def machine(self, elem_size: int, page_size: int) -> Platform:
         """The Platform of one run: the model's preset, else the default preset of `page_size`."""
         if self.platform is None:
-            return Platform(elem_size, page_size)
+            return Platform(elem_size, page_size, code=self.code)
         preset = PRESETS[self.platform]
         if preset.page_size != page_size:
             raise ValueError(f"{self.name} runs with {preset.page_size}-byte pages, not {page_size}")
-        return preset.platform(elem_size)
+        return replace(preset.platform(elem_size), code=self.code)
 
 
 def _is_pow2(n: int) -> bool:
@@ -101,6 +104,22 @@ MODELS: tuple[ModelSpec, ...] = (
         ModelSpec(f"binder/{p.name}", f"binder all_procs, policy {p.name}: {p.rule}", 8, 8, policy=p.name)
         for p in POLICIES
     ),
+    # The generic Vec<T, A>::shrink_to the TODO in kvec.rs asks for (models/variants.py), on v7.1's
+    # vrealloc and on linux-next's, which frees pages when shrinking. One-byte elements: the KUnit
+    # tests' element, with which every byte count is a request (README, "The generic shrink_to").
+    ModelSpec("kvvec-generic-v7.1/u8", "KVVec<u8>, generic shrink_to, v7.1 vrealloc", 1, 1,
+              code=KernelCode("generic", "kvmalloc", "v7.1")),
+    ModelSpec("kvvec-generic-next/u8", "KVVec<u8>, generic shrink_to, linux-next vrealloc (frees pages)", 1, 1,
+              code=KernelCode("generic", "kvmalloc", "next")),
+    # The candidate replacement once more, for every power-of-two element size (as kvvec-v6/pow2).
+    ModelSpec("kvvec-generic-next/pow2", "KVVec<T>, generic shrink_to, linux-next vrealloc, T of 1..=4096 bytes",
+              1, 4096, code=KernelCode("generic", "kvmalloc", "next")),
+    ModelSpec("kvec-generic/u8", "KVec<u8> (Kmalloc), generic shrink_to", 1, 1,
+              code=KernelCode("generic", "kmalloc")),
+    ModelSpec("vvec-generic-v7.1/u8", "VVec<u8> (Vmalloc), generic shrink_to, v7.1 vrealloc", 1, 1,
+              code=KernelCode("generic", "vmalloc", "v7.1")),
+    ModelSpec("vvec-generic-next/u8", "VVec<u8> (Vmalloc), generic shrink_to, linux-next vrealloc", 1, 1,
+              code=KernelCode("generic", "vmalloc", "next")),
 )
 
 
@@ -167,7 +186,8 @@ def model_named(name: str) -> ModelSpec:
 
 def machine_for(model_name: str, elem_size: int, page_size: int) -> Platform:
     """The Platform a run of the named model had: its `@preset`, else the page size's default preset."""
-    preset = model_name.partition("!")[0].partition("@")[2]
+    base_name, _, preset = model_name.partition("!")[0].partition("@")
+    code = next((m.code for m in MODELS if m.name == base_name), MERGED)
     if not preset:
-        return Platform(elem_size, page_size)
-    return PRESETS[preset].platform(elem_size)
+        return Platform(elem_size, page_size, code=code)
+    return replace(PRESETS[preset].platform(elem_size), code=code)

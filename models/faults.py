@@ -58,6 +58,15 @@ PLATFORM_FAULTS: dict[str, str] = {
 # Each page size's default arm64 preset has huge vmalloc and a 64-byte kmalloc minimum.
 PLATFORM_FAULT_PRESETS: dict[int, str] = {4096: "arm64-4k", 16384: "arm64-16k", 65536: "arm64-64k"}
 
+# Faults in the generic shrink_to (models/vec.py, vec_z3.py: generic_shrink_to) and in linux-next's
+# vrealloc (allocator.py, allocator_z3.py): seeded into the generic models (verify/check/mutants.py).
+GENERIC_FAULTS: dict[str, str] = {
+    "generic-noop-check-dropped": "the generic shrink_to reallocs even when capacity <= target: may grow the buffer",
+    "generic-layout-kept": "the generic shrink_to keeps the old layout after a successful realloc",
+    "vrealloc-frees-one-page-too-many": "linux-next's vrealloc shrink keeps one page fewer than the new size needs",
+    "vrealloc-shrink-ignores-huge": "linux-next's vrealloc shrink frees pages of a huge-mapped area too",
+}
+
 # Faults in binder's operations rather than its policy: binder.binder_step and
 # binder_z3's register and deregister apply them alike (through Policy.faults).
 BINDER_OPERATION_FAULTS: dict[str, str] = {
@@ -85,7 +94,7 @@ BINDER_VEC_FAULTS: dict[str, str] = {
 }
 
 FAULTS: dict[str, str] = {
-    **SHRINK_FAULTS, **ALLOCATOR_FAULTS, **PLATFORM_FAULTS, **BINDER_FAULTS, **BINDER_VEC_FAULTS
+    **SHRINK_FAULTS, **ALLOCATOR_FAULTS, **PLATFORM_FAULTS, **BINDER_FAULTS, **BINDER_VEC_FAULTS, **GENERIC_FAULTS
 }
 
 

@@ -12,7 +12,9 @@ kernel sources are v7.1 unless a comment says otherwise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from models.variants import MERGED, KernelCode
 
 BITS = 64
 USIZE_MAX = (1 << BITS) - 1
@@ -59,6 +61,9 @@ class Platform:
     huge_vmap_sizes: tuple[int, ...] | None = None
     # __kmalloc_minalign(): the slab classes below it are folded into it.
     kmalloc_min_align: int = 0
+    # The kernel code the run models (models/variants.py): the merged v7.1 code unless a model says otherwise.
+    # Left out of repr, which verify.traces.regression prints for the merged code as it always has.
+    code: KernelCode = field(default=MERGED, repr=False)
 
     def __post_init__(self) -> None:
         # Real pages are PAGE_SIZES; the explicit-state explorer also uses small

@@ -119,7 +119,8 @@ def step(plat: Platform, state: VecState, action: Action, faults: frozenset[str]
     """Apply one operation; the only function of this module with outside callers besides `with_capacity`."""
     rec = Recorder(state.next_id, faults=faults)
     if isinstance(action, ShrinkTo):
-        ok, post = shrink_to(plat, state, action.min_capacity, action.outcome, rec, faults)
+        shrink = generic_shrink_to if plat.code.generic else shrink_to
+        ok, post = shrink(plat, state, action.min_capacity, action.outcome, rec, faults)
     elif isinstance(action, Reserve):
         ok, post = reserve(plat, state, action.additional, action.outcome, rec)
     elif isinstance(action, Push):
@@ -358,3 +359,44 @@ def shrink_to(
     for do in at("copy then free", lambda copy, free: (copy, free), copy_elements, free_old_buffer):
         do()
     return True, replace(v, layout_len=target, buf=new, elems=_carried(v, new, rec, plat))
+
+
+# The generic shrink_to's decision points and the seeded faults that override them
+# (models/faults.py); vec_z3.GENERIC_SHRINK_OVERRIDES is their Z3 counterpart.
+GENERIC_SHRINK_OVERRIDES: dict[str, tuple[str, Override]] = {
+    "generic-noop-check-dropped": ("nothing to shrink", lambda rec, kernel, capacity, target: False),
+    "generic-layout-kept": ("layout after realloc", lambda rec, kernel, old_len, target: old_len),
+}
+
+
+def generic_shrink_to(
+    plat: Platform,
+    v: VecState,
+    min_capacity: int,
+    outcome: Outcome,
+    rec: Recorder,
+    faults: frozenset[str] = frozenset(),
+) -> tuple[bool, VecState]:
+    """The generic `Vec<T, A>::shrink_to(min_capacity)` the TODO in kvec.rs (v7.1) asks for; not in any kernel.
+
+    As the TODO describes it and ../shared/SEMANTICS.md states it: the target and
+    the no-op rule of v6, then one `A::realloc` from the current layout to the
+    target's, as `reserve` calls it to grow. `A` is the model's allocator
+    (KernelCode.allocator: KVmalloc, Kmalloc or Vmalloc); a target of 0 reallocs
+    to size 0, which frees the buffer and leaves the pointer dangling.
+    """
+    at = DecisionPoints(faults, GENERIC_SHRINK_OVERRIDES, rec)
+    # target_cap = max(len, min_capacity); capacity already at or below it: Ok, nothing changes.
+    target = max(v.len, min_capacity)
+    if at("nothing to shrink", lambda capacity, target: capacity <= target, v.capacity(plat), target):
+        return True, v
+    # A zero-sized T never allocates (its layout stays empty): Ok, nothing changes, as in v6.
+    if plat.elem_size == 0:
+        return True, v
+    # A::realloc(ptr, layout of target_cap elements, current layout); Err leaves everything unchanged.
+    new_bytes = _mul(rec, target, plat.elem_size)
+    ok, buf = kv.realloc(plat, Fn.REALLOC, v.buf, new_bytes, v.layout_bytes(plat), outcome, rec)
+    if not ok:
+        return False, v
+    layout_len = at("layout after realloc", lambda old_len, target: target, v.layout_len, target)
+    return True, replace(v, layout_len=layout_len, buf=buf, elems=_carried(v, buf, rec, plat))

@@ -32,11 +32,11 @@ class SymVec:
     next_id: Any
 
     @staticmethod
-    def fresh(prefix: str) -> SymVec:
+    def fresh(prefix: str, tracks_huge: bool = False) -> SymVec:
         return SymVec(
             z3.BitVec(f"{prefix}.len", BITS),
             z3.BitVec(f"{prefix}.layout_len", BITS),
-            SymAlloc.fresh(f"{prefix}.buf"),
+            SymAlloc.fresh(f"{prefix}.buf", tracks_huge),
             z3.Array(f"{prefix}.elems", z3.BitVecSort(BITS), z3.BitVecSort(BITS)),
             z3.BitVec(f"{prefix}.next_id", BITS),
         )
@@ -205,7 +205,8 @@ def step(
     rec = SymRecorder(pre.next_id, prefix, faults)
     constraints: tuple[Any, ...] = ()
     if isinstance(action, SymShrinkTo):
-        ok, post = shrink_to(sp, pre, action.min_capacity, action.outcome, rec, faults)
+        shrink = generic_shrink_to if sp.plat.code.generic else shrink_to
+        ok, post = shrink(sp, pre, action.min_capacity, action.outcome, rec, faults)
     elif isinstance(action, SymReserve):
         ok, post = reserve(sp, pre, action.additional, action.outcome, rec)
     elif isinstance(action, SymPush):
@@ -454,6 +455,45 @@ def shrink_to(
     return exits.result()
 
 
+# The generic shrink_to's decision points: the counterpart of vec.GENERIC_SHRINK_OVERRIDES.
+GENERIC_SHRINK_OVERRIDES: dict[str, tuple[str, Override]] = {
+    "generic-noop-check-dropped": ("nothing to shrink", lambda rec, kernel, capacity, target: None),
+    "generic-layout-kept": ("layout after realloc", lambda rec, kernel, old_len, target: old_len),
+}
+
+
+def generic_shrink_to(
+    sp: SymPlatform,
+    v: SymVec,
+    min_capacity: BV,
+    outcome: SymOutcome,
+    rec: SymRecorder,
+    faults: frozenset[str] = frozenset(),
+) -> tuple[Any, SymVec]:
+    """The generic `Vec<T, A>::shrink_to`: the counterpart of vec.generic_shrink_to, step for step."""
+    at = DecisionPoints(faults, GENERIC_SHRINK_OVERRIDES, rec)
+    size = sp.elem_size
+    exits = Exits()
+    true = z3.BoolVal(True)
+    g: Any = true
+    # target_cap = max(len, min_capacity); capacity already at or below it: Ok, nothing changes.
+    target = _umax(v.len, min_capacity)
+    at_or_below = at("nothing to shrink", lambda capacity, target: z3.ULE(capacity, target), sp.capacity(v), target)
+    if at_or_below is not None:
+        exits.add(at_or_below, true, v)
+        g = z3.And(g, z3.Not(at_or_below))
+    # A zero-sized T never allocates: Ok, nothing changes.
+    exits.add(z3.And(g, size == 0), true, v)
+    g = z3.And(g, size != 0)
+    # A::realloc(ptr, layout of target_cap elements, current layout); Err leaves everything unchanged.
+    new_bytes = _times_size(sp, rec, g, target)
+    ok, buf = kv.realloc(sp.plat, g, Fn.REALLOC, v.buf, new_bytes, sp.layout_bytes(v), outcome, rec)
+    exits.add(z3.And(g, z3.Not(ok)), z3.BoolVal(False), v)
+    layout_len = at("layout after realloc", lambda old_len, target: target, v.layout_len, target)
+    exits.add(g, true, dataclasses.replace(v, layout_len=layout_len, buf=buf, elems=_carried(sp, v, buf, rec)))
+    return exits.result()
+
+
 # --- lifting reference-model values into Z3 constants --------------------------
 
 
@@ -473,7 +513,10 @@ def lift_elems(elems: Elements, name: str = "lifted") -> Any:
 def lift_alloc(a: Allocation | None) -> SymAlloc:
     if a is None:
         return SymAlloc.none()
-    return SymAlloc(z3.BoolVal(True), u64(a.id), z3.BoolVal(a.kind is Kind.VMALLOC), u64(a.requested), u64(a.physical))
+    huge = z3.BoolVal(True) if a.huge else False  # a term only where a model tracks it
+    return SymAlloc(
+        z3.BoolVal(True), u64(a.id), z3.BoolVal(a.kind is Kind.VMALLOC), u64(a.requested), u64(a.physical), huge
+    )
 
 
 def lift_state(v: VecState) -> SymVec:

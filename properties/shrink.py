@@ -8,16 +8,19 @@ counterexample and the cross-check.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import z3
 
 from models import allocator_z3 as kvz
+from models import vec_z3
 from models.allocator import Fn, Kind, kmalloc_physical, vmalloc_physical
 from models.allocator_z3 import fn_code, u64
 from models.catalogue import ModelSpec
 from models.machine import PRESETS, Platform, div_ceil
-from models.vec import Reserve, ShrinkTo, Step, VecState
+from models.variants import MERGED
+from models.vec import Reserve, ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, SymShrinkTo, SymStep, SymVec, type_invariant
 from properties.base import StepProperty
 
@@ -491,6 +494,133 @@ def sized(model: ModelSpec) -> bool:
     return model.may_be_sized()
 
 
+def merged_sized(model: ModelSpec) -> bool:
+    """Sized, running v6's shrink_to (the merged code), whose vmalloc path allocates and copies."""
+    return sized(model) and not model.code.generic
+
+
+def generic(model: ModelSpec) -> bool:
+    """Running the generic Vec<T, A>::shrink_to (models/variants.py)."""
+    return sized(model) and model.code.generic
+
+
+def with_kmalloc(model: ModelSpec) -> bool:
+    return sized(model) and model.code.allocator != "vmalloc"
+
+
+def with_vmalloc(model: ModelSpec) -> bool:
+    return sized(model) and model.code.allocator != "kmalloc"
+
+
+def generic_kvvec(model: ModelSpec) -> bool:
+    """A generic KVVec: the one the TODO would replace v6's shrink_to with, comparable to it."""
+    return generic(model) and model.code.allocator == "kvmalloc"
+
+
+# --- the generic shrink_to: what it never does, and what it frees compared with v6 --------
+
+
+def never_fails_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return st.ok
+
+
+def never_fails_py(plat: Platform, s: Step) -> bool:
+    return s.ok
+
+
+def in_place_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    fx = st.effects
+    kept = z3.Or(same_buffer_z3(st.pre, st.post), z3.Not(st.post.buf.live))
+    return z3.And(z3.Not(fx.alloc_made), z3.Not(fx.copy_made), kept)
+
+
+def in_place_py(plat: Platform, s: Step) -> bool:
+    fx = s.effects
+    return fx.allocated is None and fx.copied is None and (s.post.buf is None or same_buffer_py(s.pre, s.post))
+
+
+def v6_step_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> SymStep:
+    """v6's shrink_to (the merged code) from the same state with the same argument and allocator outcome."""
+    merged = SymPlatform(replace(sp.plat, code=MERGED), sp.log2)
+    return vec_z3.step(merged, st.pre, a, prefix="v6")
+
+
+def v6_step_py(plat: Platform, s: Step) -> Step:
+    return step(replace(plat, code=MERGED), s.pre, s.action)
+
+
+def frees_as_v6_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.ULE(physical_z3(st.post), physical_z3(v6_step_z3(sp, st, a).post))
+
+
+def frees_as_v6_py(plat: Platform, s: Step) -> bool:
+    return s.post.physical() <= v6_step_py(plat, s).post.physical()
+
+
+def on_kmalloc_path_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.And(st.pre.buf.live, z3.Not(st.pre.buf.vmalloc))
+
+
+def on_vmalloc_path_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.And(st.pre.buf.live, st.pre.buf.vmalloc)
+
+
+def v6_holds_pages_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    """v6 left no slab object: its buffer is a vmalloc area, a kmalloc page allocation, or none."""
+    buf = v6_step_z3(sp, st, a).post.buf
+    return z3.Or(z3.Not(buf.live), buf.vmalloc, z3.UGT(buf.requested, sp.plat.kmalloc_max_cache_size))
+
+
+def v6_holds_pages_py(plat: Platform, s: Step) -> bool:
+    buf = v6_step_py(plat, s).post.buf
+    return buf is None or buf.kind is Kind.VMALLOC or buf.requested > plat.kmalloc_max_cache_size
+
+
+def frees_as_v6_on(path: Any, path_py: Any) -> tuple[Any, Any]:
+    """frees_as_v6 restricted to pre-states on one path (and, for Python, judged only there)."""
+
+    def on_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+        return z3.Implies(path(sp, st, a), frees_as_v6_z3(sp, st, a))
+
+    def on_py(plat: Platform, s: Step) -> bool:
+        return not path_py(plat, s) or frees_as_v6_py(plat, s)
+
+    return on_z3, on_py
+
+
+def _kmalloc_pre(plat: Platform, s: Step) -> bool:
+    return s.pre.buf is not None and s.pre.buf.kind is Kind.KMALLOC
+
+
+def _vmalloc_pre(plat: Platform, s: Step) -> bool:
+    return s.pre.buf is not None and s.pre.buf.kind is Kind.VMALLOC
+
+
+def _vmalloc_pre_v6_pages(plat: Platform, s: Step) -> bool:
+    return _vmalloc_pre(plat, s) and v6_holds_pages_py(plat, s)
+
+
+def _vmalloc_v6_pages_z3(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+    return z3.And(on_vmalloc_path_z3(sp, st, a), v6_holds_pages_z3(sp, st, a))
+
+
+def _with_work(premise: Any) -> Any:
+    def both(sp: SymPlatform, st: SymStep, a: SymShrinkTo) -> Any:
+        return z3.And(premise(sp, st, a), has_work_z3(sp, st, a))
+
+    return both
+
+
+KMALLOC_PATH_AS_V6 = frees_as_v6_on(on_kmalloc_path_z3, _kmalloc_pre)
+VMALLOC_PATH_AS_V6 = frees_as_v6_on(on_vmalloc_path_z3, _vmalloc_pre)
+V6_PAGES_AS_V6 = frees_as_v6_on(_vmalloc_v6_pages_z3, _vmalloc_pre_v6_pages)
+
+
+def _keeps_pages(model: ModelSpec) -> bool:
+    """v7.1's vrealloc keeps every page; linux-next's keeps those of a huge mapping (huge_vmalloc below)."""
+    return model.code.vrealloc == "v7.1" or huge_vmalloc(model)
+
+
 def zero_sized(model: ModelSpec) -> bool:
     return model.may_be_zero_sized()
 
@@ -525,8 +655,9 @@ PROPERTIES: tuple[StepProperty, ...] = (
         "an Err leaves the vector exactly as it was, with nothing freed or leaked",
         err_unchanged_z3,
         err_unchanged_py,
-        # A zero-sized T never fails and never frees: the premise is unreachable there.
-        applies=sized,
+        # A zero-sized T never fails and never frees: the premise is unreachable there; so does the
+        # generic shrink_to (shrink.never-fails).
+        applies=merged_sized,
         premise=fails_z3,
         premise_text="shrink_to returns Err",
     ),
@@ -535,7 +666,7 @@ PROPERTIES: tuple[StepProperty, ...] = (
         "a vmalloc buffer is replaced only if at least one page (by layout bytes) is freed",
         page_rule_z3,
         page_rule_py,
-        applies=sized,
+        applies=with_vmalloc,
         premise=vmalloc_path_z3,
         premise_text="a vmalloc buffer with capacity above the target",
     ),
@@ -544,7 +675,7 @@ PROPERTIES: tuple[StepProperty, ...] = (
         "kmalloc path: exactly one realloc to the target layout; the layout changes only on Ok",
         kmalloc_path_z3,
         kmalloc_path_py,
-        applies=sized,
+        applies=with_kmalloc,
         premise=kmalloc_path_premise_z3,
         premise_text="a kmalloc buffer with capacity above the target",
     ),
@@ -584,7 +715,8 @@ PROPERTIES: tuple[StepProperty, ...] = (
         " aliases the buffer, and afterwards exactly the vector's buffer is live (nothing leaks)",
         memory_safe_z3,
         memory_safe_py,
-        applies=sized,
+        # The generic shrink_to never copies (shrink.in-place): the premise is unreachable there.
+        applies=merged_sized,
         premise=copies_z3,
         premise_text="shrink_to copies the elements into a new buffer",
     ),
@@ -632,7 +764,7 @@ PROPERTIES: tuple[StepProperty, ...] = (
         "the physical memory held after shrink_to never exceeds what was held before",
         physical_never_grows_z3,
         physical_never_grows_py,
-        expect_violated=sized,
+        expect_violated=merged_sized,
         explanation=(
             "the vmalloc path allocates the smaller buffer with KVmalloc::alloc, and kvmalloc"
             " tries kmalloc first: above two pages kmalloc hands out 2^order pages, so a"
@@ -645,7 +777,7 @@ PROPERTIES: tuple[StepProperty, ...] = (
         " held drops",
         vmalloc_replacement_frees_z3,
         vmalloc_replacement_frees_py,
-        applies=sized,
+        applies=merged_sized,  # the generic shrink_to replaces no buffer (shrink.in-place)
         expect_violated=huge_vmalloc,
         premise=vmalloc_replaced_z3,
         premise_text="the vmalloc path replaces a vmalloc buffer with a vmalloc buffer",
@@ -662,7 +794,7 @@ PROPERTIES: tuple[StepProperty, ...] = (
         " held does not grow",
         vmalloc_replacement_not_larger_z3,
         vmalloc_replacement_not_larger_py,
-        applies=sized,
+        applies=merged_sized,
         expect_violated=huge_vmalloc,
         premise=vmalloc_replaced_z3,
         premise_text="the vmalloc path replaces a vmalloc buffer with a vmalloc buffer",
@@ -680,7 +812,7 @@ PROPERTIES: tuple[StepProperty, ...] = (
         " the platform maps it so)",
         fresh_buffer_exact_z3,
         fresh_buffer_exact_py,
-        applies=sized,
+        applies=merged_sized,  # the generic shrink_to allocates nothing (shrink.in-place)
         premise=fresh_buffer_z3,
         premise_text="shrink_to leaves a buffer it allocated",
     ),
@@ -694,6 +826,65 @@ PROPERTIES: tuple[StepProperty, ...] = (
             "on the kmalloc path krealloc keeps the same object whenever the new size fits"
             " in ksize, so the layout shrinks but no memory is returned; the vmalloc path"
             " can also trade pages for a larger power-of-two kmalloc object"
+        ),
+    ),
+    StepProperty(
+        "shrink.never-fails",
+        "generic shrink_to: always Ok, whatever the allocators answer",
+        never_fails_z3,
+        never_fails_py,
+        applies=generic,
+        premise=has_work_z3,
+        premise_text=HAS_WORK,
+    ),
+    StepProperty(
+        "shrink.in-place",
+        "generic shrink_to: no allocation and no copy; afterwards the buffer is the one before, or none"
+        " (target 0)",
+        in_place_z3,
+        in_place_py,
+        applies=generic,
+        premise=has_work_z3,
+        premise_text=HAS_WORK,
+    ),
+    StepProperty(
+        "shrink.frees-as-v6.kmalloc-path",
+        "generic shrink_to of a kmalloc buffer: the physical memory held afterwards is at most what v6's"
+        " shrink_to (the merged code) holds from the same state, argument and allocator outcome",
+        *KMALLOC_PATH_AS_V6,
+        applies=generic_kvvec,
+        premise=_with_work(on_kmalloc_path_z3),
+        premise_text="a kmalloc buffer with capacity above the target",
+    ),
+    StepProperty(
+        "shrink.frees-as-v6.vmalloc-path",
+        "generic shrink_to of a vmalloc buffer: the physical memory held afterwards is at most what v6's"
+        " shrink_to holds from the same state, argument and allocator outcome",
+        *VMALLOC_PATH_AS_V6,
+        applies=generic_kvvec,
+        expect_violated=generic_kvvec,
+        premise=_with_work(on_vmalloc_path_z3),
+        premise_text="a vmalloc buffer with capacity above the target",
+        explanation=(
+            "v6 moves a vmalloc buffer whose target fits a slab object into that object (a 4097-byte"
+            " area shrunk to 1 byte becomes an 8-byte object), which no vrealloc does; with v7.1's"
+            " vrealloc the generic shrink_to frees no page at all"
+        ),
+    ),
+    StepProperty(
+        "shrink.frees-as-v6.when-v6-holds-pages",
+        "generic shrink_to of a vmalloc buffer, where v6 ends with pages (a vmalloc area, a kmalloc page"
+        " allocation or nothing): the physical memory held afterwards is at most v6's",
+        *V6_PAGES_AS_V6,
+        applies=generic_kvvec,
+        expect_violated=_keeps_pages,
+        premise=_with_work(_vmalloc_v6_pages_z3),
+        premise_text="a vmalloc buffer with capacity above the target, and v6 ends holding pages",
+        explanation=(
+            "v7.1's vrealloc keeps every page of an area it shrinks (its TODO), so the generic shrink_to"
+            " frees nothing where v6 replaces the area with a smaller one; linux-next's vrealloc frees"
+            " the pages past the target, never more than v6 holds, except where the area is mapped huge"
+            " (arm64): it cannot free part of a huge page, and v6's smaller replacement maps small pages"
         ),
     ),
 )

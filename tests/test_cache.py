@@ -70,16 +70,16 @@ def test_dump_smt_writes_every_query_as_smtlib(tmp_path: Path, capsys: pytest.Ca
     dump = tmp_path / "smt"
     argv = ["run", "shrink.capacity-floor", "--dump-smt", str(dump), "--jobs", "1", "--counterexamples", str(tmp_path)]
     code, out = run(argv, capsys)
-    assert code == 0 and len(rows(out)) == 5
+    assert code == 0 and len(rows(out)) == 11  # the 5 kvvec-v6 models and the 6 generic ones
     queries = sorted(dump.glob("*.smt2"))
-    assert len(queries) == 10  # per model: the proof, and the witness that its premise happens
+    assert len(queries) == 22  # per model: the proof, and the witness that its premise happens
     answers = []
     for query in queries:
         solver = z3.Solver()
         solver.from_file(str(query))
         answers.append(solver.check())
     # The negated property (the proof) and the premise (the witness), re-run on the dumped text.
-    assert answers.count(z3.unsat) == 5 and answers.count(z3.sat) == 5
+    assert answers.count(z3.unsat) == 11 and answers.count(z3.sat) == 11
 
 
 # --- an entry is bound to its key and content ---------------------------------------------

@@ -9,10 +9,19 @@ from pathlib import Path
 import pytest
 
 from models import allocator, allocator_z3, vec, vec_z3
-from models.faults import ALLOCATOR_FAULTS, BINDER_VEC_FAULTS, PLATFORM_FAULTS, SHRINK_FAULTS, DecisionPoints, Override
+from models.faults import (
+    ALLOCATOR_FAULTS,
+    BINDER_VEC_FAULTS,
+    GENERIC_FAULTS,
+    PLATFORM_FAULTS,
+    SHRINK_FAULTS,
+    DecisionPoints,
+    Override,
+)
 
 TABLES = [
     ("shrink_to", vec.SHRINK_OVERRIDES, vec_z3.SHRINK_OVERRIDES),
+    ("generic shrink_to", vec.GENERIC_SHRINK_OVERRIDES, vec_z3.GENERIC_SHRINK_OVERRIDES),
     ("push", vec.PUSH_OVERRIDES, vec_z3.PUSH_OVERRIDES),
     ("retain", vec.RETAIN_OVERRIDES, vec_z3.RETAIN_OVERRIDES),
     ("allocators", allocator.OVERRIDES, allocator_z3.OVERRIDES),
@@ -31,7 +40,7 @@ def test_both_encodings_override_the_same_points_in_the_same_order(
 def test_every_model_fault_overrides_exactly_one_point() -> None:
     seeded = [fault for _, table, _ in TABLES for fault in table]
     assert len(seeded) == len(set(seeded))
-    assert set(seeded) == {*SHRINK_FAULTS, *ALLOCATOR_FAULTS, *PLATFORM_FAULTS, *BINDER_VEC_FAULTS}
+    assert set(seeded) == {*SHRINK_FAULTS, *ALLOCATOR_FAULTS, *PLATFORM_FAULTS, *BINDER_VEC_FAULTS, *GENERIC_FAULTS}
 
 
 @pytest.mark.parametrize("module", [vec, vec_z3, allocator, allocator_z3])

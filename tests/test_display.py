@@ -30,7 +30,7 @@ def test_quiet_keeps_only_what_breaks_the_gate(capsys: pytest.CaptureFixture[str
     argv = ["run", "shrink.never-grows", "--quiet", "--counterexamples", str(tmp_path)]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert out.splitlines() == [out.splitlines()[0]] and "5 checks" in out and "every verdict as declared" in out
+    assert out.splitlines() == [out.splitlines()[0]] and "11 checks" in out and "every verdict as declared" in out
     assert main([*argv, "--fault", "noop-check-dropped"]) == 1
     out = capsys.readouterr().out
     assert "UNEXPECTED" in out and "expected\n" not in out and "kvvec-v6/zst" not in out

@@ -109,6 +109,10 @@ def _calls_with_nothing_to_shrink(s: Step) -> bool:
 
 # Each property paired with a seeded fault it must catch, the model to run it on,
 # and what the counterexample must show.
+def _allocates(s: Step) -> bool:
+    return s.effects.allocated is not None
+
+
 CAUGHT: list[tuple[str, str, str, Callable[[Step], bool]]] = [
     ("shrink.capacity-floor", "target-ignores-len", "kvvec-v6/u8", lambda s: s.post.layout_len < s.pre.len),
     ("shrink.never-grows", "noop-check-dropped", "kvvec-v6/u64", lambda s: s.post.layout_len > s.pre.layout_len),
@@ -192,6 +196,21 @@ CAUGHT: list[tuple[str, str, str, Callable[[Step], bool]]] = [
         "kvvec-v6/u8",
         lambda s: not s.ok and s.pre.buf is not None and s.pre.buf.kind is Kind.KMALLOC,
     ),
+    # The generic shrink_to without its no-op check grows the buffer through realloc.
+    ("shrink.never-fails", "generic-noop-check-dropped", "kvvec-generic-next/u8", lambda s: not s.ok),
+    ("shrink.in-place", "generic-noop-check-dropped", "kvvec-generic-next/u8", _allocates),
+    (
+        "shrink.frees-as-v6.kmalloc-path",
+        "generic-noop-check-dropped",
+        "kvvec-generic-next/u8",
+        lambda s: s.post.physical() > s.pre.physical(),
+    ),
+    (
+        "shrink.frees-as-v6.when-v6-holds-pages",
+        "generic-noop-check-dropped",
+        "kvvec-generic-next/u8",
+        lambda s: s.post.physical() > s.pre.physical(),
+    ),
 ]
 
 
@@ -220,6 +239,8 @@ def test_every_step_property_has_a_fault_or_a_finding() -> None:
     findings |= {"kunit.shrink.shrink-unwrap-ok", "kunit.respects-min-capacity.shrink-unwrap-ok"}
     # shrink_to(0) of an empty vector frees without allocating on every path: no seeded fault makes it Err.
     findings.add("kunit.empty.shrink-unwrap-ok")
+    # Declared VIOLATED on every model it applies to: v6 moves small targets into slab objects (README).
+    findings.add("shrink.frees-as-v6.vmalloc-path")
     assert caught == single_call - findings
 
 

@@ -9,7 +9,15 @@ import pytest
 
 from models.allocator import Fn, Kind, kmalloc_physical, vmalloc_physical
 from models.binder import BinderStep, Deregister, Register, policy_named
-from models.faults import ALLOCATOR_FAULTS, BINDER_FAULTS, BINDER_VEC_FAULTS, FAULTS, PLATFORM_FAULTS, SHRINK_FAULTS
+from models.faults import (
+    ALLOCATOR_FAULTS,
+    BINDER_FAULTS,
+    BINDER_VEC_FAULTS,
+    FAULTS,
+    GENERIC_FAULTS,
+    PLATFORM_FAULTS,
+    SHRINK_FAULTS,
+)
 from models.machine import div_ceil
 from models.vec import Step, VecState, step
 from properties import binder
@@ -26,7 +34,7 @@ def test_catalogue_has_at_least_25_faults_in_every_layer() -> None:
     assert len(FAULTS) >= 25
     assert len(SHRINK_FAULTS) >= 10 and len(ALLOCATOR_FAULTS) >= 5 and len(BINDER_FAULTS) >= 5
     assert len(PLATFORM_FAULTS) >= 3
-    layers = (SHRINK_FAULTS, ALLOCATOR_FAULTS, PLATFORM_FAULTS, BINDER_FAULTS, BINDER_VEC_FAULTS)
+    layers = (SHRINK_FAULTS, ALLOCATOR_FAULTS, PLATFORM_FAULTS, BINDER_FAULTS, BINDER_VEC_FAULTS, GENERIC_FAULTS)
     assert len(FAULTS) == sum(map(len, layers))
 
 
@@ -106,7 +114,7 @@ def test_only_the_readmes_exceptions_catch_no_fault(matrix: list[Outcome]) -> No
     assert silent == [
         "binder.no-immediate-regrow", "binder.no-immediate-regrow.bmc", "binder.reclaim",
         "kunit.empty.shrink-unwrap-ok", "kunit.respects-min-capacity.shrink-unwrap-ok", "kunit.shrink.shrink-unwrap-ok",
-        "shrink.physical-never-grows", "shrink.vmalloc-replacement-not-larger",
+        "shrink.frees-as-v6.vmalloc-path", "shrink.vmalloc-replacement-not-larger",
     ]
     # Those three binder properties, and the two unwraps that panic, are declared VIOLATED on the
     # model the faults are seeded into.
@@ -302,6 +310,13 @@ EFFECTS: dict[str, Callable[[Trace], bool]] = {
     and _call(t).post.buf.physical < vmalloc_physical(t.platform, _call(t).post.buf.requested),
     "kmalloc-minalign-ignored": lambda t: _call(t).post.buf is not None and _call(t).post.buf.kind is Kind.KMALLOC
     and _call(t).post.buf.physical < kmalloc_physical(t.platform, _call(t).post.buf.requested),
+    "generic-noop-check-dropped": lambda t: _call(t).post.layout_len > _call(t).pre.layout_len,
+    "generic-layout-kept": lambda t: _call(t).ok and _call(t).post.layout_len == _call(t).pre.layout_len
+    and _target(_call(t)) < _call(t).pre.layout_len,
+    "vrealloc-frees-one-page-too-many": lambda t: _call(t).post.buf is not None
+    and _call(t).post.buf.physical < _call(t).post.buf.requested,
+    "vrealloc-shrink-ignores-huge": lambda t: _call(t).post.buf is not None and _call(t).post.buf.huge
+    and _call(t).pre.buf is not None and _call(t).post.buf.physical < _call(t).pre.buf.physical,
 }
 
 

@@ -68,7 +68,8 @@ def test_dump_smt_reaches_the_worker_processes(tmp_path: Path, capsys: pytest.Ca
     argv = ["run", "shrink.capacity-floor", "--dump-smt", str(dump), "--jobs", "2", "--counterexamples", str(tmp_path)]
     assert main(argv) == 0
     capsys.readouterr()
-    assert len(list(dump.glob("*.smt2"))) == 10  # per model: the proof, and the witness that its premise happens
+    # 11 models (5 kvvec-v6, 6 generic); per model: the proof, and the witness that its premise happens.
+    assert len(list(dump.glob("*.smt2"))) == 22
 
 
 def test_confirm_reaches_the_worker_processes(
@@ -84,4 +85,5 @@ def test_confirm_reaches_the_worker_processes(
     monkeypatch.setattr(solver, "export_smt2", without_last_assertion)
     argv = ["run", "shrink.no-overflow", "--confirm", "--no-cache", "--jobs", "2", "--counterexamples", str(tmp_path)]
     assert main(argv) == 2
-    assert capsys.readouterr().out.count("undecided: solvers disagree: z3 says unsat") == 5
+    # One per model: the 5 kvvec-v6 models and the 6 generic ones.
+    assert capsys.readouterr().out.count("undecided: solvers disagree: z3 says unsat") == 11

@@ -284,7 +284,7 @@ def _expectation(prop: Property | SequenceProperty) -> str:
     models = [m for m in MODELS if applicable(prop, m)]
     violated = [m.name for m in models if prop.expect_violated(m)]
     # Declarations that depend on the platform: the presets on which a sized model is declared VIOLATED.
-    sized = next((m for m in models if m.policy is None and m.may_be_sized()), None)
+    sized = next((m for m in models if m.policy is None and m.may_be_sized() and m.name not in violated), None)
     on = [p for p in PRESETS if sized is not None and prop.expect_violated(sized.with_platform(p))]
     if not violated and on:
         return f"expected VIOLATED on sized T with --platform {', '.join(on)}, else PROVED"
@@ -292,7 +292,8 @@ def _expectation(prop: Property | SequenceProperty) -> str:
         return "expected PROVED"
     if len(violated) == len(models):
         return "expected VIOLATED"
-    return f"expected VIOLATED on {', '.join(violated)}, else PROVED"
+    also = f" (and on the others with --platform {', '.join(on)})" if on else ""
+    return f"expected VIOLATED on {', '.join(violated)}{also}, else PROVED"
 
 
 def command_list(out: list[str]) -> int:

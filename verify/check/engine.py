@@ -72,13 +72,13 @@ def symbolic_platform(model: ModelSpec, page_size: int) -> tuple[SymPlatform, li
     return SymPlatform(plat, log2), [z3.UGE(log2, low), z3.ULE(log2, high)]
 
 
-def canonical_pre(prefix: str) -> SymVec:
+def canonical_pre(prefix: str, tracks_huge: bool = False) -> SymVec:
     """A fresh pre-state with canonical identities: elements 0, 1, 2, ..., buffer 1, next allocation 2.
 
     Identities are only ever compared for equality, so fixing them loses no
     generality, and a replay can rebuild them.
     """
-    fresh = SymVec.fresh(prefix)
+    fresh = SymVec.fresh(prefix, tracks_huge)
     i = z3.BitVec("i", BITS)
     buf = dataclasses.replace(fresh.buf, id=vec_z3.u64(1))
     return SymVec(fresh.len, fresh.layout_len, buf, z3.Lambda([i], i), vec_z3.u64(2))
@@ -261,7 +261,7 @@ def _violated_from_arbitrary(
 def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, solving: Solving, minimise: bool) -> Result:
     start = time.perf_counter()
     sp, size_constraints = symbolic_platform(model, page_size)
-    pre = canonical_pre("pre")
+    pre = canonical_pre("pre", model.code.tracks_huge)
     action = _sym_call(prop.operation)
     st = _vec_steps(model).sym(sp, pre, action)
     query = [*size_constraints, type_invariant(sp, pre), *st.constraints, z3.Not(prop.z3(sp, st, action))]
@@ -414,6 +414,8 @@ def _value(m: Any, term: Any) -> int:
 
 
 def _truth(m: Any, term: Any) -> bool:
+    if isinstance(term, bool):  # a field a model does not track (SymAlloc.huge)
+        return term
     return bool(z3.is_true(m.eval(term, model_completion=True)))
 
 
@@ -425,6 +427,8 @@ def _state_from_model(m: Any, v: SymVec) -> VecState:
     buf = None
     if _truth(m, v.buf.live):
         kind = Kind.VMALLOC if _truth(m, v.buf.vmalloc) else Kind.KMALLOC
-        buf = Allocation(_value(m, v.buf.id), kind, _value(m, v.buf.requested), _value(m, v.buf.physical))
+        buf = Allocation(
+            _value(m, v.buf.id), kind, _value(m, v.buf.requested), _value(m, v.buf.physical), _truth(m, v.buf.huge)
+        )
     length = _value(m, v.len)
     return VecState(length, _value(m, v.layout_len), buf, Elements.identities(length), _value(m, v.next_id))

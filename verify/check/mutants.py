@@ -32,6 +32,14 @@ from verify.traces.trace import Trace
 # binder faults and faults of the Vec operations binder makes into the merged v6 policy.
 KVVEC_MODELS = ("kvvec-v6/zst", "kvvec-v6/u8")
 BINDER_MODELS = ("binder/v6",)
+# The generic shrink_to's faults go into the generic KVVec on linux-next's vrealloc, which runs every
+# path of it; a huge mapping needs a platform that has them.
+GENERIC_MODELS: dict[str, tuple[str, ...]] = {
+    "generic-noop-check-dropped": ("kvvec-generic-next/u8",),
+    "generic-layout-kept": ("kvvec-generic-next/u8",),
+    "vrealloc-frees-one-page-too-many": ("kvvec-generic-next/u8",),
+    "vrealloc-shrink-ignores-huge": ("kvvec-generic-next/u8@arm64-4k",),
+}
 
 
 class Cell(enum.Enum):
@@ -53,6 +61,8 @@ class Outcome:
 
 
 def models_for(fault: str, page_size: int = 4096) -> tuple[ModelSpec, ...]:
+    if fault in GENERIC_MODELS:  # whatever the run's page size: these models name their own platform
+        return tuple(model_named(n) for n in GENERIC_MODELS[fault])
     names: tuple[str, ...] = BINDER_MODELS if fault in BINDER_FAULTS or fault in BINDER_VEC_FAULTS else KVVEC_MODELS
     if fault in PLATFORM_FAULTS:  # a platform's limits show on a platform that has them
         names = tuple(f"{n}@{PLATFORM_FAULT_PRESETS[page_size]}" for n in KVVEC_MODELS)

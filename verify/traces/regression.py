@@ -60,8 +60,9 @@ import jinja2
 from models.allocator import Outcome
 from models.binder import BinderStep, Deregister, Register
 from models.elements import GARBAGE
-from models.machine import PAGE_SIZES, USIZE_MAX
+from models.machine import PAGE_SIZES, USIZE_MAX, Platform
 from models.policy_lang import to_rust
+from models.variants import MERGED
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Step, Truncate
 from properties.binder import reclaim_bound
 from verify.traces.trace import Trace, describe_buffer
@@ -318,6 +319,7 @@ def as_pytest(trace: Trace) -> str:
             "action": _literal(last.action, 0),
         }
 
+    platform = _platform_literal(trace.platform, names)  # before the imports: it may add one
     title = f"Regression test for {trace.property_id} on {trace.model}."
     if len(title) + 3 > WIDTH:
         title = f"Regression test for {trace.property_id}."
@@ -332,7 +334,7 @@ def as_pytest(trace: Trace) -> str:
         imports=_imports(names),
         property_id=trace.property_id,
         elem_size=trace.elem_size,
-        platform=repr(trace.platform),
+        platform=platform,
         page_size=trace.page_size,
         binder=trace.policy is not None,
         policy=trace.policy or "",
@@ -343,6 +345,14 @@ def as_pytest(trace: Trace) -> str:
         width=WIDTH,
         **values,
     )
+
+
+def _platform_literal(plat: Platform, names: dict[str, set[str]]) -> str:
+    """`Platform(...)`, with the model's kernel-code choices when it is not the merged code."""
+    if plat.code == MERGED:
+        return repr(plat)
+    names.setdefault("models.variants", set()).add("KernelCode")
+    return f"{repr(plat)[:-1]}, code={_flat(plat.code)})"
 
 
 def _sentence(text: str) -> str:

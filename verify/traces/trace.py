@@ -86,16 +86,13 @@ class Trace:
 
     def to_itf(self) -> dict[str, Any]:
         plat = self.platform
-        variant: dict[str, Any] = {"faults": list(self.faults), "policy": self.policy}
-        if self.policy_rule is not None:
-            variant["rule"] = self.policy_rule
         meta = {
             "format": FORMAT,
             "source": "verify",
             "description": f"counterexample to {self.property_id} on {self.model}",
             "property": self.property_id,
             "model": self.model,
-            "variant": variant,
+            "variant": self._variant(plat),
             "parameters": {"elem_size": self.elem_size, "page_size": self.page_size},
             "start": self.start,
             "setup": [_setup_json(a) for a in self.setup],
@@ -109,6 +106,17 @@ class Trace:
         states += [_state(i, s.post, plat, s) for i, s in enumerate(self.steps, start=1)]
         trace = itf_py.Trace(meta=meta, params=[], vars=VARS, states=states, loop=self.cycle_from)
         return itf_py.trace_to_json(trace)
+
+    def _variant(self, plat: Platform) -> dict[str, Any]:
+        """Faults and policy (with its rule, for a policy the user defined); the kernel-code choices too, for a
+        model that is not the merged code."""
+        variant: dict[str, Any] = {"faults": list(self.faults), "policy": self.policy}
+        if self.policy_rule is not None:
+            variant["rule"] = self.policy_rule
+        choices = plat.code.choices()
+        if choices:
+            variant["choices"] = choices
+        return variant
 
     def text(self) -> str:
         return json.dumps(self.to_itf(), indent=1, sort_keys=True) + "\n"
@@ -151,7 +159,16 @@ def _file_part(name: str, budget: int) -> str:
 
 
 def describe_buffer(buf: Allocation | None) -> str:
-    return "dangling" if buf is None else f"{buf.kind.value} {buf.requested}B ({buf.physical}B physical)"
+    return "dangling" if buf is None else f"{backend(buf)} {buf.requested}B ({buf.physical}B physical)"
+
+
+# A vmalloc area mapped huge (Allocation.huge, set only by models of linux-next's vrealloc).
+HUGE_BACKEND = "vmalloc-huge"
+
+
+def backend(buf: Allocation) -> str:
+    """The recorded kind of an allocation: kmalloc, vmalloc, or vmalloc-huge."""
+    return HUGE_BACKEND if buf.huge else buf.kind.value
 
 
 def _binder_op(s: BinderStep, plat: Platform) -> str:
@@ -207,7 +224,7 @@ def _effects_record(fx: Effects) -> SimpleNamespace:
     def alloc(a: Allocation | None) -> Any:
         if a is None:
             return []
-        return [SimpleNamespace(id=a.id, kind=a.kind.value, requested=a.requested, physical=a.physical)]
+        return [SimpleNamespace(id=a.id, kind=backend(a), requested=a.requested, physical=a.physical)]
 
     return SimpleNamespace(
         calls=[SimpleNamespace(fn=c.fn.name.lower(), new_bytes=c.new_bytes, old_bytes=c.old_bytes) for c in fx.calls],
@@ -227,7 +244,7 @@ def _state(index: int, v: VecState, plat: Platform, s: Step | BinderStep | None)
         "result": "-" if s is None else ("Ok" if s.ok else "Err"),
         "len": v.len,
         "capacity": v.capacity(plat),
-        "backend": "none" if buf is None else buf.kind.value,
+        "backend": "none" if buf is None else backend(buf),
         "layout_len": v.layout_len,
         "layout_bytes": v.layout_bytes(plat),
         "buffer_id": 0 if buf is None else buf.id,
@@ -282,7 +299,9 @@ def recorded_state(values: dict[str, Any]) -> VecState:
     """The Vec state a recorded state stands for (the derived values are checked by the replay)."""
     buf = None
     if values["backend"] != "none":
-        buf = Allocation(values["buffer_id"], Kind(values["backend"]), values["requested"], values["physical"])
+        huge = values["backend"] == HUGE_BACKEND
+        kind = Kind.VMALLOC if huge else Kind(values["backend"])
+        buf = Allocation(values["buffer_id"], kind, values["requested"], values["physical"], huge)
     elems = Elements(tuple((first, count) for first, count in values["elements"]))
     return VecState(values["len"], values["layout_len"], buf, elems, values["next_id"])
 

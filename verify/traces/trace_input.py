@@ -248,6 +248,9 @@ def check_meta(meta: dict[str, Any], origin: str) -> Subject:
     variant, params = meta["variant"], meta["parameters"]
     if variant["faults"] != sorted(model.faults):
         raise refuse("variant.faults", f"{_clip(str(variant['faults']), 100)} are not the faults of {model.name}")
+    if variant.get("choices", {}) != model.code.choices():
+        why = f"{_clip(str(variant.get('choices', {})), 100)} are not the kernel-code choices of {model.name}"
+        raise refuse("variant.choices", f"{why} ({model.code.choices()})")
     if variant["policy"] != model.policy:
         raise refuse("variant.policy", f"{variant['policy']!r} is not the policy of {model.name} ({model.policy!r})")
     if params["elem_size"] not in model.sizes():
