@@ -775,7 +775,8 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         lambda p, page, t, d: _finding_from_bmc(p, page, t, d, WASTE),
         waste,
         frozenset({"never"}),
-        "never does not shrink: registering 4 processes and deregistering them leaves capacity 4 with len 0",
+        "never does not shrink: registering processes until the capacity is 4, then deregistering them all, leaves"
+        " capacity 4 with len 0",
     ),
     SequenceProperty(
         "binder.page-rule-never-refuses",
