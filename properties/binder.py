@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import networkx as nx
+import numpy as np
 import z3
 
 from models import binder_z3
@@ -34,7 +34,9 @@ from models.vec import VecState
 from models.vec_z3 import SymPlatform, SymVec, type_invariant
 from properties.base import Verdict
 from properties.shrink import state_equal_py, state_equal_z3
-from verify.search.explorer import Exploration, Instance, canonical, explore, realloc_cycle, worst_reallocations
+from verify.search.explorer import Instance, canonical, explore
+from verify.search.packed import explore_packed
+from verify.search.packed_graph import DEREGISTER, REGISTER, Bools, PackedGraph, from_exploration
 from verify.search.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches, state_from_model
 from verify.search.solver import Answer, Solving, minimal_model, solve
 
@@ -190,42 +192,70 @@ def breaks_invariant(plat: Platform, steps: list[BinderStep], _mark: int) -> boo
 
 
 @cache
-def exploration(policy: Policy) -> Exploration:
-    """The explored graph, every edge of it checked against the Z3 encoding before any verdict uses it."""
+def exploration(policy: Policy, instance: Instance = INSTANCE) -> PackedGraph:
+    """The explored graph, every edge of it replayed on the Python model and checked against the Z3 encoding
+    before any verdict uses it.
+
+    The packed explorer runs the kernel's rules; a policy with seeded Vec, allocator or operation faults
+    is explored by the reference explorer, on the Python model itself.
+    """
     from verify.search.edges import check_explored_edges
 
-    ex = explore(policy, INSTANCE)
-    check_explored_edges(INSTANCE.platform, policy, (s for _, _, s in ex.steps()))
+    ex = from_exploration(explore(policy, instance)) if policy.faults else explore_packed(policy, instance)
+    check_explored_edges(instance.platform, policy, ex.steps())
     return ex
 
 
-def _scope(ex: Exploration) -> str:
+def _scope(ex: PackedGraph) -> str:
     return f"explicit-state: {ex.states} states, {ex.edges} edges, {ex.instance.describe()}"
 
 
-def _shortest(ex: Exploration, candidates: list[tuple[VecState, list[BinderStep]]]) -> list[BinderStep] | None:
-    """The shortest trace: a shortest path to the start of the violating steps, then the steps."""
-    if not candidates:
-        return None
-    dist = nx.single_source_shortest_path_length(ex.graph, ex.initial)
-    start, tail = min(candidates, key=lambda c: dist[c[0]] + len(c[1]))
-    return ex.path_to(start) + tail
+# The judges above, over every explored edge at once (tests/test_packed.py holds each to its judge).
+EdgeTest = Callable[[PackedGraph], Bools]
+
+
+def _is(action: int) -> EdgeTest:
+    return lambda ex: ex.is_register() == (action == REGISTER)
+
+
+def _shrinking_deregistration(ex: PackedGraph) -> Bools:
+    return _is(DEREGISTER)(ex) & ex.shrank()
+
+
+def _reallocating_registration(ex: PackedGraph) -> Bools:
+    return ex.is_register() & ex.reallocates()
+
+
+def _wasteful(ex: PackedGraph) -> Bools:
+    kept = _is(DEREGISTER)(ex) & ~ex.shrink_failed() & ~ex.shrink_refused()
+    return kept & (ex.layout[ex.dst] >= 4 * (ex.len[ex.dst] + 1))
+
+
+def _over_reclaim_bound(ex: PackedGraph) -> Bools:
+    plat = ex.instance.platform
+    bound = np.array([reclaim_bound(plat, n) for n in range(int(ex.len.max()) + 1)], dtype=np.int64)
+    return _is(DEREGISTER)(ex) & ~ex.shrink_failed() & (ex.physical[ex.dst] > bound[ex.len[ex.dst]])
+
+
+# judge -> (test of the last edge) or (test of the first, test of the second) of a violating pair
+EDGE_TESTS: dict[Callable[[Platform, list[BinderStep], int], bool], tuple[EdgeTest, ...]] = {
+    regrow: (_shrinking_deregistration, _reallocating_registration),
+    shrank_then_registers: (_shrinking_deregistration, _is(REGISTER)),
+    waste: (_wasteful,),
+    reclaim: (_over_reclaim_bound,),
+}
 
 
 def _explored(policy: Policy, judge: Callable[[Platform, list[BinderStep], int], bool], pairs: bool) -> Finding:
     ex = exploration(policy)
-    plat = INSTANCE.platform
-    candidates = []
-    for u, v, s in ex.steps():
-        if pairs:
-            candidates += [(u, [s, r]) for _, _, r in ex.graph.out_edges(v, data="step") if judge(plat, [s, r], 0)]
-        elif judge(plat, [s], 0):
-            candidates.append((u, [s]))
-    trace = _shortest(ex, candidates)
-    if trace is None:
-        return Finding(Verdict.PROVED, _scope(ex), page_size=INSTANCE.page_size)
-    actions = concrete_actions(plat, policy, trace)
-    return Finding(Verdict.VIOLATED, _scope(ex), actions, INSTANCE.page_size)
+    tests = EDGE_TESTS[judge]
+    assert (len(tests) == 2) == pairs
+    edges = ex.shortest_pair(tests[0](ex), tests[1](ex)) if pairs else ex.shortest(tests[0](ex))
+    if edges is None:
+        return Finding(Verdict.PROVED, _scope(ex), page_size=ex.instance.page_size)
+    plat = ex.instance.platform
+    actions = concrete_actions(plat, policy, [ex.step(e) for e in edges])
+    return Finding(Verdict.VIOLATED, _scope(ex), actions, ex.instance.page_size)
 
 
 def _explored_happens(policy: Policy, judge: Callable[[Platform, list[BinderStep], int], bool], pairs: bool) -> Answer:
@@ -236,27 +266,27 @@ def _explored_happens(policy: Policy, judge: Callable[[Platform, list[BinderStep
 def _explored_waste(policy: Policy) -> Finding:
     """The waste bound, and how much memory the page rule's refusals leave held beyond need."""
     found = _explored(policy, waste, pairs=False)
-    beyond = [
-        s.post.physical() - s.post.len * ELEM_SIZE for _, _, s in exploration(policy).steps() if shrink_refused(s)
-    ]
-    if not beyond:
+    ex = exploration(policy)
+    refused = ex.dst[ex.shrink_refused()]
+    if not len(refused):
         return dataclasses.replace(found, detail="the vmalloc page rule refused no shrink in the explored instance")
-    detail = f"where the page rule refused a shrink: at most {max(beyond)} bytes held beyond the processes' own"
+    beyond = int((ex.physical[refused] - ex.len[refused] * ELEM_SIZE).max())
+    detail = f"where the page rule refused a shrink: at most {beyond} bytes held beyond the processes' own"
     return dataclasses.replace(found, detail=detail)
 
 
 def check_thrash(policy: Policy, _page: int, _solving: Solving, _depth: int) -> Finding:
     ex = exploration(policy)
-    cycle = realloc_cycle(ex)
+    cycle = ex.realloc_cycle()
     if cycle is None:
-        return Finding(Verdict.PROVED, _scope(ex), page_size=INSTANCE.page_size, detail=thrash_metrics(policy))
-    lead = ex.path_to(canonical(cycle[0].pre))
-    actions = concrete_actions(INSTANCE.platform, policy, lead + cycle)
-    return Finding(Verdict.VIOLATED, _scope(ex), actions, INSTANCE.page_size, mark=len(lead))
+        return Finding(Verdict.PROVED, _scope(ex), page_size=ex.instance.page_size, detail=thrash_metrics(policy))
+    lead = ex.path_to(int(ex.src[cycle[0]]))
+    actions = concrete_actions(ex.instance.platform, policy, [ex.step(e) for e in lead + cycle])
+    return Finding(Verdict.VIOLATED, _scope(ex), actions, ex.instance.page_size, mark=len(lead))
 
 
 def thrash_metrics(policy: Policy) -> str:
-    table = worst_reallocations(exploration(policy), WORST_CASE_K)
+    table = exploration(policy).worst_reallocations(WORST_CASE_K)
     return "worst-case reallocating operations among k consecutive, k=1..16: " + " ".join(map(str, table))
 
 

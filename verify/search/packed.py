@@ -38,7 +38,6 @@ from verify.search.packed_graph import (
     FLAG_FRESH,
     FLAG_OK,
     FLAG_SHRINK_OK,
-    REGISTER,
     PackedGraph,
     calls_flags,
 )
@@ -150,13 +149,16 @@ def _register(sz: _Sizes, ln: Ints, layout: Ints, kind: Ints, phys: Ints, km_ok:
 
 
 def _deregister(
-    sz: _Sizes, plat: Platform, policy: Policy, ln: Ints, layout: Ints, kind: Ints, phys: Ints, km_ok: Bools, vm_ok: Bools
+    sz: _Sizes, plat: Platform, policy: Policy, ln: Ints, layout: Ints, kind: Ints, phys: Ints, km_ok: Bools,
+    vm_ok: Bools,
 ) -> _Posts:
     """retain of process 0, then the policy's shrink_to (its error ignored), as binder_step does it."""
     n = ln - 1
     shape = n.shape
-    trigger = np.broadcast_to(np.asarray(policy.trigger(n, layout), dtype=np.bool_), shape)
-    target = np.broadcast_to(np.asarray(policy.target(n, layout), dtype=np.int64), shape)
+    # The policy's rule, written for ints, applied to arrays (a constant rule broadcasts).
+    rule: Any = policy
+    trigger = np.broadcast_to(np.asarray(rule.trigger(n, layout), dtype=np.bool_), shape)
+    target = np.broadcast_to(np.asarray(rule.target(n, layout), dtype=np.int64), shape)
     goal = np.maximum(n, target)
     runs = trigger & (layout > goal)  # shrink_to does something only above its target
     to_zero = goal == 0
@@ -311,10 +313,15 @@ def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
             nodes += len(uniq)
         else:
             frontier = (zero[:0], zero[:0], zero[:0], zero[:0])
-        src_parts.append((first_id + rows).astype(np.int32))
-        dst_parts.append(dst.astype(np.int32))
-        col_parts.append(cols.astype(np.uint8))
-        flag_parts.append(flags[rows, cols])
+        # networkx lists a node's edges by neighbour, in the order each was first reached: parallel edges together.
+        dst_cells = np.full(keep.shape, -1, dtype=np.int64)
+        dst_cells[rows, cols] = dst
+        first_col = ((dst_cells[:, :, None] == dst_cells[:, None, :]) & keep[:, None, :]).argmax(axis=2)
+        order = np.argsort((rows * len(COLUMNS) + first_col[rows, cols]) * len(COLUMNS) + cols, kind="stable")
+        src_parts.append((first_id + rows[order]).astype(np.int32))
+        dst_parts.append(dst[order].astype(np.int32))
+        col_parts.append(cols[order].astype(np.uint8))
+        flag_parts.append(flags[rows, cols][order])
         first_id += len(ln)
     del table
     return PackedGraph.build(

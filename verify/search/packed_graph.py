@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -26,6 +27,7 @@ from models.vec import VecState
 from verify.search.explorer import Exploration, Instance, canonical
 
 Ints = npt.NDArray[np.int64]
+Ids = npt.NDArray[np.integer[Any]]  # node ids: int32 in the graph, int64 where computed
 Bools = npt.NDArray[np.bool_]
 REGISTER, DEREGISTER = 0, 1
 # An edge's column: (index in ALL_OUTCOMES, action), in the order the reference explorer tries them.
@@ -53,8 +55,8 @@ class PackedGraph:
     requested: Ints
     physical: Ints
     depth: Ints  # breadth-first distance from the initial state (node 0)
-    src: Ints
-    dst: Ints
+    src: npt.NDArray[np.int32]
+    dst: npt.NDArray[np.int32]
     col: npt.NDArray[np.uint8]
     flags: npt.NDArray[np.uint8]
     out_start: Ints  # the out-edges of node u are src[out_start[u]:out_start[u + 1]]
@@ -68,27 +70,22 @@ class PackedGraph:
         instance: Instance,
         states: tuple[Ints, ...],
         depth: Ints,
-        src: Ints,
-        dst: Ints,
+        src: npt.NDArray[np.integer[Any]],
+        dst: npt.NDArray[np.integer[Any]],
         col: npt.NDArray[np.uint8],
         flags: npt.NDArray[np.uint8],
         pruned: int,
         seconds: float,
         requested: Ints | None = None,
     ) -> PackedGraph:
-        """From edges in insertion order (by source): reordered as networkx lists them, parallel edges together."""
+        """From edges in networkx's order for the reference explorer's graph."""
         ln, layout, kind, physical = (np.asarray(a, dtype=np.int64) for a in states)
-        nodes = len(ln)
-        pair = src.astype(np.int64) * nodes + dst
-        _, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
-        order = np.lexsort((np.arange(len(pair)), first[inverse]))
-        out_start = np.searchsorted(src[order], np.arange(nodes + 1)).astype(np.int64)
+        out_start = np.searchsorted(src, np.arange(len(ln) + 1)).astype(np.int64)
         if requested is None:
             requested = np.where(kind == 0, 0, layout * ELEM_SIZE)
         return cls(
             policy, instance, ln, layout, kind, requested, physical, np.asarray(depth, dtype=np.int64),
-            src[order].astype(np.int64), dst[order].astype(np.int64), col[order], flags[order], out_start, pruned,
-            seconds,
+            src.astype(np.int32), dst.astype(np.int32), col, flags, out_start, pruned, seconds,
         )
 
     # --- sizes and edge attributes --------------------------------------------------
@@ -194,7 +191,7 @@ class PackedGraph:
         out = np.arange(self.out_start[u], self.out_start[u + 1])
         return int(out[self.dst[out] == v][0])
 
-    def _neighbours(self) -> tuple[Ints, Ints, Ints, Ints]:
+    def _neighbours(self) -> tuple[Ids, Ids, Ids, Ids]:
         """Distinct successors (first-edge order) and predecessors (by id, the order edges were inserted)."""
         distinct = np.ones(self.edges, dtype=np.bool_)
         distinct[1:] = (self.src[1:] != self.src[:-1]) | (self.dst[1:] != self.dst[:-1])
@@ -241,15 +238,15 @@ class PackedGraph:
         if meet is None:
             raise nx.NetworkXNoPath(f"no path from node {source} to node {target}")
         path: list[int] = []
-        w: int | None = meet
-        while w is not None:
-            path.append(w)
-            w = before[w]
+        hop: int | None = meet
+        while hop is not None:
+            path.append(hop)
+            hop = before[hop]
         path.reverse()
-        w = after[meet]
-        while w is not None:
-            path.append(w)
-            w = after[w]
+        hop = after[meet]
+        while hop is not None:
+            path.append(hop)
+            hop = after[hop]
         return path
 
     def realloc_cycle(self) -> list[int] | None:
@@ -279,7 +276,7 @@ class PackedGraph:
         return table
 
 
-def _has_cycle(nodes: int, src: Ints, dst: Ints) -> bool:
+def _has_cycle(nodes: int, src: Ids, dst: Ids) -> bool:
     """Kahn's algorithm over arrays: a cycle is what is left once nodes without predecessors are peeled off."""
     indeg = np.bincount(dst, minlength=nodes)
     order = np.argsort(src, kind="stable")
