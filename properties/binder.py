@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -29,7 +31,7 @@ from models.allocator_z3 import SymOutcome
 from models.binder import ELEM_SIZE, BinderAction, BinderStep, Deregister, Policy, Register, binder_step
 from models.binder_z3 import SymBinderStep
 from models.catalogue import ModelSpec
-from models.machine import Platform
+from models.machine import PAGE_SIZES, Platform
 from models.vec import VecState
 from models.vec_z3 import SymPlatform, SymVec, type_invariant
 from properties.base import Verdict
@@ -40,7 +42,11 @@ from verify.search.packed_graph import DEREGISTER, REGISTER, Bools, PackedGraph,
 from verify.search.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches, state_from_model
 from verify.search.solver import Answer, Solving, minimal_model, solve
 
-INSTANCE = Instance(page_size=64, max_capacity=40)
+INSTANCE = Instance(page_size=64, max_capacity=40)  # the default; `verify run --max-capacity N` sets another
+EXPLORER_PAGE_SIZES = (64, *PAGE_SIZES)  # the pages a binder trace may have (verify.traces.trace_input)
+MAX_CAPACITY = 65536  # the largest bound `verify run` takes (4096 explores 5.6 million states)
+# The instance the explicit-state properties explore, set for a check by `explored_instance`.
+_EXPLORED: ContextVar[Instance] = ContextVar("explored instance", default=INSTANCE)
 # `never` never shrinks: properties about what follows a shrink say nothing about it.
 SHRANK_THEN_REGISTERS = "a deregistration that shrank the list, then a registration"
 BMC_DEPTH = 8  # the default; `verify run --bmc-depth K` sets another
@@ -191,8 +197,23 @@ def breaks_invariant(plat: Platform, steps: list[BinderStep], _mark: int) -> boo
 # --- explicit-state checks ------------------------------------------------------
 
 
+@contextmanager
+def explored_instance(instance: Instance) -> Iterator[None]:
+    """The explicit-state properties explore `instance` while the block runs."""
+    token = _EXPLORED.set(instance)
+    try:
+        yield
+    finally:
+        _EXPLORED.reset(token)
+
+
+def exploration(policy: Policy) -> PackedGraph:
+    """The explored graph of the instance in use (`explored_instance`)."""
+    return _exploration(policy, _EXPLORED.get())
+
+
 @cache
-def exploration(policy: Policy, instance: Instance = INSTANCE) -> PackedGraph:
+def _exploration(policy: Policy, instance: Instance) -> PackedGraph:
     """The explored graph, every edge of it replayed on the Python model and checked against the Z3 encoding
     before any verdict uses it.
 
