@@ -268,7 +268,12 @@ EDGE_TESTS: dict[Callable[[Platform, list[BinderStep], int], bool], tuple[EdgeTe
 
 
 def _explored(policy: Policy, judge: Callable[[Platform, list[BinderStep], int], bool], pairs: bool) -> Finding:
-    ex = exploration(policy)
+    return explored_finding(exploration(policy), judge, pairs)
+
+
+def explored_finding(ex: PackedGraph, judge: Callable[[Platform, list[BinderStep], int], bool], pairs: bool) -> Finding:
+    """The shortest explored trace whose last operation (or pair) `judge` finds violating, if any."""
+    policy = ex.policy
     tests = EDGE_TESTS[judge]
     assert (len(tests) == 2) == pairs
     edges = ex.shortest_pair(tests[0](ex), tests[1](ex)) if pairs else ex.shortest(tests[0](ex))
@@ -285,9 +290,12 @@ def _explored_happens(policy: Policy, judge: Callable[[Platform, list[BinderStep
 
 
 def _explored_waste(policy: Policy) -> Finding:
+    return waste_finding(exploration(policy))
+
+
+def waste_finding(ex: PackedGraph) -> Finding:
     """The waste bound, and how much memory the page rule's refusals leave held beyond need."""
-    found = _explored(policy, waste, pairs=False)
-    ex = exploration(policy)
+    found = explored_finding(ex, waste, pairs=False)
     refused = ex.dst[ex.shrink_refused()]
     if not len(refused):
         return dataclasses.replace(found, detail="the vmalloc page rule refused no shrink in the explored instance")
@@ -297,17 +305,22 @@ def _explored_waste(policy: Policy) -> Finding:
 
 
 def check_thrash(policy: Policy, _page: int, _solving: Solving, _depth: int) -> Finding:
-    ex = exploration(policy)
+    return thrash_finding(exploration(policy))
+
+
+def thrash_finding(ex: PackedGraph) -> Finding:
+    """A reachable cycle of reallocating operations, or the worst-case table when there is none."""
+    policy = ex.policy
     cycle = ex.realloc_cycle()
     if cycle is None:
-        return Finding(Verdict.PROVED, _scope(ex), page_size=ex.instance.page_size, detail=thrash_metrics(policy))
+        return Finding(Verdict.PROVED, _scope(ex), page_size=ex.instance.page_size, detail=thrash_metrics(ex))
     lead = ex.path_to(int(ex.src[cycle[0]]))
     actions = concrete_actions(ex.instance.platform, policy, [ex.step(e) for e in lead + cycle])
     return Finding(Verdict.VIOLATED, _scope(ex), actions, ex.instance.page_size, mark=len(lead))
 
 
-def thrash_metrics(policy: Policy) -> str:
-    table = exploration(policy).worst_reallocations(WORST_CASE_K)
+def thrash_metrics(ex: PackedGraph) -> str:
+    table = ex.worst_reallocations(WORST_CASE_K)
     return "worst-case reallocating operations among k consecutive, k=1..16: " + " ".join(map(str, table))
 
 
@@ -784,7 +797,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "explicit-state",
         check_thrash,
         thrash,
-        metrics=thrash_metrics,
+        metrics=lambda p: thrash_metrics(exploration(p)),
     ),
     SequenceProperty(
         "binder.reclaim",
