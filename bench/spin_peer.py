@@ -137,31 +137,55 @@ def _inside(bound: int) -> None:
                       "peak_mib": peak, "detail": detail}))
 
 
-def compare(bounds: tuple[int, ...] = BOUNDS) -> list[str]:
-    """Markdown rows, one per bound: the explorer, spin, and their ratio."""
+@dataclass(frozen=True)
+class Row:
+    bound: int
+    ours: Measured  # the explorer and every explicit-state property, in a process of its own
+    explore_seconds: float  # the exploration alone
+    edges: int
+    spin: Measured | None  # None: spin cannot run here
+
+    @property
+    def states_per_second(self) -> float:
+        return self.ours.states / self.explore_seconds
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.spin is None else self.ours.seconds / self.spin.seconds
+
+
+def measure(bounds: tuple[int, ...] = BOUNDS) -> list[Row]:
+    """Each bound: the explorer, then spin; their state counts must agree."""
     missing = spin_available()
-    rows = [
-        "| capacity bound | states (explorer) | edges | explore s | states/s | explorer s, all properties"
-        " | explorer MiB | states (spin) | spin s, compile included | spin MiB | explorer/spin time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    details = []
+    rows = []
     for bound in bounds:
-        ours, explore_s, edges = run_explorer(bound)
+        ours, explore_seconds, edges = run_explorer(bound)
         spin = None if missing else run_spin(bound)
         if spin is not None and spin.states != ours.states:
             raise SystemExit(f"bound {bound}: the explorer stores {ours.states} states, spin {spin.states}")
+        rows.append(Row(bound, ours, explore_seconds, edges, spin))
+    return rows
+
+
+def table(rows: list[Row]) -> list[str]:
+    """Markdown: one row per bound, then what the properties found at each."""
+    missing = spin_available()
+    lines = [
+        "| capacity bound | states | edges | exploration s | states/s | explorer s, all properties | explorer MiB"
+        " | spin states | spin s, compile included | spin MiB | explorer/spin time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
         theirs = (
-            f"{spin.states} | {spin.seconds:.2f} | {spin.peak_mib:.0f} | {ours.seconds / spin.seconds:.2f}"
-            if spin is not None
-            else f"({missing}) | | | "
+            f"{r.spin.states} | {r.spin.seconds:.2f} | {r.spin.peak_mib:.0f} | {r.ratio:.2f}"
+            if r.spin is not None
+            else f"({missing}) | | |"
         )
-        rows.append(
-            f"| {bound} | {ours.states} | {edges} | {explore_s:.2f} | {ours.states / explore_s:.0f} |"
-            f" {ours.seconds:.2f} | {ours.peak_mib:.0f} | {theirs} |"
+        lines.append(
+            f"| {r.bound} | {r.ours.states} | {r.edges} | {r.explore_seconds:.2f} | {r.states_per_second:.0f} |"
+            f" {r.ours.seconds:.2f} | {r.ours.peak_mib:.0f} | {theirs} |"
         )
-        details.append(f"- capacity {bound}: {ours.detail}")
-    return [*rows, "", *details]
+    return [*lines, "", *(f"- capacity {r.bound}: {r.ours.detail}" for r in rows)]
 
 
 def main() -> None:
@@ -169,7 +193,7 @@ def main() -> None:
         _inside(int(sys.argv[2]))
         return
     bounds = tuple(int(b) for b in sys.argv[1:]) or BOUNDS
-    print("\n".join(compare(bounds)))
+    print("\n".join(table(measure(bounds))))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import networkx as nx
@@ -115,6 +116,10 @@ class PackedGraph:
 
     def reallocates(self) -> Bools:
         """BinderStep.reallocates: a new layout, or a different allocation behind the pointer."""
+        return self._reallocates
+
+    @cached_property
+    def _reallocates(self) -> Bools:
         live_pre, live_post = self.kind[self.src] != 0, self.kind[self.dst] != 0
         moved = (live_pre != live_post) | (live_pre & live_post & self.flag(FLAG_FRESH))
         return (self.layout[self.dst] != self.layout[self.src]) | moved
@@ -191,13 +196,14 @@ class PackedGraph:
         out = np.arange(self.out_start[u], self.out_start[u + 1])
         return int(out[self.dst[out] == v][0])
 
+    @cached_property
     def _neighbours(self) -> tuple[Ids, Ids, Ids, Ids]:
         """Distinct successors (first-edge order) and predecessors (by id, the order edges were inserted)."""
         distinct = np.ones(self.edges, dtype=np.bool_)
         distinct[1:] = (self.src[1:] != self.src[:-1]) | (self.dst[1:] != self.dst[:-1])
         s, d = self.src[distinct], self.dst[distinct]
         succ_start = np.searchsorted(s, np.arange(self.states + 1))
-        by_dst = np.lexsort((s, d))
+        by_dst = np.argsort(d, kind="stable")  # sources stay ascending within each target
         pred_start = np.searchsorted(d[by_dst], np.arange(self.states + 1))
         return d, succ_start, s[by_dst], pred_start
 
@@ -205,7 +211,7 @@ class PackedGraph:
         """networkx's _bidirectional_pred_succ and the path it builds, over arrays."""
         if source == target:
             return [source]
-        succ, succ_start, pred, pred_start = self._neighbours()
+        succ, succ_start, pred, pred_start = self._neighbours
         before: dict[int, int | None] = {source: None}
         after: dict[int, int | None] = {target: None}
         forward, reverse = [source], [target]
@@ -262,13 +268,13 @@ class PackedGraph:
 
     def worst_reallocations(self, k_max: int) -> list[int]:
         """For k = 1..k_max, the most reallocating operations among any k consecutive ones."""
-        gain = self.reallocates().astype(np.int64)
+        gain = self.reallocates().astype(np.int32)  # values at most k_max: narrow, less memory traffic
         has_out = self.out_start[1:] > self.out_start[:-1]
         starts = self.out_start[:-1][has_out]
-        best = np.zeros(self.states, dtype=np.int64)
+        best = np.zeros(self.states, dtype=np.int32)
         table = []
         for _ in range(k_max):
-            nxt = np.zeros(self.states, dtype=np.int64)
+            nxt = np.zeros(self.states, dtype=np.int32)
             if len(starts):
                 nxt[has_out] = np.maximum.reduceat(gain + best[self.dst], starts)
             best = nxt
