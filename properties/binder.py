@@ -44,7 +44,6 @@ from verify.search.solver import Answer, Solving, minimal_model, solve
 
 INSTANCE = Instance(page_size=64, max_capacity=40)  # the default; `verify run --max-capacity N` sets another
 EXPLORER_PAGE_SIZES = (64, *PAGE_SIZES)  # the pages a binder trace may have (verify.traces.trace_input)
-MAX_CAPACITY = 65536  # the largest bound `verify run` takes (4096 explores 5.6 million states)
 # The instance the explicit-state properties explore, set for a check by `explored_instance`.
 _EXPLORED: ContextVar[Instance] = ContextVar("explored instance", default=INSTANCE)
 # `never` never shrinks: properties about what follows a shrink say nothing about it.

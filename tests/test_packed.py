@@ -15,8 +15,12 @@ from verify.search.packed_graph import EdgeMismatch, PackedGraph, from_explorati
 ARRAYS = ("len", "layout", "kind", "requested", "physical", "depth", "src", "dst", "col", "flags", "out_start")
 # A policy that reallocates on every operation around capacity 4: grow at 4, shrink back at 3.
 THRASHING = Policy(
-    "thrash", "len < cap: shrink_to(len)", lambda n, cap: n < cap, lambda n, cap: n,
-    lambda n, cap: n < cap, lambda n, cap: n,
+    "thrash",
+    "len < cap: shrink_to(len)",
+    lambda n, cap: n < cap,
+    lambda n, cap: n,
+    lambda n, cap: n < cap,
+    lambda n, cap: n,
 )
 
 
@@ -37,6 +41,16 @@ def test_the_packed_graph_is_the_reference_graph(policy: Policy, bound: int) -> 
     for name in ARRAYS:
         assert np.array_equal(getattr(packed, name), getattr(reference, name)), name
     assert packed.pruned == reference.pruned
+
+
+@pytest.mark.parametrize("page", [4096, 65536])
+def test_the_packed_graph_is_the_reference_graph_on_real_pages(page: int) -> None:
+    instance = Instance(page, 64)
+    packed, reference = (
+        explore_packed(policy_named("v6"), instance),
+        from_exploration(explore(policy_named("v6"), instance)),
+    )
+    assert all(np.array_equal(getattr(packed, n), getattr(reference, n)) for n in ARRAYS)
 
 
 @pytest.mark.parametrize(

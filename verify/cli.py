@@ -28,7 +28,7 @@ from models.catalogue import MODELS, ModelSpec
 from models.faults import FAULTS
 from models.machine import PAGE_SIZE_PRESETS, PAGE_SIZES, PRESETS
 from properties.base import Property
-from properties.binder import BMC_DEPTH, EXPLORER_PAGE_SIZES, INSTANCE, MAX_CAPACITY, SequenceProperty
+from properties.binder import BMC_DEPTH, EXPLORER_PAGE_SIZES, INSTANCE, SequenceProperty
 from properties.registry import all_properties, applicable
 from verify import __version__
 from verify.check.engine import ReplayError
@@ -45,6 +45,7 @@ from verify.search.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
 from verify.search.confirm import SOLVERS as SECOND_SOLVERS
 from verify.search.confirm import version as confirm_version
 from verify.search.explorer import Instance, explore
+from verify.search.packed import MAX_CAPACITY
 from verify.search.solver import seconds_to_ms, timeout_problem
 from verify.source import command as source_command
 from verify.traces.replay import replay

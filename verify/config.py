@@ -15,9 +15,10 @@ from typing import Any
 from models.catalogue import MODELS
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES, PRESETS
-from properties.binder import BMC_DEPTH, EXPLORER_PAGE_SIZES, INSTANCE, MAX_CAPACITY
+from properties.binder import BMC_DEPTH, EXPLORER_PAGE_SIZES, INSTANCE
 from verify.search.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
 from verify.search.confirm import SOLVERS as SECOND_SOLVERS
+from verify.search.packed import MAX_CAPACITY
 from verify.search.solver import timeout_problem
 
 

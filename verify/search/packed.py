@@ -45,7 +45,7 @@ from verify.search.packed_graph import (
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 NONE, KMALLOC, VMALLOC = 0, 1, 2  # the buffer's kind; NONE: dangling
-MAX_CAPACITY = 1 << 20  # keys and tables stay within int64 and memory below this bound
+MAX_CAPACITY = 1 << 16  # a packed key stays within int64 (checked); 4096 already explores 5.6 million states
 
 
 @dataclass
@@ -257,6 +257,7 @@ def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
     bound = instance.max_capacity
     sz = _Sizes.of(plat, 2 * bound + 2)
     phys_span = int(max(sz.kmalloc.max(), sz.vmalloc_huge.max(), sz.vmalloc_pages.max())) + 1
+    assert (((bound + 1) * (bound + 1)) * 3) * phys_span < 1 << 63, "packed keys would overflow int64"
 
     def key(ln: Ints, layout: Ints, kind: Ints, phys: Ints) -> Ints:
         return ((ln * (bound + 1) + layout) * 3 + kind) * phys_span + phys
