@@ -156,6 +156,8 @@ def main() -> None:
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}, z3 {z3.get_version_string()}, verify {__version__}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- load average at the end (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        " (other work on the machine slows every figure; the explorer/spin ratio compares two runs under it)",
         "",
         "## Numbers",
         "",
