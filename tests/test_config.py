@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,11 @@ def test_every_key_is_read(tmp_path: Path) -> None:
         "[tool.verify]\npage-size = 16384\ntimeout = 5\nbmc-depth = 3\njobs = 1\n"
         'models = ["kvvec-v6/u8"]\nfaults = ["always-noop"]\ncounterexamples = "cex"\ncache-dir = "cache"\n'
         "confirm = true\n"
-        'second-solver = "cvc5"\n',
+        'second-solver = "cvc5"\n'
+        "max-capacity = 128\nexplorer-page-size = 4096\n",
     )
     expected = Settings(16384, 5.0, 3, 1, ("kvvec-v6/u8",), ("always-noop",), "cex", "cache", True, "cvc5")
-    assert load(path) == expected
+    assert load(path) == dataclasses.replace(expected, max_capacity=128, explorer_page_size=4096)
 
 
 @pytest.mark.parametrize(

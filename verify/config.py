@@ -33,8 +33,6 @@ class Settings:
     page_size: int = 4096
     timeout: float = 60.0  # seconds per solver query
     bmc_depth: int = BMC_DEPTH
-    max_capacity: int = INSTANCE.max_capacity  # the explicit-state properties' capacity bound
-    explorer_page_size: int = INSTANCE.page_size  # and their PAGE_SIZE
     jobs: int | None = None  # None: the number of cores
     models: tuple[str, ...] = ()  # model names to check; empty: every model
     faults: tuple[str, ...] = ()
@@ -44,6 +42,8 @@ class Settings:
     second_solver: str = DEFAULT_SECOND_SOLVER  # which one re-checks, with confirm
     source: str | None = None  # a kernel tree whose source every run also checks for conformance (verify source)
     platform: str | None = None  # a preset of models/machine.py; None: the page size's default preset
+    max_capacity: int = INSTANCE.max_capacity  # the explicit-state properties' capacity bound
+    explorer_page_size: int = INSTANCE.page_size  # and their PAGE_SIZE
 
 
 def _is_int(v: Any) -> bool:
