@@ -54,7 +54,9 @@ def test_the_packed_graph_is_the_reference_graph_on_real_pages(page: int) -> Non
 
 
 @pytest.mark.parametrize(
-    "faults", [frozenset({"binder-trigger-cap-8"}), frozenset({"binder-target-cap-half"})], ids=sorted
+    "faults",
+    [frozenset({f}) for f in ("binder-trigger-cap-8", "binder-target-cap-half", "binder-target-len-8")],
+    ids=sorted,
 )
 def test_a_policys_own_rule_faults_run_packed_too(faults: frozenset[str]) -> None:
     policy = with_faults(policy_named("v6"), faults)

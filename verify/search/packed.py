@@ -162,15 +162,17 @@ def _deregister(
     goal = np.maximum(n, target)
     runs = trigger & (layout > goal)  # shrink_to does something only above its target
     to_zero = goal == 0
+    # The allocators' sizes where shrink_to calls them (below the layout, so within the tables), 1 elsewhere.
+    new_elems = np.where(runs & ~to_zero, goal, 1)
     # A kmalloc (or dangling) buffer goes through realloc: free at 0, else krealloc, in place when it fits.
     km_path = runs & (kind != VMALLOC)
-    km = _kvrealloc(sz, np.where(layout == 0, NONE, kind), phys, np.maximum(goal, 1), km_ok, vm_ok)
+    km = _kvrealloc(sz, np.where(layout == 0, NONE, kind), phys, new_elems, km_ok, vm_ok)
     km_ok_all = to_zero | km.ok
     # A vmalloc buffer is replaced only if that frees a page: free at 0, else alloc, copy, free.
     page = plat.page_size
     frees_page = -(-(layout * ELEM_SIZE) // page) > -(-(goal * ELEM_SIZE) // page)
     vm_path = runs & (kind == VMALLOC) & frees_page
-    vm = _kvmalloc(sz, np.maximum(goal, 1), km_ok, vm_ok)
+    vm = _kvmalloc(sz, new_elems, km_ok, vm_ok)
     vm_ok_all = to_zero | vm.ok
     changes = (km_path & km_ok_all) | (vm_path & vm_ok_all)
     new_kind = np.where(to_zero, NONE, np.where(km_path, km.kind, vm.kind))
