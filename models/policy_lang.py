@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import z3
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -290,6 +291,44 @@ def _bool_z3(e: BoolExpr, n: Any, cap: Any) -> tuple[Any, Any]:
     return z3.Or(a, b), z3.Or(fa, z3.And(z3.Not(a), fb))
 
 
+# --- numpy: the rule over whole arrays of (len, cap), for the packed explorer -------------
+# Object arrays of Python ints, so the values are exact and wrap as a usize; a division by zero takes
+# SMT-LIB's value, as above. Both operands of && and || are computed (no faults are reported here).
+
+
+def _int_np(e: IntExpr, n: Any, cap: Any) -> Any:
+    if isinstance(e, Number):
+        return e.value
+    if isinstance(e, Variable):
+        return n if e.name == "len" else cap
+    a, b = _int_np(e.left, n, cap), _int_np(e.right, n, cap)
+    if e.op in ("/", "%"):
+        zero = np.equal(b, 0)
+        safe = np.where(zero, 1, b)
+        exact = np.where(zero, MASK if e.op == "/" else a, a // safe if e.op == "/" else a % safe)
+    else:
+        exact = {
+            "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+            "min": lambda: np.minimum(a, b), "max": lambda: np.maximum(a, b),
+        }[e.op]()
+    return np.asarray(exact, dtype=object) % (MASK + 1)
+
+
+def _bool_np(e: BoolExpr, n: Any, cap: Any) -> Any:
+    if isinstance(e, BoolConst):
+        return np.full(np.shape(n), e.value)
+    if isinstance(e, Negate):
+        return ~_bool_np(e.operand, n, cap)
+    if isinstance(e, Compare):
+        return np.asarray(_COMPARE_PY[e.op](_int_np(e.left, n, cap), _int_np(e.right, n, cap)), dtype=np.bool_)
+    a, b = _bool_np(e.left, n, cap), _bool_np(e.right, n, cap)
+    return a & b if e.op == "&&" else a | b
+
+
+def _objects(values: Any) -> Any:
+    return np.asarray(values).astype(object)
+
+
 @dataclass(frozen=True)
 class Compiled:
     """One policy definition in both encodings."""
@@ -328,8 +367,11 @@ def compile_policy(text: str) -> Compiled:
 
     return Compiled(
         text,
-        lambda n, cap: _bool_py(trigger, n, cap, []),
-        lambda n, cap: _int_py(target, n, cap, []),
+        # Python ints, or numpy arrays of them (the packed explorer's levels).
+        lambda n, cap: _bool_np(trigger, _objects(n), _objects(cap)) if isinstance(n, np.ndarray)
+        else _bool_py(trigger, n, cap, []),
+        lambda n, cap: _int_np(target, _objects(n), _objects(cap)) if isinstance(n, np.ndarray)
+        else _int_py(target, n, cap, []),
         lambda n, cap: _bool_z3(trigger, n, cap)[0],
         lambda n, cap: _int_z3(target, n, cap)[0],
         fault,

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import networkx as nx
+import numpy as np
 import z3
 
 from models import binder_z3
@@ -29,16 +31,21 @@ from models.allocator_z3 import SymOutcome
 from models.binder import ELEM_SIZE, BinderAction, BinderStep, Deregister, Policy, Register, binder_step
 from models.binder_z3 import SymBinderStep
 from models.catalogue import ModelSpec
-from models.machine import Platform
+from models.machine import PAGE_SIZES, Platform
 from models.vec import VecState
 from models.vec_z3 import SymPlatform, SymVec, type_invariant
 from properties.base import Verdict
 from properties.shrink import state_equal_py, state_equal_z3
-from verify.search.explorer import Exploration, Instance, canonical, explore, realloc_cycle, worst_reallocations
+from verify.search.explorer import Instance, canonical, explore
+from verify.search.packed import explore_packed
+from verify.search.packed_graph import DEREGISTER, REGISTER, Bools, PackedGraph, from_exploration
 from verify.search.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches, state_from_model
 from verify.search.solver import Answer, Solving, minimal_model, solve
 
-INSTANCE = Instance(page_size=64, max_capacity=40)
+INSTANCE = Instance(page_size=64, max_capacity=40)  # the default; `verify run --max-capacity N` sets another
+EXPLORER_PAGE_SIZES = (64, *PAGE_SIZES)  # the pages a binder trace may have (verify.traces.trace_input)
+# The instance the explicit-state properties explore, set for a check by `explored_instance`.
+_EXPLORED: ContextVar[Instance] = ContextVar("explored instance", default=INSTANCE)
 # `never` never shrinks: properties about what follows a shrink say nothing about it.
 SHRANK_THEN_REGISTERS = "a deregistration that shrank the list, then a registration"
 BMC_DEPTH = 8  # the default; `verify run --bmc-depth K` sets another
@@ -201,43 +208,91 @@ def breaks_invariant(plat: Platform, steps: list[BinderStep], _mark: int) -> boo
 # --- explicit-state checks ------------------------------------------------------
 
 
+@contextmanager
+def explored_instance(instance: Instance) -> Iterator[None]:
+    """The explicit-state properties explore `instance` while the block runs."""
+    token = _EXPLORED.set(instance)
+    try:
+        yield
+    finally:
+        _EXPLORED.reset(token)
+
+
+def exploration(policy: Policy) -> PackedGraph:
+    """The explored graph of the instance in use (`explored_instance`)."""
+    return _exploration(policy, _EXPLORED.get())
+
+
 @cache
-def exploration(policy: Policy) -> Exploration:
-    """The explored graph, every edge of it checked against the Z3 encoding before any verdict uses it."""
+def _exploration(policy: Policy, instance: Instance) -> PackedGraph:
+    """The explored graph, every edge of it replayed on the Python model and checked against the Z3 encoding
+    before any verdict uses it.
+
+    The packed explorer runs the kernel's rules; a policy with seeded Vec, allocator or operation faults
+    is explored by the reference explorer, on the Python model itself.
+    """
     from verify.search.edges import check_explored_edges
 
-    ex = explore(policy, INSTANCE)
-    check_explored_edges(INSTANCE.platform, policy, (s for _, _, s in ex.steps()))
+    ex = from_exploration(explore(policy, instance)) if policy.faults else explore_packed(policy, instance)
+    check_explored_edges(instance.platform, policy, ex.steps())
     return ex
 
 
-def _scope(ex: Exploration) -> str:
+def _scope(ex: PackedGraph) -> str:
     return f"explicit-state: {ex.states} states, {ex.edges} edges, {ex.instance.describe()}"
 
 
-def _shortest(ex: Exploration, candidates: list[tuple[VecState, list[BinderStep]]]) -> list[BinderStep] | None:
-    """The shortest trace: a shortest path to the start of the violating steps, then the steps."""
-    if not candidates:
-        return None
-    dist = nx.single_source_shortest_path_length(ex.graph, ex.initial)
-    start, tail = min(candidates, key=lambda c: dist[c[0]] + len(c[1]))
-    return ex.path_to(start) + tail
+# The judges above, over every explored edge at once (tests/test_packed.py holds each to its judge).
+EdgeTest = Callable[[PackedGraph], Bools]
+
+
+def _is(action: int) -> EdgeTest:
+    return lambda ex: ex.is_register() == (action == REGISTER)
+
+
+def _shrinking_deregistration(ex: PackedGraph) -> Bools:
+    return _is(DEREGISTER)(ex) & ex.shrank()
+
+
+def _reallocating_registration(ex: PackedGraph) -> Bools:
+    return ex.is_register() & ex.reallocates()
+
+
+def _wasteful(ex: PackedGraph) -> Bools:
+    kept = _is(DEREGISTER)(ex) & ~ex.shrink_failed() & ~ex.shrink_refused()
+    return kept & (ex.layout[ex.dst] >= 4 * (ex.len[ex.dst] + 1))
+
+
+def _over_reclaim_bound(ex: PackedGraph) -> Bools:
+    plat = ex.instance.platform
+    bound = np.array([reclaim_bound(plat, n) for n in range(int(ex.len.max()) + 1)], dtype=np.int64)
+    return _is(DEREGISTER)(ex) & ~ex.shrink_failed() & (ex.physical[ex.dst] > bound[ex.len[ex.dst]])
+
+
+# judge -> (test of the last edge) or (test of the first, test of the second) of a violating pair
+EDGE_TESTS: dict[Callable[[Platform, list[BinderStep], int], bool], tuple[EdgeTest, ...]] = {
+    regrow: (_shrinking_deregistration, _reallocating_registration),
+    shrank_then_registers: (_shrinking_deregistration, _is(REGISTER)),
+    waste: (_wasteful,),
+    reclaim: (_over_reclaim_bound,),
+}
 
 
 def _explored(policy: Policy, judge: Callable[[Platform, list[BinderStep], int], bool], pairs: bool) -> Finding:
-    ex = exploration(policy)
-    plat = INSTANCE.platform
-    candidates = []
-    for u, v, s in ex.steps():
-        if pairs:
-            candidates += [(u, [s, r]) for _, _, r in ex.graph.out_edges(v, data="step") if judge(plat, [s, r], 0)]
-        elif judge(plat, [s], 0):
-            candidates.append((u, [s]))
-    trace = _shortest(ex, candidates)
-    if trace is None:
-        return Finding(Verdict.PROVED, _scope(ex), page_size=INSTANCE.page_size)
-    actions = concrete_actions(plat, policy, trace)
-    return Finding(Verdict.VIOLATED, _scope(ex), actions, INSTANCE.page_size)
+    return explored_finding(exploration(policy), judge, pairs)
+
+
+def explored_finding(ex: PackedGraph, judge: Callable[[Platform, list[BinderStep], int], bool], pairs: bool) -> Finding:
+    """The shortest explored trace whose last operation (or pair) `judge` finds violating, if any."""
+    policy = ex.policy
+    tests = EDGE_TESTS[judge]
+    assert (len(tests) == 2) == pairs
+    edges = ex.shortest_pair(tests[0](ex), tests[1](ex)) if pairs else ex.shortest(tests[0](ex))
+    if edges is None:
+        return Finding(Verdict.PROVED, _scope(ex), page_size=ex.instance.page_size)
+    plat = ex.instance.platform
+    actions = concrete_actions(plat, policy, [ex.step(e) for e in edges])
+    return Finding(Verdict.VIOLATED, _scope(ex), actions, ex.instance.page_size)
 
 
 def _explored_happens(policy: Policy, judge: Callable[[Platform, list[BinderStep], int], bool], pairs: bool) -> Answer:
@@ -246,29 +301,37 @@ def _explored_happens(policy: Policy, judge: Callable[[Platform, list[BinderStep
 
 
 def _explored_waste(policy: Policy) -> Finding:
+    return waste_finding(exploration(policy))
+
+
+def waste_finding(ex: PackedGraph) -> Finding:
     """The waste bound, and how much memory the page rule's refusals leave held beyond need."""
-    found = _explored(policy, waste, pairs=False)
-    beyond = [
-        s.post.physical() - s.post.len * ELEM_SIZE for _, _, s in exploration(policy).steps() if shrink_refused(s)
-    ]
-    if not beyond:
+    found = explored_finding(ex, waste, pairs=False)
+    refused = ex.dst[ex.shrink_refused()]
+    if not len(refused):
         return dataclasses.replace(found, detail="the vmalloc page rule refused no shrink in the explored instance")
-    detail = f"where the page rule refused a shrink: at most {max(beyond)} bytes held beyond the processes' own"
+    beyond = int((ex.physical[refused] - ex.len[refused] * ELEM_SIZE).max())
+    detail = f"where the page rule refused a shrink: at most {beyond} bytes held beyond the processes' own"
     return dataclasses.replace(found, detail=detail)
 
 
 def check_thrash(policy: Policy, _page: Platform | int, _solving: Solving, _depth: int) -> Finding:
-    ex = exploration(policy)
-    cycle = realloc_cycle(ex)
+    return thrash_finding(exploration(policy))
+
+
+def thrash_finding(ex: PackedGraph) -> Finding:
+    """A reachable cycle of reallocating operations, or the worst-case table when there is none."""
+    policy = ex.policy
+    cycle = ex.realloc_cycle()
     if cycle is None:
-        return Finding(Verdict.PROVED, _scope(ex), page_size=INSTANCE.page_size, detail=thrash_metrics(policy))
-    lead = ex.path_to(canonical(cycle[0].pre))
-    actions = concrete_actions(INSTANCE.platform, policy, lead + cycle)
-    return Finding(Verdict.VIOLATED, _scope(ex), actions, INSTANCE.page_size, mark=len(lead))
+        return Finding(Verdict.PROVED, _scope(ex), page_size=ex.instance.page_size, detail=thrash_metrics(ex))
+    lead = ex.path_to(int(ex.src[cycle[0]]))
+    actions = concrete_actions(ex.instance.platform, policy, [ex.step(e) for e in lead + cycle])
+    return Finding(Verdict.VIOLATED, _scope(ex), actions, ex.instance.page_size, mark=len(lead))
 
 
-def thrash_metrics(policy: Policy) -> str:
-    table = worst_reallocations(exploration(policy), WORST_CASE_K)
+def thrash_metrics(ex: PackedGraph) -> str:
+    table = ex.worst_reallocations(WORST_CASE_K)
     return "worst-case reallocating operations among k consecutive, k=1..16: " + " ".join(map(str, table))
 
 
@@ -796,7 +859,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         "explicit-state",
         check_thrash,
         thrash,
-        metrics=thrash_metrics,
+        metrics=lambda p: thrash_metrics(exploration(p)),
     ),
     SequenceProperty(
         "binder.reclaim",

@@ -16,7 +16,7 @@ from models.vec import VecState
 from models.vec_z3 import SymPlatform, lift_state
 from properties.base import Verdict
 from properties.binder import INSTANCE, check_thrash, exploration, regrow, replay
-from verify.search.explorer import Instance, explore, realloc_cycle, worst_reallocations
+from verify.search.explorer import Instance, explore, realloc_cycle
 from verify.search.solver import Answer, Solving
 
 PLAT = Platform(ELEM_SIZE, 4096)
@@ -54,7 +54,7 @@ def test_explorer_counts_on_the_fixed_instance(name: str, states: int, edges: in
 
 
 def test_worst_case_reallocations_table_for_v6() -> None:
-    table = worst_reallocations(exploration(policy_named("v6")), 16)
+    table = exploration(policy_named("v6")).worst_reallocations(16)
     assert table == [1, 2, 3, 4, 4, 5, 5, 6, 7, 8, 8, 9, 9, 10, 11, 12]
 
 

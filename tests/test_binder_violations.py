@@ -156,10 +156,10 @@ def test_a_violation_does_not_stop_the_other_checks(jobs: int) -> None:
 def test_an_internal_error_in_one_check_leaves_the_others(monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
     real_check = runner.check
 
-    def crashing(prop: SequenceProperty, *args: object) -> Result:
+    def crashing(prop: SequenceProperty, *args: object, **kwargs: object) -> Result:
         if prop.id == "binder.keeps-others":
             raise RuntimeError("injected\nover two lines")
-        return real_check(prop, *args)  # type: ignore[arg-type]
+        return real_check(prop, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runner, "check", crashing)
     v6 = model_named("binder/v6")
@@ -177,10 +177,10 @@ def test_verify_run_reports_every_row_and_exits_2_after_an_internal_error(
 ) -> None:
     real_check = runner.check
 
-    def crashing(prop: SequenceProperty, model: ModelSpec, *args: object) -> Result:
+    def crashing(prop: SequenceProperty, model: ModelSpec, *args: object, **kwargs: object) -> Result:
         if model.name == "binder/v4":
             raise KeyError("boom")
-        return real_check(prop, model, *args)  # type: ignore[arg-type]
+        return real_check(prop, model, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runner, "check", crashing)
     args = ["run", "binder.failed-register-unchanged", "--jobs", "1", "--no-cache"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,11 @@ def test_every_key_is_read(tmp_path: Path) -> None:
         "[tool.verify]\npage-size = 16384\ntimeout = 5\nbmc-depth = 3\njobs = 1\n"
         'models = ["kvvec-v6/u8"]\nfaults = ["always-noop"]\ncounterexamples = "cex"\ncache-dir = "cache"\n'
         "confirm = true\n"
-        'second-solver = "cvc5"\n',
+        'second-solver = "cvc5"\n'
+        "max-capacity = 128\nexplorer-page-size = 4096\n",
     )
     expected = Settings(16384, 5.0, 3, 1, ("kvvec-v6/u8",), ("always-noop",), "cex", "cache", True, "cvc5")
-    assert load(path) == expected
+    assert load(path) == dataclasses.replace(expected, max_capacity=128, explorer_page_size=4096)
 
 
 @pytest.mark.parametrize(
@@ -61,6 +63,9 @@ def test_every_key_is_read(tmp_path: Path) -> None:
             "models = ['kvvec-v6/u8', 'kvvec-v6/u8', 'kvvec-v6/u8', 'kvvec-v6/u... must be",
         ),
         ("bmc-depth = 65", "bmc-depth = 65 must be an integer in 1..64"),
+        ("max-capacity = 0", "max-capacity = 0 must be an integer in 1..65536"),
+        ('max-capacity = "40"', "max-capacity = '40' must be an integer in 1..65536"),
+        ("explorer-page-size = 128", "explorer-page-size = 128 must be one of 64, 4096, 16384, 65536"),
         ("jobs = 0", "jobs = 0 must be an integer, at least 1"),
         ('models = ["kvvec-v6/u7"]', "names unknown 'kvvec-v6/u7'"),
         ('models = "kvvec-v6/u8"', "must be a list of strings"),
@@ -144,3 +149,17 @@ def test_config_turns_on_the_second_solver_and_the_flag_turns_it_off(
 def test_the_projects_own_config_is_valid() -> None:
     settings = load(Path(__file__).parent.parent / "pyproject.toml")
     assert settings.page_size == 4096 and settings.timeout == 60.0
+
+
+def test_the_explored_instance_comes_from_config_and_the_flag_replaces_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "[tool.verify]\nmax-capacity = 16\n")
+    argv = ["run", "binder.no-thrash", "--config", str(path), "--format", "json", "--no-cache"]
+    assert main([*argv, "--counterexamples", str(tmp_path / "cex")]) == 0
+    out = capsys.readouterr().out
+    # v6 at capacity 16: 125 states (tests/test_packed.py holds them to the reference explorer).
+    assert "explicit-state: 125 states, 259 edges, PAGE_SIZE 64 B, capacity <= 16" in out
+    assert '"max_capacity": 16' in out and '"explorer_page_size": 64' in out
+    assert main([*argv, "--counterexamples", str(tmp_path / "cex"), "--max-capacity", "20"]) == 0
+    assert "capacity <= 20" in capsys.readouterr().out

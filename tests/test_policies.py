@@ -189,3 +189,17 @@ def test_config_policies_are_checked_models(tmp_path: Path) -> None:
     bad = verify("run", "policy-arithmetic", cwd=tmp_path)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "[tool.verify]: policies.eighth = 'len < cap/8 => len*': column 20: the policy ends early" in bad.stderr
+
+
+@pytest.mark.parametrize("rule", RULES)
+@given(values=st.lists(st.tuples(st.one_of(small, usize), st.one_of(small, usize)), min_size=1, max_size=20))
+@settings(max_examples=50, deadline=None)
+def test_arrays_evaluate_as_each_of_their_values(rule: str, values: list[tuple[int, int]]) -> None:
+    # The packed explorer applies a rule to a whole level at once.
+    import numpy as np
+
+    c = compile_policy(rule)
+    n = np.array([v[0] for v in values], dtype=object)
+    cap = np.array([v[1] for v in values], dtype=object)
+    assert list(c.trigger(n, cap)) == [c.trigger(a, b) for a, b in values]
+    assert list(c.target(n, cap)) == [c.target(a, b) for a, b in values]

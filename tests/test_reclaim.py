@@ -33,13 +33,8 @@ def test_reclaim_holds_while_the_list_stays_within_the_bounds_smallest_object(po
     assert _fires(Instance(PAGE, 8), policy)
 
 
-def test_the_engine_proves_reclaim_on_an_instance_where_it_holds(monkeypatch: pytest.MonkeyPatch) -> None:
-    binder.exploration.cache_clear()
-    monkeypatch.setattr(binder, "INSTANCE", Instance(PAGE, 4))
-    try:
-        result = check(RECLAIM, model_named("binder/v6"), 4096, Solving(60_000))
-    finally:
-        binder.exploration.cache_clear()
+def test_the_engine_proves_reclaim_on_an_instance_where_it_holds() -> None:
+    result = check(RECLAIM, model_named("binder/v6"), 4096, Solving(60_000), explorer=Instance(PAGE, 4))
     assert result.verdict is Verdict.PROVED and "capacity <= 4" in result.scope
 
 

@@ -28,7 +28,7 @@ from models.catalogue import MODELS, ModelSpec, chosen_policies, policy_model
 from models.faults import FAULTS
 from models.machine import PAGE_SIZE_PRESETS, PAGE_SIZES, PRESETS
 from properties.base import Property
-from properties.binder import BMC_DEPTH, SequenceProperty
+from properties.binder import BMC_DEPTH, EXPLORER_PAGE_SIZES, INSTANCE, SequenceProperty
 from properties.registry import all_properties, applicable
 from verify import __version__
 from verify.check.engine import ReplayError
@@ -45,6 +45,7 @@ from verify.search.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
 from verify.search.confirm import SOLVERS as SECOND_SOLVERS
 from verify.search.confirm import version as confirm_version
 from verify.search.explorer import Instance, explore
+from verify.search.packed import MAX_CAPACITY
 from verify.search.solver import seconds_to_ms, timeout_problem
 from verify.source import command as source_command
 from verify.source import steps as source_steps
@@ -122,6 +123,16 @@ def build_parser() -> Parser:
         help="directory where counterexample traces are saved (default: counterexamples/)",
     )
     run.add_argument("--bmc-depth", type=int, help=f"operations unrolled by BMC (default {BMC_DEPTH})")
+    run.add_argument(
+        "--max-capacity",
+        type=int,
+        help=f"the explicit-state properties' capacity bound (default {INSTANCE.max_capacity})",
+    )
+    run.add_argument(
+        "--explorer-page-size",
+        type=int,
+        help=f"the explicit-state properties' PAGE_SIZE (default {INSTANCE.page_size})",
+    )
     run.add_argument(
         "--jobs",
         type=int,
@@ -330,6 +341,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         platform=platform,
         timeout=base.timeout if args.timeout is None else args.timeout,
         bmc_depth=base.bmc_depth if args.bmc_depth is None else args.bmc_depth,
+        max_capacity=base.max_capacity if args.max_capacity is None else args.max_capacity,
+        explorer_page_size=base.explorer_page_size if args.explorer_page_size is None else args.explorer_page_size,
         jobs=base.jobs if args.jobs is None else args.jobs,
         models=base.models,
         faults=base.faults if args.fault is None else tuple(args.fault),
@@ -362,6 +375,12 @@ def command_run(args: argparse.Namespace) -> int:
     _check_solving_flags(settings.page_size, settings.timeout, jobs, settings.faults)
     if not 1 <= settings.bmc_depth <= 64:
         raise UsageError(f"--bmc-depth must be in 1..64, not {settings.bmc_depth}")
+    if not 1 <= settings.max_capacity <= MAX_CAPACITY:
+        raise UsageError(f"--max-capacity must be in 1..{MAX_CAPACITY}, not {settings.max_capacity}")
+    if settings.explorer_page_size not in EXPLORER_PAGE_SIZES:
+        sizes = ", ".join(map(str, EXPLORER_PAGE_SIZES))
+        raise UsageError(f"--explorer-page-size must be one of {sizes}, not {settings.explorer_page_size}")
+    explorer = Instance(settings.explorer_page_size, settings.max_capacity)
     defined = tuple(policy_model(name, rule) for name, rule in settings.policies)
     chosen = [m for m in (*MODELS, *defined) if not settings.models or m.name in settings.models]
     if args.policy:
@@ -399,6 +418,7 @@ def command_run(args: argparse.Namespace) -> int:
         timeout_ms=seconds_to_ms(settings.timeout),
         jobs=jobs,
         bmc_depth=settings.bmc_depth,
+        explorer=explorer,
         cache_dir=cache_dir,
         dump_smt=None if args.dump_smt is None else args.dump_smt.resolve(),
         second_solver=settings.second_solver if settings.confirm else None,
@@ -486,6 +506,8 @@ def _report(
             "platform": settings.platform,
             "timeout": settings.timeout,
             "bmc_depth": settings.bmc_depth,
+            "max_capacity": settings.max_capacity,
+            "explorer_page_size": settings.explorer_page_size,
             "models": list(settings.models),
             "faults": list(settings.faults),
         }

@@ -15,9 +15,10 @@ from typing import Any
 from models.catalogue import MODELS, policy_model
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES, PRESETS
-from properties.binder import BMC_DEPTH
+from properties.binder import BMC_DEPTH, EXPLORER_PAGE_SIZES, INSTANCE
 from verify.search.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
 from verify.search.confirm import SOLVERS as SECOND_SOLVERS
+from verify.search.packed import MAX_CAPACITY
 from verify.search.solver import timeout_problem
 
 
@@ -41,6 +42,8 @@ class Settings:
     second_solver: str = DEFAULT_SECOND_SOLVER  # which one re-checks, with confirm
     source: str | None = None  # a kernel tree whose source every run also checks for conformance (verify source)
     platform: str | None = None  # a preset of models/machine.py; None: the page size's default preset
+    max_capacity: int = INSTANCE.max_capacity  # the explicit-state properties' capacity bound
+    explorer_page_size: int = INSTANCE.page_size  # and their PAGE_SIZE
     # [tool.verify.policies]: binder shrink policies the project defines (NAME = "TRIGGER => TARGET"), each
     # one more binder model (`binder/NAME`) in every run.
     policies: tuple[tuple[str, str], ...] = ()
@@ -84,6 +87,12 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     else f"must be one of {', '.join(map(str, PAGE_SIZES))}",
     "timeout": lambda v: timeout_problem(v) if _is_int(v) or isinstance(v, float) else "must be a number of seconds",
     "bmc-depth": lambda v: None if _is_int(v) and 1 <= v <= 64 else "must be an integer in 1..64",
+    "max-capacity": lambda v: None
+    if _is_int(v) and 1 <= v <= MAX_CAPACITY
+    else f"must be an integer in 1..{MAX_CAPACITY}",
+    "explorer-page-size": lambda v: None
+    if _is_int(v) and v in EXPLORER_PAGE_SIZES
+    else f"must be one of {', '.join(map(str, EXPLORER_PAGE_SIZES))}",
     "jobs": lambda v: None if _is_int(v) and v >= 1 else "must be an integer, at least 1",
     "models": _names({m.name for m in MODELS}),
     "faults": _names(FAULTS.keys()),

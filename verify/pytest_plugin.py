@@ -57,13 +57,17 @@ class ProofItem(pytest.Item):
         from verify.check.cache import ProofCache
         from verify.check.engine import check
         from verify.report.gate import Checked
+        from verify.search.explorer import Instance
         from verify.search.solver import Solving
         from verify.traces.trace import save
 
         s = self.settings
         solving = Solving(int(s.timeout * 1000))
         page_size = self.model.page_size(s.page_size)
-        result = check(self.prop, self.model, page_size, solving, s.bmc_depth, ProofCache(Path(s.cache_dir)))
+        explorer = Instance(s.explorer_page_size, s.max_capacity)
+        result = check(
+            self.prop, self.model, page_size, solving, s.bmc_depth, ProofCache(Path(s.cache_dir)), explorer=explorer
+        )
         saved = None if result.counterexample is None else save(result.counterexample, Path(s.counterexamples))[0]
         checked = Checked(result, saved)
         self.user_properties.append(("verdict", result.verdict.value))

@@ -25,8 +25,17 @@ from models.machine import BITS, Platform
 from models.vec import Action, Reserve, ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, SymReserve, SymShrinkTo, SymVec, lift_state, type_invariant
 from properties.base import KernelTest, Property, Scenario, StepProperty, Verdict
-from properties.binder import BMC_DEPTH, Finding, SequenceProperty, bmc_from_new, replay
+from properties.binder import (
+    BMC_DEPTH,
+    INSTANCE,
+    Finding,
+    SequenceProperty,
+    bmc_from_new,
+    explored_instance,
+    replay,
+)
 from verify.check.cache import ProofCache, make_key
+from verify.search.explorer import Instance
 from verify.search.solver import Answer, Solving, fresh_context, minimal_model, solve, solver_version
 from verify.source import steps as source
 from verify.traces.replay import replay as replay_trace
@@ -92,6 +101,7 @@ def check(
     bmc_depth: int = BMC_DEPTH,
     proof_cache: ProofCache | None = None,
     minimise: bool = True,
+    explorer: Instance = INSTANCE,
 ) -> Result:
     """One verdict; with a cache, a stored verdict for the same source, solver and parameters is reused.
 
@@ -103,16 +113,19 @@ def check(
     """
     # A source model's verdict depends on a file the key does not cover: never cached.
     if proof_cache is None or not minimise or model.source is not None:
-        return _check(prop, model, page_size, solving, bmc_depth, minimise)
+        return _check(prop, model, page_size, solving, bmc_depth, minimise, explorer)
     faults = ",".join(sorted(model.faults))
     solvers = solver_version(solving.second_solver)
-    key = make_key(solvers, prop.id, model.name, faults, str(page_size), str(solving.timeout_ms), str(bmc_depth))
+    key = make_key(
+        solvers, prop.id, model.name, faults, str(page_size), str(solving.timeout_ms), str(bmc_depth),
+        explorer.describe(),
+    )
     entry = proof_cache.get(key)
     if entry is not None:
         hit = _from_entry(prop, model, entry)
         if hit is not None:
             return hit
-    result = _check(prop, model, page_size, solving, bmc_depth)
+    result = _check(prop, model, page_size, solving, bmc_depth, explorer=explorer)
     if decided(result):
         trace = None if result.counterexample is None else result.counterexample.text()
         proof_cache.put(
@@ -164,12 +177,14 @@ def _check(
     solving: Solving,
     bmc_depth: int,
     minimise: bool = True,
+    explorer: Instance = INSTANCE,
 ) -> Result:
     fresh_context()
     if isinstance(prop, StepProperty):
         return _check_step(prop, model, page_size, solving, minimise)
     if isinstance(prop, SequenceProperty):
-        return _check_sequence(prop, model, page_size, solving, bmc_depth)
+        with explored_instance(explorer):
+            return _check_sequence(prop, model, page_size, solving, bmc_depth)
     if isinstance(prop, KernelTest):
         return _check_program(prop, model, page_size, solving, minimise)
     return _check_scenario(prop, model, page_size, solving, minimise)

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from models.catalogue import ModelSpec
 from properties.base import Property, Verdict
-from properties.binder import BMC_DEPTH, SequenceProperty
+from properties.binder import BMC_DEPTH, INSTANCE, SequenceProperty
 from properties.registry import all_properties
 from verify import workers
 from verify.check.cache import ProofCache
 from verify.check.engine import Result, check
+from verify.search.explorer import Instance
 from verify.search.solver import Solving
 
 
@@ -44,6 +45,7 @@ class RunOptions:
     timeout_ms: int
     jobs: int = 1
     bmc_depth: int = BMC_DEPTH
+    explorer: Instance = INSTANCE  # what the explicit-state properties explore
     cache_dir: Path | None = None  # None: no proof cache
     dump_smt: Path | None = None  # every query written there as SMT-LIB2
     second_solver: str | None = None  # every UNSAT re-checked by it; None: Z3 alone
@@ -62,7 +64,9 @@ def _guarded_check(
 ) -> Result:
     start = time.perf_counter()
     try:
-        return check(prop, model, options.page_size, options.solving, options.bmc_depth, proof_cache)
+        return check(
+            prop, model, options.page_size, options.solving, options.bmc_depth, proof_cache, explorer=options.explorer
+        )
     except Exception as e:  # noqa: BLE001 - any bug in one check must not stop the others
         return internal_error(prop, model, e, time.perf_counter() - start)
 
