@@ -228,12 +228,14 @@ def _exploration(policy: Policy, instance: Instance) -> PackedGraph:
     """The explored graph, every edge of it replayed on the Python model and checked against the Z3 encoding
     before any verdict uses it.
 
-    The packed explorer runs the kernel's rules; a policy with seeded Vec, allocator or operation faults
-    is explored by the reference explorer, on the Python model itself.
+    The packed explorer runs the kernel's rules; a policy with seeded Vec, allocator or operation faults,
+    or one read from source (its operations are the source interpreter's), is explored by the reference
+    explorer, on the Python model itself.
     """
     from verify.search.edges import check_explored_edges
 
-    ex = from_exploration(explore(policy, instance)) if policy.faults else explore_packed(policy, instance)
+    reference = bool(policy.faults) or policy.source is not None
+    ex = from_exploration(explore(policy, instance)) if reference else explore_packed(policy, instance)
     check_explored_edges(instance.platform, policy, ex.steps())
     return ex
 

@@ -116,9 +116,10 @@ def test_only_the_readmes_exceptions_catch_no_fault(matrix: list[Outcome]) -> No
         "kunit.empty.shrink-unwrap-ok", "kunit.respects-min-capacity.shrink-unwrap-ok", "kunit.shrink.shrink-unwrap-ok",
         "shrink.frees-as-v6.vmalloc-path", "shrink.vmalloc-replacement-not-larger",
     ]
-    # Those three binder properties, and the two unwraps that panic, are declared VIOLATED on the
-    # model the faults are seeded into.
-    assert {o.cell for o in matrix if o.prop_id in silent[:3] + silent[4:6]} == {Cell.NOT_A_KILLER}
+    # Those three binder properties, and the two unwraps that panic on the merged code, are declared
+    # VIOLATED on the model the faults are seeded into (the generic shrink_to never fails: there they hold).
+    declared = {o.cell for o in matrix if o.prop_id in silent[:3] + silent[4:6] and "generic" not in o.model}
+    assert declared == {Cell.NOT_A_KILLER}
 
 
 # The faults each new property was added for: only that property kills them, so without it they survive.

@@ -67,7 +67,7 @@ def _rows(kvec: str, binder: str) -> dict[tuple[str, str], tuple[Verdict, Verdic
 
 def test_v6_fixtures_get_the_models_verdicts_row_by_row() -> None:
     rows = _rows("kvec_v6.rs", "binder_v6.rs")
-    assert len(rows) == 32
+    assert len(rows) == 43
     assert {row: source for row, (source, _) in rows.items()} == {row: model for row, (_, model) in rows.items()}
 
 

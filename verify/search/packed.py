@@ -252,8 +252,9 @@ class _KeyTable:
 
 def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
     """The reachable graph of the instance, in the reference explorer's node and edge order."""
-    if policy.faults:
-        raise ValueError(f"the packed explorer runs the kernel's Vec and allocator, not seeded faults: {policy.name}")
+    if policy.faults or policy.source is not None:
+        raise ValueError(f"the packed explorer runs the model's Vec, allocator and rule, not seeded faults or a"
+                         f" source's operations: {policy.name}")
     if not 1 <= instance.max_capacity <= MAX_CAPACITY:
         raise ValueError(f"capacity bound must be in 1..{MAX_CAPACITY}, not {instance.max_capacity}")
     start = time.perf_counter()
