@@ -61,10 +61,12 @@ def deregister(
     prefix: str,
     remove_one: bool = False,
     at: Any = None,
+    present: Any = None,
 ) -> SymBinderStep:
     """`at`: remove the process at this index, without retain's quantifier; the same as retain of `pid`
     when `pid` stands there and the identities are distinct (as in every list built from new()), and
-    retain itself is not faulted (a seeded retain fault needs the real retain step)."""
+    retain itself is not faulted (a seeded retain fault needs the real retain step). `present` (with
+    `at`): the process stands there only where this holds, and nowhere in the list elsewhere."""
     if policy.source is not None:
         step: SymBinderStep = policy.source.deregister_z3(sp, pre, pid, outcome, prefix, remove_one, at)
         return step
@@ -72,6 +74,8 @@ def deregister(
         i = z3.BitVec("i", 64)
         shifted = z3.Lambda([i], z3.If(z3.ULT(i, at), pre.elems[i], pre.elems[i + 1]))
         after, removal_constraints = dataclasses.replace(pre, len=pre.len - 1, elems=shifted), ()
+        if present is not None:
+            after = ite(present, after, pre)
     else:
         removal = SymTruncate(pre.len - 1) if remove_one else SymRetain(pid)
         removed: SymStep = vec_z3.step(sp, pre, removal, policy.faults, prefix=f"{prefix}.retain")

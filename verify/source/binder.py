@@ -280,7 +280,8 @@ class SymbolicProcs:
 
     `removal` (binder_z3.deregister's `remove_one` or `at`) makes a retain that drops the process
     remove the last element or the one at an index instead: the same removal when the identities are
-    distinct, without retain's quantifier, for long unrollings.
+    distinct, without retain's quantifier, for long unrollings. It says where the process stands in the
+    list given (`state`), so only a drop from that list takes it; a later drop is retain's own step.
     """
 
     def __init__(
@@ -291,6 +292,7 @@ class SymbolicProcs:
         self.outcome = outcome
         self.prefix = prefix
         self.removal = removal
+        self.given = state  # the list `removal` describes
         self.constraints: list[Any] = []
         self.shrunk: Any = z3.BoolVal(False)
         self.shrink_target: Any = u64(0)
@@ -306,12 +308,14 @@ class SymbolicProcs:
         return self._step(SymPush(identity, self.outcome), "push")
 
     def retain(self, identity: Any, kind: str) -> None:
-        if kind == "drop" and self.removal is not None and self.removal.at is not None:
+        removal = self.removal if kind == "drop" and self.state is self.given else None
+        if removal is not None and removal.at is not None:
             i = z3.BitVec("i", 64)
-            at, pre = self.removal.at, self.state
+            at, pre = removal.at, self.state
             shifted = z3.Lambda([i], z3.If(z3.ULT(i, at), pre.elems[i], pre.elems[i + 1]))
-            self.state = dataclasses.replace(pre, len=pre.len - 1, elems=shifted)
-        elif kind == "drop" and self.removal is not None and self.removal.last:
+            removed = dataclasses.replace(pre, len=pre.len - 1, elems=shifted)
+            self.state = removed if removal.present is None else ite(removal.present, removed, pre)
+        elif removal is not None and removal.last:
             self._step(SymTruncate(self.state.len - 1), "retain")
         elif kind != "keep":
             self._step(SymRetain(identity) if kind == "drop" else SymTruncate(u64(0)), "retain")
@@ -352,10 +356,14 @@ class BinderPath:
 
 @dataclass(frozen=True)
 class Removal:
-    """How a retain that drops the process removes it: the last element, or the one at index `at`."""
+    """How a retain that drops the process removes it: the last element, or the one at index `at`.
+
+    `present` (with `at`): the process stands at `at` only where this holds, and is absent elsewhere.
+    """
 
     last: bool = False
     at: Any = None
+    present: Any = None
 
 
 def symbolic_paths(

@@ -27,7 +27,7 @@ from models.vec_z3 import SymPlatform, type_invariant
 from verify.check.engine import ReplayError, _outcome_from_model
 from verify.search.sequences import state_from_model
 from verify.search.solver import Answer, Solving, minimal_model
-from verify.source.binder import REGISTER, SourceStep, SymSourceStep, concrete_step, symbolic_step
+from verify.source.binder import REGISTER, Removal, SourceStep, SymSourceStep, concrete_step, symbolic_step
 from verify.source.conformance import _first_disagreement, _same_alloc
 from verify.source.locate import Function
 
@@ -69,15 +69,22 @@ def check(
     pre = binder_z3.any_state("pre")
     pid = z3.BitVec("pid", BITS)
     outcome = SymOutcome.fresh("outcome")
-    source, constraints = symbolic_step(fn, sp, pre, pid, outcome)
+    # Where the process stands, so that neither side's retain needs its quantifier. The pre-state's
+    # elements are the processes 0, 1, 2, ... (any_state), so the process `pid` stands at index pid
+    # when pid < len and nowhere else: retain's own constraints (vec_z3.retain: found implies
+    # elems[at] == pid below len, not found implies no element below len is pid) have exactly this one
+    # solution, found == (pid < len) and at == pid. The removal below is that solution written out: the
+    # same transition for every input, not a bound on them, so a proof with it is a proof of retain.
+    present = z3.ULT(pid, pre.len)
+    source, constraints = symbolic_step(fn, sp, pre, pid, outcome, removal=Removal(at=pid, present=present))
     for policy in policies[:1] if name == REGISTER else policies:
         if name == REGISTER:
             model = binder_z3.register(sp, pre, pid, outcome, "model", policy)
         else:
-            model = binder_z3.deregister(sp, policy, pre, pid, outcome, "model")
+            model = binder_z3.deregister(sp, policy, pre, pid, outcome, "model", at=pid, present=present)
         setting = [type_invariant(sp, pre), *constraints, *model.constraints]
         agreements = aspects(source, model)
-        aspect, solved = _first_disagreement(setting, agreements, timeout_ms, incremental=False)
+        aspect, solved = _first_disagreement(setting, agreements, timeout_ms)
         if solved.answer is Answer.UNKNOWN:
             result.unknown = f"policy {policy.name}, {aspect}: {solved.reason or 'the solver gave up'}"
             break

@@ -10,6 +10,7 @@ solver that gave up) or a usage error.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -23,6 +24,7 @@ from verify.source.binder import CONTEXT, DEREGISTER, IMPL, REGISTER
 from verify.source.binder_conformance import BinderConformance, model_target
 from verify.source.conformance import KVEC, OPERATIONS, Conformance, Difference, check
 from verify.source.locate import SourceError, Unsupported, find_method, parse
+from verify.workers import bounded, cores, pool
 
 EXIT_CONFORMANT, EXIT_DIFFERENT, EXIT_UNKNOWN = 0, 1, 2
 EXIT_USAGE = -1  # a file the front end cannot read: an error line was printed, the exit code is 2
@@ -41,54 +43,71 @@ def run(tree: Path | None, kvec: Path | None, binder: Path | None = None, out: T
     for given in (kvec, binder):
         if given is not None and not given.exists():
             return _error(f"{given}: no such file")
+    tasks = [] if kvec is None else [FunctionCheck(kvec, op.name) for op in OPERATIONS]
+    tasks += [] if binder is None else [FunctionCheck(binder, name) for name in (REGISTER, DEREGISTER)]
     codes = []
-    if kvec is not None:
-        codes += _run_kvec(kvec, out)
-    if binder is not None:
-        codes += _run_binder(binder, out)
+    unreadable: set[Path] = set()
+    for task, verdict in zip(tasks, _checked(tasks), strict=True):
+        if task.path in unreadable:
+            continue  # the file's first error was reported: its other functions say nothing more
+        if verdict.error:
+            _error(verdict.error)
+            unreadable.add(task.path)
+            codes.append(EXIT_USAGE)
+            continue
+        print("\n".join(verdict.lines), file=out)
+        codes.append(verdict.code)
     if EXIT_USAGE in codes:
         return EXIT_UNKNOWN
     return max(codes)
 
 
-def _run_binder(path: Path, out: TextIO | None) -> list[int]:
-    codes = []
-    for name in (REGISTER, DEREGISTER):
-        try:
-            result = binder_conformance.check(find_method(path, IMPL, name), name)
-        except Unsupported as e:
-            print(f"UNKNOWN  {name}: {e}", file=out)
-            codes.append(EXIT_UNKNOWN)
-            continue
-        except SourceError as e:
-            _error(str(e))
-            return [EXIT_USAGE]
-        print("\n".join(binder_report(result)), file=out)
-        if result.unknown:
-            codes.append(EXIT_UNKNOWN)
-        else:
-            codes.append(EXIT_CONFORMANT if result.matches is not None else EXIT_DIFFERENT)
-    return codes
+@dataclass(frozen=True)
+class FunctionCheck:
+    """One function's conformance, as a worker process runs it: the file and the function's name."""
+
+    path: Path
+    name: str
 
 
-def _run_kvec(kvec: Path, out: TextIO | None) -> list[int]:
-    codes = []
-    for op in OPERATIONS:
-        try:
-            result = check(op, find_method(kvec, op.impl, op.name))
-        except Unsupported as e:
-            print(f"UNKNOWN  {op.name}: {e}", file=out)
-            codes.append(EXIT_UNKNOWN)
-            continue
-        except SourceError as e:
-            _error(str(e))
-            return [EXIT_USAGE]
-        print("\n".join(report(result)), file=out)
-        if result.unknown:
-            codes.append(EXIT_UNKNOWN)
-        else:
-            codes.append(EXIT_DIFFERENT if result.difference is not None else EXIT_CONFORMANT)
-    return codes
+@dataclass(frozen=True)
+class Verdict:
+    """A function's verdict lines and exit code, or the error line of a file the front end cannot read."""
+
+    lines: tuple[str, ...] = ()
+    code: int = EXIT_CONFORMANT
+    error: str = ""
+
+
+def _checked(tasks: list[FunctionCheck]) -> list[Verdict]:
+    """Every task's verdict, in order; the functions are independent proofs, so each core takes one at a time."""
+    if bounded(cores(), len(tasks)) == 1:
+        return [check_function(task) for task in tasks]
+    with pool(cores(), len(tasks)) as executor:
+        return list(executor.map(check_function, tasks))
+
+
+def check_function(task: FunctionCheck) -> Verdict:
+    """Prove one function conformant, or find its difference: the verdict as `verify source` prints it."""
+    try:
+        lines, unknown, different = _binder_check(task) if task.name in (REGISTER, DEREGISTER) else _kvec_check(task)
+    except Unsupported as e:
+        return Verdict((f"UNKNOWN  {task.name}: {e}",), EXIT_UNKNOWN)
+    except SourceError as e:
+        return Verdict(error=str(e), code=EXIT_USAGE)
+    code = EXIT_UNKNOWN if unknown else EXIT_DIFFERENT if different else EXIT_CONFORMANT
+    return Verdict(tuple(lines), code)
+
+
+def _kvec_check(task: FunctionCheck) -> tuple[list[str], str, bool]:
+    (op,) = [op for op in OPERATIONS if op.name == task.name]
+    result = check(op, find_method(task.path, op.impl, op.name))
+    return report(result), result.unknown, result.difference is not None
+
+
+def _binder_check(task: FunctionCheck) -> tuple[list[str], str, bool]:
+    result = binder_conformance.check(find_method(task.path, IMPL, task.name), task.name)
+    return binder_report(result), result.unknown, result.matches is None
 
 
 def _error(message: str) -> int:
