@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, replace
 from functools import cache
 
-from models.binder import POLICIES, Policy, policy_named
+from models.binder import ELEM_SIZE, POLICIES, Policy, policy_named
 from models.faults import check_faults
 from models.machine import PRESETS, Platform
 from models.variants import MERGED, KernelCode
@@ -35,6 +35,7 @@ class ModelSpec:
     # A kernel source file (kvec.rs, or binder's context.rs) whose functions are the model's steps
     # (verify/source/steps.py); the model is then declared to have the verdicts of the merged series, v6.
     source: str | None = None
+    source_sha256: str | None = None  # the SHA-256 of `source` as the model was read from it
     # The kernel code it runs (models/variants.py): the merged code, or the generic shrink_to of the TODO.
     code: KernelCode = MERGED
 
@@ -191,3 +192,43 @@ def machine_for(model_name: str, elem_size: int, page_size: int) -> Platform:
     if not preset:
         return Platform(elem_size, page_size, code=code)
     return replace(PRESETS[preset].platform(elem_size), code=code)
+
+
+# --- models read from kernel source (`verify run --source`) -------------------------
+
+# The element sizes of the kvvec models read from a kvec.rs: (name, size_min, size_max, what T is).
+KVVEC_SOURCE_SIZES = (
+    ("zst", 0, 0, "a zero-sized T"),
+    ("u8", 1, 1, "u8"),
+    ("u64", 8, 8, "an 8-byte T"),
+    ("t24", 24, 24, "a 24-byte T"),
+    ("pow2", 1, 4096, "size_of::<T>() symbolic: every power of two in 1..=4096"),
+)
+BINDER_SOURCE = "binder-src"
+# A source policy is declared to have the merged series' verdicts: a difference from v6 is a finding.
+DECLARED_SOURCE_POLICY = "v6"
+SOURCE_POLICY = "src"  # the name of the policy a context.rs's deregister_process makes (its traces carry it)
+
+
+def kvvec_source_models(path: str, sha256: str) -> tuple[ModelSpec, ...]:
+    """`kvvec-src/<T>` for each element size: shrink_to and reserve read from the kvec.rs at `path`."""
+    return tuple(
+        ModelSpec(f"kvvec-src/{name}", f"KVVec<T>, {what}: shrink_to and reserve read from {path}", low, high,
+                  source=path, source_sha256=sha256)
+        for name, low, high, what in KVVEC_SOURCE_SIZES
+    )
+
+
+def binder_source_model(path: str, sha256: str) -> ModelSpec:
+    """`binder-src`: binder's registration and deregistration (the policy) read from the context.rs at `path`."""
+    return ModelSpec(
+        BINDER_SOURCE, f"binder all_procs, registration and deregistration (the policy) read from {path}",
+        ELEM_SIZE, ELEM_SIZE, policy=DECLARED_SOURCE_POLICY, source=path, source_sha256=sha256,
+    )
+
+
+def source_model_named(name: str, path: str, sha256: str) -> ModelSpec | None:
+    """The source model `name` (as `verify run --source` names it) read from `path`; None for another name."""
+    if name == BINDER_SOURCE:
+        return binder_source_model(path, sha256)
+    return next((m for m in kvvec_source_models(path, sha256) if m.name == name), None)

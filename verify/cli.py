@@ -40,6 +40,8 @@ from verify.config import load as load_config
 from verify.report.display import NORMAL, QUIET, VERBOSE, Display, interactive
 from verify.report.gate import EXIT_ERROR, EXIT_OK, EXIT_UNEXPECTED, Checked, exit_code
 from verify.report.output import OutputExists, check_new, usable_directory, write_new
+from verify.report.sources import describe as describe_sources
+from verify.report.sources import kernel_sources
 from verify.report.text import row, summary
 from verify.search.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
 from verify.search.confirm import SOLVERS as SECOND_SOLVERS
@@ -429,6 +431,9 @@ def command_run(args: argparse.Namespace) -> int:
     report_on_stdout = args.format != "text" and args.output is None
     stream = sys.stderr if report_on_stdout else sys.stdout
     verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
+    read_from = describe_sources(kernel_sources(model for _, model in pairs))
+    for line in read_from:  # what the verdicts of the source models are about, before and after the rows
+        print(line, file=stream)
     with Display(len(pairs), stream, verbosity, interactive(stream)) as display:
         results = run_checks(pairs, options)
         try:
@@ -443,7 +448,7 @@ def command_run(args: argparse.Namespace) -> int:
             if isinstance(results, Generator):
                 results.close()
     seconds = time.perf_counter() - start
-    text_summary = summary([c.result for c in checked], seconds)
+    text_summary = "\n".join([summary([c.result for c in checked], seconds), *read_from])
     display.summary(text_summary)
     if settings.confirm:
         print(
@@ -527,7 +532,10 @@ def command_show(args: argparse.Namespace) -> int:
     if args.plot is not None:
         check_new(args.plot)  # before any output: a saved file is never overwritten
     loaded = load(args.trace)
-    replayed = replay(loaded)
+    if (args.as_pytest or args.as_kunit) and loaded.model.source is not None:
+        raise UsageError(f"{'--as-pytest' if args.as_pytest else '--as-kunit'} writes a test of the models' code;"
+                         f" {loaded.model.name} is read from {loaded.model.source}")
+    replayed = replay(loaded, source_steps.ON_SOURCE)
     if args.as_pytest:
         from verify.traces.regression import as_pytest
 
@@ -548,11 +556,14 @@ def command_show(args: argparse.Namespace) -> int:
 
 
 def command_replay(args: argparse.Namespace) -> int:
-    replayed = replay(load(args.trace))
+    loaded = load(args.trace)
+    replayed = replay(loaded, source_steps.ON_SOURCE)
+    # A source model's operations run on the concrete source back end, over the Python model's allocator.
+    on = "the Python model" if loaded.model.source is None else f"the kernel source {loaded.model.source}"
     if replayed.reproduces:
-        print(f"reproduces: {replayed.prop.id} fails at step {replayed.trace.failing_step} on the Python model")
+        print(f"reproduces: {replayed.prop.id} fails at step {replayed.trace.failing_step} on {on}")
         return EXIT_OK
-    print(f"does not reproduce: {replayed.prop.id} holds on the Python model at every step of the trace")
+    print(f"does not reproduce: {replayed.prop.id} holds on {on} at every step of the trace")
     return EXIT_UNEXPECTED
 
 
@@ -569,7 +580,7 @@ def command_graph(args: argparse.Namespace) -> int:
         check_new(args.output)
     path: list[BinderStep] = []
     if args.trace is not None:
-        traced = replay(load(args.trace))
+        traced = replay(load(args.trace), source_steps.ON_SOURCE)
         if traced.trace.policy != policy.name or traced.trace.page_size != args.page_size:
             raise UsageError(
                 f"{args.trace} is a trace of policy {traced.trace.policy} with PAGE_SIZE {traced.trace.page_size};"

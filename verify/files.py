@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
+
+MAX_SOURCE_BYTES = 16 << 20  # kvec.rs and context.rs are tens of kilobytes; /dev/zero is not a source file
 
 
 class UnreadableFile(Exception):
@@ -39,3 +42,8 @@ def read_regular(path: Path, max_bytes: int, what: str) -> bytes:
         raise UnreadableFile(f"cannot read: {e.strerror}") from None
     finally:
         os.close(fd)
+
+
+def source_sha256(path: Path) -> str:
+    """The SHA-256 (hex) of a Rust source file's content, read as `read_regular` reads it."""
+    return hashlib.sha256(read_regular(path, MAX_SOURCE_BYTES, "a Rust source file")).hexdigest()

@@ -112,7 +112,9 @@ def check(
     of a violation's cost.
     """
     # A source model's verdict depends on a file the key does not cover: never cached.
-    if proof_cache is None or not minimise or model.source is not None:
+    if model.source is not None:
+        return _on_source(_check(prop, model, page_size, solving, bmc_depth, minimise, explorer), model)
+    if proof_cache is None or not minimise:
         return _check(prop, model, page_size, solving, bmc_depth, minimise, explorer)
     faults = ",".join(sorted(model.faults))
     solvers = solver_version(solving.second_solver)
@@ -170,6 +172,15 @@ def _from_entry(prop: Property | SequenceProperty, model: ModelSpec, entry: dict
     return Result(prop, model, verdict, time.perf_counter() - start, trace, detail, scope, True)
 
 
+def _on_source(result: Result, model: ModelSpec) -> Result:
+    """A source model's counterexample names the file it was found on, and its content's SHA-256."""
+    if result.counterexample is None or model.source is None or model.source_sha256 is None:
+        return result
+    kernel_source = (model.source, model.source_sha256)
+    return dataclasses.replace(result, counterexample=dataclasses.replace(result.counterexample,
+                                                                          kernel_source=kernel_source))
+
+
 def _check(
     prop: Property | SequenceProperty,
     model: ModelSpec,
@@ -196,7 +207,8 @@ def _check_sequence(
     start = time.perf_counter()
     assert model.policy is not None
     if model.source is not None:
-        policy = source.binder_policy(model.source)  # the source's operations, its policy included
+        # the source's operations, its policy included
+        policy = source.binder_policy(model.source, model.source_sha256)
     else:
         policy = with_faults(model.binder_policy(), model.faults)
     plat = model.machine(model.size_min, page_size)  # the model's platform preset, else the page size's default
@@ -307,7 +319,9 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, solving: S
 
 def _vec_steps(model: ModelSpec) -> source.VecSteps:
     """The model's Vec steps: its own encodings with its faults, or a source model's kernel functions."""
-    return source.model_steps(model.faults) if model.source is None else source.vec_steps(model.source)
+    if model.source is None:
+        return source.model_steps(model.faults)
+    return source.vec_steps(model.source, model.source_sha256)
 
 
 def _sym_call(operation: type[ShrinkTo | Reserve]) -> SymShrinkTo | SymReserve:

@@ -15,6 +15,7 @@ from typing import Any
 from verify import __version__
 from verify.check.engine import Verdict
 from verify.report.gate import Checked, exit_code
+from verify.report.sources import kernel_sources
 from verify.search.solver import solver_version
 
 SCHEMA = "verify-results/1"
@@ -28,6 +29,10 @@ def document(checked: Sequence[Checked], seconds: float, parameters: dict[str, A
         "schema": SCHEMA,
         "tool": {"name": "verify", "version": __version__, "solver": solver_version()},
         "parameters": parameters,
+        "kernel_sources": [
+            {"path": s.path, "sha256": s.sha256, "models": list(s.models)}
+            for s in kernel_sources(c.result.model for c in checked)
+        ],
         "checks": [
             {
                 "property": c.result.prop.id,

@@ -3,7 +3,8 @@
 The class name is the property, the test name the model. A verdict as declared
 passes (an expected violation too: its counterexample and trace go to
 system-out); an unexpected verdict is a <failure>; an UNKNOWN is an <error>,
-as CI systems show a test that could not decide.
+as CI systems show a test that could not decide. A run of models read from
+kernel source names each file, with its SHA-256, in the suite's <properties>.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from verify.report.gate import Checked
+from verify.report.sources import kernel_sources
 
 
 def _details(c: Checked) -> str:
@@ -33,6 +35,11 @@ def render(checked: Sequence[Checked], seconds: float) -> str:
     attributes = {"name": "verify", "time": f"{seconds:.3f}", **counts}
     root = ET.Element("testsuites", attributes)
     suite = ET.SubElement(root, "testsuite", attributes)
+    sources = kernel_sources(c.result.model for c in checked)
+    if sources:  # the files the source models were read from: path and SHA-256 of the content
+        listed = ET.SubElement(suite, "properties")
+        for s in sources:
+            ET.SubElement(listed, "property", name="kernel_source", value=f"{s.path} sha256:{s.sha256}")
     for c in checked:
         r = c.result
         case = ET.SubElement(suite, "testcase", classname=r.prop.id, name=r.model.name, time=f"{r.seconds:.3f}")

@@ -27,6 +27,7 @@ import properties
 from verify import __version__
 from verify.check.engine import Verdict
 from verify.report.gate import Checked, exit_code
+from verify.report.sources import kernel_sources
 from verify.search.solver import solver_version
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -130,6 +131,12 @@ def document(checked: Sequence[Checked]) -> dict[str, Any]:
                     }
                 },
                 "originalUriBaseIds": {"SRCROOT": {"uri": SOURCE_ROOT.as_uri() + "/"}},
+                # The files the source models were read from, with the SHA-256 of the content read.
+                "artifacts": [
+                    {"location": _artifact(Path(s.path)), "hashes": {"sha-256": s.sha256},
+                     "description": {"text": f"kernel source of {', '.join(s.models)}"}}
+                    for s in kernel_sources(c.result.model for c in checked)
+                ],
                 "invocations": [{"executionSuccessful": code != 2, "exitCode": code}],
                 "results": results,
                 "properties": {"checks": len(checked), "provedAsDeclared": len(checked) - len(results)},

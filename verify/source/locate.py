@@ -12,10 +12,9 @@ import tree_sitter_rust
 from models.allocator import Outcome
 from models.vec import Reserve, ShrinkTo
 from models.vec_z3 import SymAction, SymOutcome, SymReserve, SymShrinkTo
-from verify.files import UnreadableFile, read_regular
+from verify.files import MAX_SOURCE_BYTES, UnreadableFile, read_regular
 
 LANGUAGE = tree_sitter.Language(tree_sitter_rust.language())
-MAX_SOURCE_BYTES = 16 << 20  # kvec.rs and context.rs are tens of kilobytes; /dev/zero is not a source file
 
 # Every method of every inherent `impl`: the impl's self type and the function.
 _METHODS = tree_sitter.Query(

@@ -16,12 +16,11 @@ process parses a file once, cached by its path and digest.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import z3
 
@@ -29,11 +28,11 @@ from models import binder_z3, vec, vec_z3
 from models.allocator_z3 import SymOutcome
 from models.binder import ELEM_SIZE, BinderAction, BinderStep, Policy, Register
 from models.binder_z3 import SymBinderStep
-from models.catalogue import ModelSpec
+from models.catalogue import SOURCE_POLICY, ModelSpec, binder_source_model, kvvec_source_models
 from models.machine import BITS, Platform
 from models.vec import Action, Reserve, ShrinkTo, Step, VecState
 from models.vec_z3 import SymAction, SymPlatform, SymReserve, SymShrinkTo, SymStep, SymVec
-from verify.files import UnreadableFile, read_regular
+from verify.files import UnreadableFile, source_sha256
 from verify.source import concrete, symbolic
 from verify.source.binder import (
     CONTEXT,
@@ -45,18 +44,8 @@ from verify.source.binder import (
     symbolic_paths,
     symbolic_step,
 )
-from verify.source.locate import KVEC, MAX_SOURCE_BYTES, RESERVE, SHRINK_TO, Function, SourceError, find_method
-
-# The element sizes of the kvvec models (models/catalogue.py): (name, size_min, size_max, what T is).
-KVVEC_SIZES = (
-    ("zst", 0, 0, "a zero-sized T"),
-    ("u8", 1, 1, "u8"),
-    ("u64", 8, 8, "an 8-byte T"),
-    ("t24", 24, 24, "a 24-byte T"),
-    ("pow2", 1, 4096, "size_of::<T>() symbolic: every power of two in 1..=4096"),
-)
-# A source policy is declared to have the merged series' verdicts: a difference from v6 is a finding.
-DECLARED_POLICY = "v6"
+from verify.source.locate import KVEC, RESERVE, SHRINK_TO, Function, SourceError, find_method
+from verify.traces.trace_input import TraceError
 
 
 def resolve(path: Path) -> tuple[Path | None, Path | None]:
@@ -72,29 +61,33 @@ def resolve(path: Path) -> tuple[Path | None, Path | None]:
 
 
 def source_models(path: Path) -> tuple[ModelSpec, ...]:
-    """`kvvec-src/<T>` for each element size of the kvvec models, and `binder-src`, from what `path` holds."""
+    """`kvvec-src/<T>` for each element size of the kvvec models, and `binder-src`, from what `path` holds.
+
+    Each model names its file by its absolute path and the SHA-256 of the content read: the reports and the
+    traces say what the verdicts are about, and every later read of the file must find the same content.
+    """
     kvec, context = resolve(path)
-    models = []
+    models: list[ModelSpec] = []
     if kvec is not None:
-        models += [
-            ModelSpec(f"kvvec-src/{name}", f"KVVec<T>, {what}: shrink_to and reserve read from {kvec}", low, high,
-                      source=str(kvec))
-            for name, low, high, what in KVVEC_SIZES
-        ]
+        models += kvvec_source_models(str(kvec.absolute()), file_digest(str(kvec)))
     if context is not None:
-        models.append(ModelSpec(
-            "binder-src", f"binder all_procs, registration and deregistration (the policy) read from {context}",
-            ELEM_SIZE, ELEM_SIZE, policy=DECLARED_POLICY, source=str(context),
-        ))
+        models.append(binder_source_model(str(context.absolute()), file_digest(str(context))))
     return tuple(models)
 
 
-def function(path: str, impl: str, name: str) -> Function:
-    """The method, parsed once per process for each content of the file."""
+def file_digest(path: str) -> str:
+    """The SHA-256 of a source file's content (hex)."""
     try:
-        digest = hashlib.sha256(read_regular(Path(path), MAX_SOURCE_BYTES, "a Rust source file")).hexdigest()
+        return source_sha256(Path(path))
     except UnreadableFile as e:
         raise SourceError(path, None, str(e)) from None
+
+
+def function(path: str, impl: str, name: str, sha256: str | None = None) -> Function:
+    """The method, parsed once per process for each content of the file; with `sha256`, only of that content."""
+    digest = file_digest(path)
+    if sha256 is not None and digest != sha256:
+        raise SourceError(path, None, f"changed since it was read (SHA-256 {digest}, not {sha256})")
     return _function(path, digest, impl, name)
 
 
@@ -122,10 +115,11 @@ def model_steps(faults: frozenset[str]) -> VecSteps:
     )
 
 
-def vec_steps(path: str) -> VecSteps:
-    """shrink_to and reserve from the kvec.rs at `path`; every other operation the model's."""
-    shrink_to = function(path, SHRINK_TO.impl, SHRINK_TO.name)
-    reserve = function(path, RESERVE.impl, RESERVE.name)
+def vec_steps(path: str, sha256: str | None = None) -> VecSteps:
+    """shrink_to and reserve from the kvec.rs at `path` (with `sha256`, that content); every other operation the
+    model's."""
+    shrink_to = function(path, SHRINK_TO.impl, SHRINK_TO.name, sha256)
+    reserve = function(path, RESERVE.impl, RESERVE.name, sha256)
 
     def py(plat: Platform, pre: VecState, action: Action) -> Step:
         if isinstance(action, ShrinkTo):
@@ -178,10 +172,11 @@ def _folded(
                          tuple(constraints), z3.BoolVal(False))
 
 
-def binder_policy(path: str) -> Policy:
-    """The policy of the context.rs at `path`: its operations, read from the source, not from models.binder."""
-    register = function(path, IMPL, REGISTER)
-    deregister = function(path, IMPL, DEREGISTER)
+def binder_policy(path: str, sha256: str | None = None) -> Policy:
+    """The policy of the context.rs at `path` (with `sha256`, that content): its operations, read from the
+    source, not from models.binder."""
+    register = function(path, IMPL, REGISTER, sha256)
+    deregister = function(path, IMPL, DEREGISTER, sha256)
     return _policy(path, register, deregister)
 
 
@@ -189,7 +184,7 @@ def binder_policy(path: str) -> Policy:
 def _policy(path: str, register: Function, deregister: Function) -> Policy:
     # One Policy per parsed file: the explorer's graph is cached per Policy.
     return Policy(
-        "src", f"deregister_process at {path}:{deregister.line}", _rule_in_source, _rule_in_source,
+        SOURCE_POLICY, f"deregister_process at {path}:{deregister.line}", _rule_in_source, _rule_in_source,
         _rule_in_source, _rule_in_source, source=SourceOperations(register, deregister),
     )
 
@@ -208,9 +203,39 @@ def check_supported(model: ModelSpec) -> None:
         sp = SymPlatform(Platform(ELEM_SIZE, 4096))
         for name in (REGISTER, DEREGISTER):
             pre = binder_z3.any_state("pre")
-            symbolic_paths(function(model.source, IMPL, name), sp, pre, z3.BitVec("pid", BITS), SymOutcome.fresh("o"))
+            fn = function(model.source, IMPL, name, model.source_sha256)
+            symbolic_paths(fn, sp, pre, z3.BitVec("pid", BITS), SymOutcome.fresh("o"))
         return
     sp = SymPlatform(Platform(model.size_min, 4096))
     for op in (SHRINK_TO, RESERVE):
-        fn = function(model.source, op.impl, op.name)
+        fn = function(model.source, op.impl, op.name, model.source_sha256)
         symbolic.explore(fn, sp, SymVec.fresh("pre"), z3.BitVec(op.argument, BITS), SymOutcome.fresh("o"))
+
+
+# --- replaying a trace of a source model --------------------------------------------
+
+
+Readable = TypeVar("Readable")
+
+
+class _OnSource:
+    """verify.traces.replay's KernelSource: a source model's functions, read from its file with its content."""
+
+    def vec_step(self, model: ModelSpec) -> Callable[[Platform, VecState, Action], Step]:
+        assert model.source is not None
+        return _readable(lambda: vec_steps(model.source or "", model.source_sha256).py)
+
+    def binder_policy(self, model: ModelSpec) -> Policy:
+        assert model.source is not None
+        return _readable(lambda: binder_policy(model.source or "", model.source_sha256))
+
+
+def _readable(read: Callable[[], Readable]) -> Readable:
+    """A source the trace names but the front end cannot take (the file changed meanwhile, say) is a TraceError."""
+    try:
+        return read()
+    except SourceError as e:
+        raise TraceError(str(e)) from None
+
+
+ON_SOURCE = _OnSource()

@@ -10,13 +10,16 @@ fails at its last operation, where the trace says it fails.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import itf_py
 
-from models.binder import BinderStep, Deregister, Register, binder_step, with_faults
-from models.vec import ShrinkTo, Step, VecState, step
+from models.binder import BinderStep, Deregister, Policy, Register, binder_step, with_faults
+from models.catalogue import ModelSpec
+from models.machine import Platform
+from models.vec import Action, ShrinkTo, Step, VecState, step
 from properties.base import KernelTest, Property, Scenario, StepProperty
 from properties.binder import SequenceProperty
 from verify.traces.trace import VARS, LoadedTrace, Trace, TraceError
@@ -30,18 +33,37 @@ class Replayed:
     reproduces: bool  # the property fails at the last operation, as the trace says
 
 
-def replay(loaded: LoadedTrace) -> Replayed:
-    """The trace recomputed and judged; a recorded value the model does not compute is a TraceError."""
+VecStep = Callable[[Platform, VecState, Action], Step]
+
+
+class KernelSource(Protocol):
+    """The functions of a model read from kernel source (verify.source.steps.ON_SOURCE, a layer above)."""
+
+    def vec_step(self, model: ModelSpec) -> VecStep: ...
+    def binder_policy(self, model: ModelSpec) -> Policy: ...
+
+
+def replay(loaded: LoadedTrace, kernel_source: KernelSource | None = None) -> Replayed:
+    """The trace recomputed and judged; a recorded value the model does not compute is a TraceError.
+
+    A trace of a model read from kernel source replays on that file's functions, which `kernel_source` reads
+    (trace_input has checked that the file is there with the content the trace names).
+    """
     plat, prop = loaded.platform, loaded.prop
-    initial = _start(loaded)
+    if loaded.model.source is not None and kernel_source is None:
+        raise _refuse(loaded, "#meta.model", f"{loaded.model.name} is read from kernel source, which this replay"
+                      " cannot read")
+    vec_step = _vec_step(loaded, kernel_source)
+    initial = _start(loaded, vec_step)
     steps: tuple[Step | BinderStep, ...]
     if isinstance(prop, SequenceProperty):
-        steps = tuple(_replay_binder(loaded, initial))
+        steps = tuple(_replay_binder(loaded, initial, kernel_source))
     else:
-        steps = (_replay_call(loaded, prop, initial),)
+        steps = (_replay_call(loaded, prop, initial, vec_step),)
     trace = Trace(
         prop.id, loaded.model.name, plat.elem_size, plat.page_size, initial, steps, tuple(sorted(loaded.faults)),
         loaded.policy, loaded.setup, loaded.meta["cycle_from"], loaded.start, loaded.model.policy_rule,
+        _kernel_source(loaded.model),
     )
     _compare(loaded, trace)
     if isinstance(prop, SequenceProperty):
@@ -53,11 +75,23 @@ def replay(loaded: LoadedTrace) -> Replayed:
     return Replayed(trace, prop, reproduces)
 
 
+def _vec_step(loaded: LoadedTrace, kernel_source: KernelSource | None) -> VecStep:
+    """The Vec step the trace's model takes: the model's own with its faults, or a kvec.rs's functions (a
+    context.rs's model runs the list's operations inside its binder steps)."""
+    if loaded.model.source is not None and loaded.model.policy is None and kernel_source is not None:
+        return kernel_source.vec_step(loaded.model)
+    return lambda plat, state, action: step(plat, state, action, loaded.faults)
+
+
+def _kernel_source(model: ModelSpec) -> tuple[str, str] | None:
+    return None if model.source is None or model.source_sha256 is None else (model.source, model.source_sha256)
+
+
 def _refuse(loaded: LoadedTrace, where: str, why: str) -> TraceError:
     return TraceError(f"{shown(loaded.origin)}: {where}: {why}")
 
 
-def _start(loaded: LoadedTrace) -> VecState:
+def _start(loaded: LoadedTrace, vec_step: VecStep) -> VecState:
     """State 0 as the trace's start says it is: checked, never taken on trust."""
     if loaded.start == "new":
         return VecState()
@@ -72,28 +106,31 @@ def _start(loaded: LoadedTrace) -> VecState:
                     raise _refuse(loaded, f"#meta.setup/{index}", f"not call {index} of {prop.test}")
         elif loaded.setup != prop.setup:
             raise _refuse(loaded, "#meta.setup", f"not the setup of {prop.id}")
-        return _rebuild(loaded)
+        return _rebuild(loaded, vec_step)
     broken = loaded.initial.invariant_violations(loaded.platform)
     if broken:
         raise _refuse(loaded, "states/0", f"the start state breaks the type invariant '{broken[0]}'")
     return loaded.initial
 
 
-def _rebuild(loaded: LoadedTrace) -> VecState:
+def _rebuild(loaded: LoadedTrace, vec_step: VecStep) -> VecState:
     """The state a scenario's setup builds from `Vec::new()`; each setup operation must succeed."""
     state = VecState()
     for index, action in enumerate(loaded.setup):
-        taken = step(loaded.platform, state, action, loaded.faults)
+        taken = vec_step(loaded.platform, state, action)
         if not taken.ok:
             raise _refuse(loaded, f"#meta.setup/{index}", "fails on the Python model")
         state = taken.post
     return state
 
 
-def _replay_binder(loaded: LoadedTrace, initial: VecState) -> list[BinderStep]:
-    """The operations from state 0 under the trace's policy."""
+def _replay_binder(loaded: LoadedTrace, initial: VecState, kernel_source: KernelSource | None) -> list[BinderStep]:
+    """The operations from state 0 under the trace's policy (a source model's: its context.rs's)."""
     assert loaded.policy is not None  # verify.traces.trace_input: a binder model's policy
-    policy = with_faults(loaded.model.binder_policy(), loaded.faults)
+    if loaded.model.source is not None and kernel_source is not None:
+        policy = kernel_source.binder_policy(loaded.model)
+    else:
+        policy = with_faults(loaded.model.binder_policy(), loaded.faults)
     state, steps = initial, []
     for index, action in enumerate(loaded.actions, start=1):
         if not isinstance(action, (Register, Deregister)):
@@ -104,7 +141,7 @@ def _replay_binder(loaded: LoadedTrace, initial: VecState) -> list[BinderStep]:
     return steps
 
 
-def _replay_call(loaded: LoadedTrace, prop: Property, initial: VecState) -> Step:
+def _replay_call(loaded: LoadedTrace, prop: Property, initial: VecState, vec_step: VecStep) -> Step:
     """The single call the property is about (shrink_to, or reserve for `reserve.*`), from state 0."""
     if len(loaded.actions) != 1:
         raise _refuse(loaded, "states", f"{prop.id} is about one call; the trace has {len(loaded.actions)}")
@@ -114,14 +151,14 @@ def _replay_call(loaded: LoadedTrace, prop: Property, initial: VecState) -> Step
         if index >= len(prop.calls) or not _is_call(prop, action, index):
             raise _refuse(loaded, "states/1/action", f"not call {index} of {prop.test}")
         assert not isinstance(action, (Register, Deregister))  # a call of the test is a Vec operation
-        return step(loaded.platform, initial, action, loaded.faults)
+        return vec_step(loaded.platform, initial, action)
     operation = prop.operation if isinstance(prop, StepProperty) else ShrinkTo
     if not isinstance(action, operation):
         why = f"{prop.id} is about {operation.__name__}, not {type(action).__name__}"
         raise _refuse(loaded, "states/1/action", why)
     if isinstance(prop, Scenario) and isinstance(action, ShrinkTo) and action.min_capacity != prop.min_capacity:
         raise _refuse(loaded, "states/1/action/min_capacity", f"{prop.id} calls shrink_to({prop.min_capacity})")
-    return step(loaded.platform, initial, action, loaded.faults)
+    return vec_step(loaded.platform, initial, action)
 
 
 def _is_call(prop: KernelTest, action: object, index: int) -> bool:

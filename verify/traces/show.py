@@ -79,7 +79,8 @@ def render_table(loaded: LoadedTrace, replayed: Replayed, color: bool) -> str:
         + (f", faults {', '.join(sorted(loaded.faults))}" if loaded.faults else "")
     )
     failing = f"fails at step {meta['failing_step']}: {replayed.prop.statement}"
-    verdict = "the violation reproduces on the Python model" if replayed.reproduces else "DOES NOT reproduce"
+    on = "the Python model" if loaded.model.source is None else f"the kernel source {loaded.model.source}"
+    verdict = f"the violation reproduces on {on}" if replayed.reproduces else "DOES NOT reproduce"
     return "\n".join([head, *lines, failing, *broken_values(replayed), verdict])
 
 

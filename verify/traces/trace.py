@@ -64,6 +64,8 @@ class Trace:
     # A binder trace of a policy the user defined (models.catalogue.policy_model): its rule, so the file
     # alone says what it replays; None for the built-in policies, whose traces do not carry it.
     policy_rule: str | None = None
+    # A trace of a model read from kernel source (`verify run --source`): the file's path and SHA-256.
+    kernel_source: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -102,6 +104,8 @@ class Trace:
             "failing_step": self.failing_step,
             "cycle_from": self.cycle_from,
         }
+        if self.kernel_source is not None:
+            meta["kernel_source"] = {"path": self.kernel_source[0], "sha256": self.kernel_source[1]}
         states = [_state(0, self.initial, plat, None)]
         states += [_state(i, s.post, plat, s) for i, s in enumerate(self.steps, start=1)]
         trace = itf_py.Trace(meta=meta, params=[], vars=VARS, states=states, loop=self.cycle_from)

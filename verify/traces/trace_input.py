@@ -7,14 +7,18 @@ MAX_DEPTH deep (checked before parsing, so the parser never recurses far);
 numbers are integers (no floats, NaN or Infinity) and no object repeats a key.
 The document must then match verify/traces/trace_schema.json, and #meta must name a
 model of models/catalogue.py with that model's element size, page size, policy
-and faults, and a property of the catalogue that applies to it. Each failure
+and faults, and a property of the catalogue that applies to it; a model read from
+kernel source (`verify run --source`) is named with its file, which must be there
+with the SHA-256 the trace records. Each failure
 is a TraceError of one line naming the first offending field.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,13 +26,13 @@ from typing import Any
 
 import jsonschema
 
-from models.catalogue import ModelSpec, model_named, policy_model
+from models.catalogue import SOURCE_POLICY, ModelSpec, model_named, policy_model, source_model_named
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES, PRESETS, USIZE_MAX
 from properties.base import KernelTest, Property, Scenario, StepProperty
 from properties.binder import INSTANCE, SequenceProperty
 from properties.registry import all_properties, applicable
-from verify.files import UnreadableFile, read_regular
+from verify.files import UnreadableFile, read_regular, source_sha256
 
 SCHEMA_PATH = Path(__file__).with_name("trace_schema.json")
 MAX_BYTES = 8 << 20  # a trace of thousands of operations fits; /dev/zero does not
@@ -217,6 +221,21 @@ def is_source_model(name: str) -> bool:
     return base == "binder-src" or base.startswith("kvvec-src/")
 
 
+def _check_kernel_source(kernel_source: dict[str, str], refuse: Callable[[str, str], TraceError]) -> None:
+    """The file a source model's trace was found on is there, with the content it had then."""
+    path = kernel_source["path"]
+    shown_path = _clip(shown(path), 200)
+    if not os.path.lexists(path):
+        raise refuse("kernel_source.path", f"{shown_path} is missing (the kernel source the trace was found on)")
+    try:
+        digest = source_sha256(Path(path))
+    except UnreadableFile as e:
+        raise refuse("kernel_source.path", f"{shown_path}: {e}") from None
+    if digest != kernel_source["sha256"]:
+        raise refuse("kernel_source.sha256", f"{shown_path} has changed since the trace was found on it (its "
+                     f"SHA-256 is now {digest}, not {kernel_source['sha256']})")
+
+
 def page_sizes(model: ModelSpec) -> tuple[int, ...]:
     """PAGE_SIZE values a trace of the model may have: the explorer's small page too, for binder."""
     if model.platform is not None:
@@ -236,13 +255,21 @@ def check_meta(meta: dict[str, Any], origin: str) -> Subject:
     def refuse(field: str, why: str) -> TraceError:
         return TraceError(f"{name}: #meta.{field}: {why}")
 
-    try:
-        model = catalogue_model(meta["model"], meta["variant"].get("rule"))
-    except TraceError as e:
-        raise TraceError(f"{name}: {e}") from None
-    if model is None and is_source_model(meta["model"]):
-        raise refuse("model", f"{_clip(repr(meta['model']), 80)} is read from a kernel source, which the trace does "
-                     "not hold: `verify run --source PATH` replays its counterexamples on that source")
+    kernel_source = meta.get("kernel_source")
+    if is_source_model(meta["model"]):
+        if kernel_source is None:
+            raise refuse("model", f"{_clip(repr(meta['model']), 80)} is read from a kernel source the trace does not"
+                         " name (a trace of an older verify): `verify run --source PATH` finds it again")
+        model = source_model_named(meta["model"], kernel_source["path"], kernel_source["sha256"])
+        if model is not None:
+            _check_kernel_source(kernel_source, refuse)
+    elif kernel_source is not None:
+        raise refuse("kernel_source", f"{_clip(repr(meta['model']), 80)} is not read from kernel source")
+    else:
+        try:
+            model = catalogue_model(meta["model"], meta["variant"].get("rule"))
+        except TraceError as e:
+            raise TraceError(f"{name}: {e}") from None
     if model is None:
         raise refuse("model", f"{_clip(repr(meta['model']), 80)} is not a model of the catalogue")
     variant, params = meta["variant"], meta["parameters"]
@@ -251,8 +278,10 @@ def check_meta(meta: dict[str, Any], origin: str) -> Subject:
     if variant.get("choices", {}) != model.code.choices():
         why = f"{_clip(str(variant.get('choices', {})), 100)} are not the kernel-code choices of {model.name}"
         raise refuse("variant.choices", f"{why} ({model.code.choices()})")
-    if variant["policy"] != model.policy:
-        raise refuse("variant.policy", f"{variant['policy']!r} is not the policy of {model.name} ({model.policy!r})")
+    # A model read from a context.rs runs the policy its deregister_process makes, named SOURCE_POLICY.
+    policy = SOURCE_POLICY if model.source is not None and model.policy is not None else model.policy
+    if variant["policy"] != policy:
+        raise refuse("variant.policy", f"{variant['policy']!r} is not the policy of {model.name} ({policy!r})")
     if params["elem_size"] not in model.sizes():
         raise refuse("parameters.elem_size", f"{params['elem_size']} is not an element size of {model.name}")
     if params["page_size"] not in page_sizes(model):
