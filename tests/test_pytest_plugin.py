@@ -61,3 +61,37 @@ def test_a_configured_platform_binds_the_collected_models(tmp_path: Path) -> Non
     done = pytest_in(tmp_path, "--verify", "--verify-pattern", "shrink.vmalloc-replacement-frees", "-v")
     assert done.returncode == 0, done.stdout
     assert "verify::shrink::vmalloc-replacement-frees[kvvec-v6/u8@arm64-4k] PASSED" in done.stdout
+
+
+SOURCE = Path(__file__).parent / "data" / "source"
+
+
+def test_source_checks_the_properties_on_the_kernel_functions(tmp_path: Path) -> None:
+    """`--source` as `verify run --source`: v4's deep copy fails the property v6 proves, on the kernel's code."""
+    (tmp_path / "pyproject.toml").write_text("[tool.verify]\n")
+    args = ["--verify", "--verify-pattern", "shrink.kmalloc-one-realloc", "-v"]
+    done = pytest_in(tmp_path, *args, "--source", str(SOURCE / "kvec_v4.rs"))
+    assert done.returncode == 1 and "4 failed" in done.stdout, done.stdout
+    assert "verify::shrink::kmalloc-one-realloc[kvvec-src/u8] FAILED" in done.stdout
+    assert "UNEXPECTED (declared PROVED)" in done.stdout
+    assert f"the violation reproduces on the kernel source {SOURCE / 'kvec_v4.rs'}" in done.stdout
+
+
+def test_a_bad_source_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.verify]\n")
+    done = pytest_in(tmp_path, "--verify", "--source", str(tmp_path / "nonexistent"))
+    assert done.returncode == 4 and "--source" in done.stderr and "no such file or directory" in done.stderr
+    done = pytest_in(tmp_path, "--verify", "--source", str(SOURCE / "kvec_loop.rs"))
+    assert done.returncode == 4 and "unsupported while loop" in done.stderr
+
+
+def test_configured_source_adds_the_conformance_item(tmp_path: Path) -> None:
+    """[tool.verify] source, as it joins `verify run`: one more item, the tree's `verify source`."""
+    kvec = tmp_path / "linux" / "rust" / "kernel" / "alloc" / "kvec.rs"
+    kvec.parent.mkdir(parents=True)
+    kvec.write_text((SOURCE / "kvec_reserve_exact.rs").read_text())
+    (tmp_path / "pyproject.toml").write_text(U8_ONLY + 'source = "linux"\n')
+    done = pytest_in(tmp_path, "--verify", "--verify-pattern", "shrink.never-grows", "-v")
+    assert done.returncode == 1, done.stdout
+    assert "verify::shrink::never-grows[kvvec-v6/u8] PASSED" in done.stdout
+    assert "verify::kernel-source[linux] FAILED" in done.stdout and "VIOLATED  reserve" in done.stdout

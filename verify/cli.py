@@ -395,7 +395,7 @@ def command_run(args: argparse.Namespace) -> int:
         # Every model is bound to it; binder's explorer checks keep their own instance (README, "Platforms").
         chosen = [m.with_platform(settings.platform) for m in chosen]
     if args.source is not None:
-        chosen = _source_models(args.source, settings)
+        chosen = source_models(args.source, settings)
     faults = frozenset(settings.faults)
     models = [m.with_faults(faults) for m in chosen] if faults else chosen
     if not args.pattern.strip():
@@ -470,7 +470,7 @@ def command_run(args: argparse.Namespace) -> int:
     return code
 
 
-def _source_models(path: Path, settings: Settings) -> list[ModelSpec]:
+def source_models(path: Path, settings: Settings) -> list[ModelSpec]:
     """The models read from a kernel tree or file, each function walked once: an unsupported construct is
     one error line naming its file, line and column (exit 2), before any proof."""
     if settings.faults:
