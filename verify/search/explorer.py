@@ -14,14 +14,16 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from models.allocator import ALL_OUTCOMES
 from models.binder import ELEM_SIZE, BinderAction, BinderStep, Deregister, Policy, Register, binder_step
 from models.elements import Elements
 from models.machine import Platform
 from models.vec import VecState
+
+if TYPE_CHECKING:  # networkx is imported where a graph is made or searched: a command without one starts faster
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class Exploration:
 
     def path_to(self, target: VecState) -> list[BinderStep]:
         """The steps of a shortest path from the initial state (breadth-first search)."""
+        import networkx as nx
+
         nodes = nx.shortest_path(self.graph, self.initial, target)
         return [self.first_step(a, b) for a, b in zip(nodes, nodes[1:], strict=False)]
 
@@ -83,6 +87,8 @@ def actions(state: VecState) -> Iterator[BinderAction]:
 
 def explore(policy: Policy, instance: Instance) -> Exploration:
     start = time.perf_counter()
+    import networkx as nx
+
     plat = instance.platform
     initial = canonical(VecState())
     graph = nx.MultiDiGraph()
@@ -112,6 +118,8 @@ def explore(policy: Policy, instance: Instance) -> Exploration:
 
 def realloc_cycle(ex: Exploration) -> list[BinderStep] | None:
     """A reachable cycle in which every operation calls the allocator, if there is one."""
+    import networkx as nx
+
     sub = nx.DiGraph()
     for u, v, data in ex.graph.edges(data=True):
         if data["reallocates"]:

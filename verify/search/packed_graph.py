@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
@@ -242,6 +241,8 @@ class PackedGraph:
                     if meet is not None:
                         break
         if meet is None:
+            import networkx as nx  # where needed: explorer.py says why
+
             raise nx.NetworkXNoPath(f"no path from node {source} to node {target}")
         path: list[int] = []
         hop: int | None = meet
@@ -261,6 +262,8 @@ class PackedGraph:
         if not _has_cycle(self.states, self.src[realloc], self.dst[realloc]):
             return None
         # networkx finds the same cycle the reference explorer reports, on the reallocating edges alone.
+        import networkx as nx
+
         sub = nx.DiGraph()
         for e in realloc.tolist():
             sub.add_edge(int(self.src[e]), int(self.dst[e]), edge=e)  # a later parallel edge wins, as there
@@ -319,6 +322,8 @@ def from_exploration(ex: Exploration) -> PackedGraph:
         )
         src.append(index[u])
         dst.append(index[v])
+    import networkx as nx
+
     depth_of = nx.single_source_shortest_path_length(ex.graph, ex.initial)
     kinds = [0 if s.buf is None else KINDS.index(s.buf.kind) for s in states]
     return PackedGraph.build(

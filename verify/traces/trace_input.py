@@ -24,8 +24,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from models.catalogue import SOURCE_POLICY, ModelSpec, model_named, policy_model, source_model_named
 from models.faults import FAULTS
 from models.machine import PAGE_SIZES, PRESETS, USIZE_MAX
@@ -127,6 +125,8 @@ def parse_json(text: str, origin: str) -> Any:
 
 @cache
 def _validator() -> Any:
+    import jsonschema  # here, not at the top: a command that reads no trace (verify source) does not load it
+
     schema = json.loads(SCHEMA_PATH.read_text())
     return jsonschema.Draft202012Validator(schema)
 
@@ -148,6 +148,8 @@ def check_schema(doc: Any, origin: str) -> None:
     fmt = doc["#meta"].get("format")
     if fmt != FORMAT:
         raise TraceError(f"{name}: not a verify trace (#meta.format is {_clip(repr(fmt), 60)}, expected {FORMAT!r})")
+    import jsonschema
+
     error = jsonschema.exceptions.best_match(_validator().iter_errors(doc))
     if error is not None:
         raise TraceError(f"{name}: {_where(error.absolute_path)}: {_clip(error.message)}")
