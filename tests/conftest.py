@@ -1,7 +1,7 @@
 """How the suite is shared among pytest-xdist's workers (`pytest -n auto`, as README runs it).
 
 A module whose tests share a costly module-scoped fixture (the kill matrix, the regression
-traces, the filled cache...) is one unit of work, kept on one worker, so its fixture is
+traces, the filled cache, a cached solver check...) is one unit of work, kept on one worker, so its fixture is
 computed once, not once per worker; every other test is a unit of its own. The kill matrix
 is the longest piece of work in the suite: it goes first, and the other worker takes the rest
 meanwhile.
@@ -16,9 +16,11 @@ from __future__ import annotations
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-SHARED_FIXTURE_MODULES = frozenset(
-    {"test_mutants.py", "test_regression.py", "test_agreement.py", "test_cache.py", "test_source_interpreter.py"}
-)
+SHARED_FIXTURE_MODULES = frozenset({
+    "test_mutants.py", "test_regression.py", "test_agreement.py", "test_cache.py", "test_source_interpreter.py",
+    # A module-level functools.cache of solver checks that several tests read.
+    "test_binder_violations.py", "test_kunit.py", "test_source_run.py",
+})
 FIRST = "test_mutants.py"
 
 
