@@ -168,6 +168,7 @@ def test_a_fault_is_killed_where_it_matters(matrix: list[Outcome]) -> None:
     assert by[("copy-one-short", "shrink.capacity-floor", "kvvec-v6/u8")] is Cell.SURVIVED
 
 
+@pytest.mark.slow  # every property on two faults
 def test_mutants_prints_the_matrix_and_exits_zero_when_all_are_killed(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["mutants", "--fault", "target-min", "--fault", "binder-shrink-dropped", "--jobs", "1"])
     out = capsys.readouterr().out
