@@ -179,6 +179,7 @@ def test_mutants_prints_the_matrix_and_exits_zero_when_all_are_killed(capsys: py
     assert "binder-shrink-dropped: binder.waste-bound on binder/v6: PAGE_SIZE 64: register" in out
 
 
+@pytest.mark.slow  # every property on u8
 def test_a_surviving_mutant_fails_the_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     # The zero-sized-T check matters only for a zero-sized T: seeded into u8 alone, nothing can kill it.
     monkeypatch.setattr(mutants, "KVVEC_MODELS", ("kvvec-v6/u8",))
