@@ -9,7 +9,8 @@ the capacity bound; cross-check steps per second; peak memory of a run; `verify 
 proving the v6 fixture's shrink_to and reserve conformant; and, on a kernel tree made of the
 v6 fixtures, `verify source` (all three functions) and `verify run all --source` (section
 "Kernel source", medians of a few runs, with the machine's load; `python bench/run.py --source`
-measures and rewrites that section alone).
+measures and rewrites that section alone). `python bench/run.py --suite` times the test suite, full
+and quick, and rewrites its section alone (bench/suite.py); a full run keeps that section as it was.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from verify.search.packed import explore_packed  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import spin_peer  # noqa: E402
+import suite  # noqa: E402
 
 VERIFY = [sys.executable, "-m", "verify"]
 TARGETS = {"cold": 30.0, "warm": 3.0, "confirm": 60.0, "ratio": 1.5, "memory_mib": 1024.0, "source": 5.0}
@@ -203,6 +205,9 @@ def main() -> None:
     if sys.argv[1:] == ["--source"]:
         write_source_section()
         return
+    if sys.argv[1:] == ["--suite"]:
+        suite.write_section(ROOT / "bench" / "RESULTS.md")
+        return
     work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
     cache = work / "cache"
     traces = work / "traces"
@@ -325,7 +330,7 @@ def main() -> None:
             else "- explorer: spin is not installed here, so there is no ratio (Debian's package `spin`)."
         )
     lines += notes or ["Every target is met."]
-    lines += ["", *source_section()]
+    lines += ["", *suite.kept_section(ROOT / "bench" / "RESULTS.md"), *source_section()]
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

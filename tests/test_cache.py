@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from dataclasses import replace
@@ -33,10 +35,29 @@ def rows(lines: list[str]) -> list[str]:
     return [line for line in lines if line.startswith(("PROVED", "VIOLATED", "UNKNOWN"))]
 
 
-def test_an_unchanged_rerun_is_answered_from_the_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["run", PATTERN, "--cache-dir", str(tmp_path / "c"), "--counterexamples", str(tmp_path / "t")]
-    code, cold = run(argv, capsys)
-    assert code == 0 and not any("cached" in r for r in rows(cold))
+@pytest.fixture(scope="module")
+def cold_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """PATTERN run once into an empty cache: the filled cache and the run's lines (the tests copy the cache)."""
+    work = tmp_path_factory.mktemp("cold")
+    out = io.StringIO()  # the rows, read as capsys would (a module fixture cannot use capsys)
+    with contextlib.redirect_stdout(out):
+        code = main(["run", PATTERN, "--cache-dir", str(work / "c"), "--counterexamples", str(work / "t")])
+    assert code == 0
+    return work / "c", out.getvalue().splitlines()
+
+
+def _copied(cold_run: tuple[Path, list[str]], tmp_path: Path) -> Path:
+    cache = tmp_path / "c"
+    shutil.copytree(cold_run[0], cache)
+    return cache
+
+
+def test_an_unchanged_rerun_is_answered_from_the_cache(
+    cold_run: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cold = cold_run[1]
+    assert not any("cached" in r for r in rows(cold))
+    argv = ["run", PATTERN, "--cache-dir", str(_copied(cold_run, tmp_path)), "--counterexamples", str(tmp_path / "t")]
     code, warm = run(argv, capsys)
     assert code == 0 and len(rows(warm)) == len(rows(cold)) == 6  # v6, v4, naive; never does not shrink
     assert all("cached" in r for r in rows(warm))
@@ -45,10 +66,11 @@ def test_an_unchanged_rerun_is_answered_from_the_cache(tmp_path: Path, capsys: p
     assert sum("counterexample: PAGE_SIZE" in line for line in warm) == 4
 
 
-def test_a_corrupt_entry_is_ignored_and_rebuilt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cache = tmp_path / "c"
+def test_a_corrupt_entry_is_ignored_and_rebuilt(
+    cold_run: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = _copied(cold_run, tmp_path)
     argv = ["run", PATTERN, "--cache-dir", str(cache), "--counterexamples", str(tmp_path / "t")]
-    run(argv, capsys)
     entries = sorted(cache.rglob("*.json"))
     assert len(entries) == 6
     entries[0].write_text("{ truncated")

@@ -163,6 +163,7 @@ def _arm64_results() -> dict[str, Verdict]:
     return {p.id: check(p, model, page, SOLVING).verdict for p in kunit.test_programs(page)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prop_id", sorted(programs()))
 def test_the_verdicts_are_the_same_with_64k_pages(prop_id: str) -> None:
     prop = programs()[prop_id]

@@ -40,7 +40,10 @@ def test_catalogue_has_at_least_25_faults_in_every_layer() -> None:
 
 @pytest.fixture(scope="module")
 def matrix() -> list[Outcome]:
-    """The whole kill matrix, computed once (about a minute on two cores)."""
+    """The whole kill matrix, computed once: some 1,500 solver queries, minutes on two cores.
+
+    Every test that reads it is marked slow; CI's full suite runs them, so every seeded fault is
+    proved killed there with a replayed counterexample (`.ci/run` runs no separate `verify mutants`)."""
     return list(run_mutants(list(FAULTS), PAGE, TIMEOUT_MS, default_jobs()))
 
 
@@ -50,6 +53,7 @@ def first_finder(matrix: list[Outcome], fault: str) -> Outcome | None:
     return found[0] if found else None
 
 
+@pytest.mark.slow
 def test_every_mutant_is_killed_with_a_replayed_counterexample(matrix: list[Outcome]) -> None:
     survivors = [f for f in FAULTS if not killers(matrix, f)]
     assert survivors == []
@@ -58,6 +62,7 @@ def test_every_mutant_is_killed_with_a_replayed_counterexample(matrix: list[Outc
         assert (o.cell is Cell.KILLED) == bool(o.counterexample) == (o.trace is not None)
 
 
+@pytest.mark.slow
 def test_the_matrix_is_complete_and_decided(matrix: list[Outcome]) -> None:
     assert [(o.fault, o.prop_id, o.model) for o in matrix] == jobs_for(list(FAULTS), PAGE)
     assert not [o for o in matrix if o.cell is Cell.UNKNOWN]
@@ -74,6 +79,7 @@ CAUGHT_ONLY_BY = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fault", "killer"), CAUGHT_ONLY_BY.items())
 def test_each_binder_claim_from_any_state_is_the_only_one_to_catch_its_fault(
     matrix: list[Outcome], fault: str, killer: str
@@ -95,6 +101,7 @@ def _readme_first_killers() -> dict[str, str]:
     return rows
 
 
+@pytest.mark.slow
 def test_the_readme_mutation_table_names_every_fault_and_its_first_killer(matrix: list[Outcome]) -> None:
     readme = _readme_first_killers()
     assert sorted(readme) == sorted(FAULTS)
@@ -108,6 +115,7 @@ def test_the_readme_counts_the_mutants() -> None:
     assert f"All {len(FAULTS)} faults are killed (100%), each with a replayed trace" in text
 
 
+@pytest.mark.slow
 def test_only_the_readmes_exceptions_catch_no_fault(matrix: list[Outcome]) -> None:
     catching = {o.prop_id for o in matrix if o.cell is Cell.KILLED}
     silent = sorted({o.prop_id for o in matrix} - catching)
@@ -130,16 +138,19 @@ ONLY_KILLER = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fault", "prop_id"), ONLY_KILLER.items())
 def test_a_new_property_is_the_only_killer_of_its_fault(matrix: list[Outcome], fault: str, prop_id: str) -> None:
     assert {o.prop_id for o in killers(matrix, fault)} == {prop_id}
 
 
+@pytest.mark.slow
 def test_a_property_already_violated_kills_nothing(matrix: list[Outcome]) -> None:
     cells = {o.cell for o in matrix if o.prop_id == "shrink.physical-never-grows" and o.model == "kvvec-v6/u8"}
     assert cells == {Cell.NOT_A_KILLER}
 
 
+@pytest.mark.slow
 def test_a_fault_is_killed_where_it_matters(matrix: list[Outcome]) -> None:
     by = {(o.fault, o.prop_id, o.model): o.cell for o in matrix}
     assert by[("zst-check-dropped", "shrink.zst-noop", "kvvec-v6/zst")] is Cell.KILLED
@@ -157,6 +168,7 @@ def test_a_fault_is_killed_where_it_matters(matrix: list[Outcome]) -> None:
     assert by[("copy-one-short", "shrink.capacity-floor", "kvvec-v6/u8")] is Cell.SURVIVED
 
 
+@pytest.mark.slow  # every property on two faults
 def test_mutants_prints_the_matrix_and_exits_zero_when_all_are_killed(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["mutants", "--fault", "target-min", "--fault", "binder-shrink-dropped", "--jobs", "1"])
     out = capsys.readouterr().out
@@ -167,6 +179,7 @@ def test_mutants_prints_the_matrix_and_exits_zero_when_all_are_killed(capsys: py
     assert "binder-shrink-dropped: binder.waste-bound on binder/v6: PAGE_SIZE 64: register" in out
 
 
+@pytest.mark.slow  # every property on u8
 def test_a_surviving_mutant_fails_the_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     # The zero-sized-T check matters only for a zero-sized T: seeded into u8 alone, nothing can kill it.
     monkeypatch.setattr(mutants, "KVVEC_MODELS", ("kvvec-v6/u8",))
@@ -325,6 +338,7 @@ def test_every_fault_has_its_effect_described() -> None:
     assert sorted(EFFECTS) == sorted(FAULTS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_the_first_killers_counterexample_shows_what_the_fault_does(matrix: list[Outcome], fault: str) -> None:
     first = first_finder(matrix, fault)

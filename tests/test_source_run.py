@@ -65,12 +65,14 @@ def _rows(kvec: str, binder: str) -> dict[tuple[str, str], tuple[Verdict, Verdic
     return rows
 
 
+@pytest.mark.slow
 def test_v6_fixtures_get_the_models_verdicts_row_by_row() -> None:
     rows = _rows("kvec_v6.rs", "binder_v6.rs")
     assert len(rows) == 43
     assert {row: source for row, (source, _) in rows.items()} == {row: model for row, (_, model) in rows.items()}
 
 
+@pytest.mark.slow
 def test_v4_fixtures_differ_where_the_series_history_says() -> None:
     v4 = _rows("kvec_v4.rs", "binder_v4.rs")
     changed = {row: (model, source) for row, (source, model) in v4.items() if source is not model}
