@@ -504,15 +504,14 @@ def _by_induction(
 
 
 def _bmc_happens(policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate) -> Answer:
-    """Whether `bad` holds at some operation of some sequence of `depth` operations from new()."""
+    """Whether `bad` holds at some operation of some sequence of `depth` operations from new().
+
+    Deeper than the default depth, of some sequence of at most `depth` operations: the incremental
+    search stops at the first witness, where a whole query of `depth` operations is out of reach.
+    """
     if _incremental(solving, depth, bad):
         search = deepening(_platform(page), policy, bad.by_retain)
-        reached = search.first(bad.name, bad.at, depth, solving.timeout_ms)
-        if reached.answer is not Answer.SAT:
-            return reached.answer
-        # A run of `depth` operations must hold the first one found (a shorter run need not extend).
-        if search.extends(bad.at, reached.at, depth, solving.timeout_ms) is Answer.SAT:
-            return Answer.SAT
+        return search.first(bad.name, bad.at, depth, solving.timeout_ms).answer
     return reaches(_sym(page), policy, depth, bad.at, solving)[0].answer
 
 

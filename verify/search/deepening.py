@@ -105,18 +105,6 @@ class Deepening:
                 self._solver.add(z3.Not(at(self._sp, self._unrolling, i)))
         return Reached(Answer.UNSAT, depth)
 
-    def extends(self, at: At, i: int, depth: int, timeout_ms: int) -> Answer:
-        """Whether some run of `depth` operations has `at` hold at operation i (i < depth)."""
-        with self._building():
-            self._deepen_to(depth)
-            result = self._check(at(self._sp, self._unrolling, i), timeout_ms)
-        if result == z3.sat:
-            return Answer.SAT
-        if result == z3.unsat:
-            return Answer.UNSAT
-        raise_if_interrupted(self._solver.reason_unknown())
-        return Answer.UNKNOWN
-
 
 # The searches of one process, most recently used last: a few (platform, policy) pairs at a time.
 _KEPT = 4
