@@ -249,7 +249,18 @@ def bmc_section() -> list[str]:
         )
     lines.append("")
     if missed:
-        lines += [f"Missed at depth {high}:", "", *missed, ""]
+        lines += [
+            f"Missed at depth {high}:",
+            "",
+            *missed,
+            "",
+            "Beyond the default depth the induction step is tried first: where it holds for k operations, BMC"
+            " of k operations is the whole proof, and a violation is found by the incremental search at its own"
+            " depth. A check whose step does not hold for k <= 2 needs BMC of every operation, and each"
+            " operation's query costs about twice the one before (the unrolling's 64-bit arithmetic, bit-blasted,"
+            " over one more operation), so its last operations reach the per-query timeout.",
+            "",
+        ]
     return lines
 
 
