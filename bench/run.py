@@ -11,7 +11,8 @@ v6 fixtures, `verify source` (all three functions) and `verify run all --source`
 "Kernel source", medians of a few runs, with the machine's load; `python bench/run.py --source`
 measures and rewrites that section alone). `python bench/run.py --bmc` measures and rewrites its own
 section, "Deeper BMC": each binder BMC check in one process (`--jobs 1`) at the default depth (whole
-queries) and at depth 16 (incremental unrolling), side by side.
+queries) and at depth 16 (incremental unrolling), side by side; `--portfolio` its section "Solver
+portfolio": bare Z3 beside bare Bitwuzla per kind of dumped query (bench/solver_portfolio.py).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from verify.search.explorer import Instance, explore  # noqa: E402
 from verify.search.packed import explore_packed  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
+import solver_portfolio  # noqa: E402
 import spin_peer  # noqa: E402
 
 VERIFY = [sys.executable, "-m", "verify"]
@@ -55,6 +57,7 @@ SOURCE_REPEATS = 3
 BMC_SECTION = "## Deeper BMC"
 BMC_DEPTHS = (8, 16)  # the default depth (the baseline), and the depth of the target
 BMC_TARGET_SECONDS = 30.0  # each binder BMC check at depth 16, on 2 cores (issue 15)
+PORTFOLIO_SECTION = "## Solver portfolio"
 # The explorer beside spin at capacity 4096 (issue 15): states/s, wall time as a multiple of spin's, memory.
 EXPLORER_TARGETS = {"states_per_second": 300_000.0, "spin_ratio": 2.0, "memory_mib": 1536.0}
 
@@ -288,6 +291,10 @@ def main() -> None:
         return
     if sys.argv[1:] == ["--bmc"]:
         write_section(BMC_SECTION, bmc_section())
+        return
+    if sys.argv[1:] == ["--portfolio"]:
+        stamp = f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {os.getloadavg()[0]:.1f}"
+        write_section(PORTFOLIO_SECTION, [PORTFOLIO_SECTION, "", stamp, *solver_portfolio.measured()])
         return
     work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
     cache = work / "cache"

@@ -18,7 +18,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -87,8 +86,10 @@ def dumped() -> Path:
     return directory
 
 
-def main() -> None:
-    directory = Path(sys.argv[1]) if len(sys.argv) > 1 else dumped()
+def measured(directory: Path | None = None) -> list[str]:
+    """The table of bare Z3 beside bare Bitwuzla per kind, as Markdown lines."""
+    source = "`verify run all --jobs 1 --dump-smt`" if directory is None else f"`{directory}`"
+    directory = dumped() if directory is None else directory
     paths = sorted(directory.glob("*.smt2"))
     kinds = {str(p): kind(p.read_text()) for p in paths}
     z3_times = timed("z3", paths)
@@ -112,14 +113,26 @@ def main() -> None:
                 best = min(best, seconds)
         best_total += best
     z3_total = sum(s for s, _ in z3_times.values())
-    print(f"{len(paths)} queries from {directory}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print("| kind | queries | bare z3 CPU s | decided by Bitwuzla | its CPU s | z3 CPU s on those | Bitwuzla faster |")
-    print("|---|---|---|---|---|---|---|")
+    lines = [
+        f"- {len(paths)} queries of {source}; CPU seconds of each script, run whole;"
+        f" {TIMEOUT_MS // 1000} s per script",
+        "",
+        "| kind | queries | bare z3 CPU s | decided by Bitwuzla | its CPU s | z3 CPU s on those | Bitwuzla faster |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in KINDS:
         n, z3_s, read, bw_s, z3_read, wins = per_kind[name]
-        print(f"| {name} | {n:.0f} | {z3_s:.2f} | {read:.0f} | {bw_s:.2f} | {z3_read:.2f} | {wins:.0f} |")
-    print(f"bare z3 total {z3_total:.2f} s CPU; the faster of the two per query {best_total:.2f} s"
-          f" ({best_total / z3_total:.2f} of z3's)")
+        lines.append(f"| {name} | {n:.0f} | {z3_s:.2f} | {read:.0f} | {bw_s:.2f} | {z3_read:.2f} | {wins:.0f} |")
+    lines += [
+        "",
+        f"- bare z3 in all: {z3_total:.2f} s CPU; the faster of the two on each query: {best_total:.2f} s"
+        f" ({best_total / z3_total:.2f} of z3's)",
+    ]
+    return lines
+
+
+def main() -> None:
+    print("\n".join(measured(Path(sys.argv[1]) if len(sys.argv) > 1 else None)))
 
 
 if __name__ == "__main__":
