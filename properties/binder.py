@@ -36,11 +36,12 @@ from models.vec import VecState
 from models.vec_z3 import SymPlatform, SymVec, type_invariant
 from properties.base import Verdict
 from properties.shrink import state_equal_py, state_equal_z3
+from verify.search.deepening import Reached, deepening
 from verify.search.explorer import Instance, canonical, explore
 from verify.search.packed import explore_packed
 from verify.search.packed_graph import DEREGISTER, REGISTER, Bools, PackedGraph, from_exploration
 from verify.search.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches, state_from_model
-from verify.search.solver import Answer, Solving, minimal_model, solve
+from verify.search.solver import Answer, Solving, fresh_context, minimal_model, solve
 
 INSTANCE = Instance(page_size=64, max_capacity=40)  # the default; `verify run --max-capacity N` sets another
 EXPLORER_PAGE_SIZES = (64, *PAGE_SIZES)  # the pages a binder trace may have (verify.traces.trace_input)
@@ -360,21 +361,85 @@ def _finding_from_bmc(
     policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate
 ) -> Finding:
     scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {_page(page)} B"
-    found = _bmc_once(policy, page, solving, depth, bad, bad.at, scope)
+    if not _incremental(solving, depth, bad):
+        found = _bmc_once(policy, page, solving, depth, bad, bad.at, scope)
+        if found.verdict is Verdict.PROVED:
+            return _by_induction(_sym(page), policy, depth, bad.at, solving, scope)[0]
+        return found
+    # Deeper than the default, the induction step comes first: where it holds for k operations, the
+    # base case is BMC of k operations, not of `depth`.
+    proved, inductive_for = _by_induction(_sym(page), policy, depth, bad.at, solving, scope)
+    search = deepening(_platform(page), policy, bad.by_retain)
+    if inductive_for and search.first(bad.name, bad.at, inductive_for, solving.timeout_ms).answer is Answer.UNSAT:
+        return proved
+    reached = search.first(bad.name, bad.at, depth, solving.timeout_ms)
+    found = _reached_finding(policy, page, solving, depth, bad, reached, scope)
+    return proved if found.verdict is Verdict.PROVED else found
+
+
+def _reached_finding(
+    policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate, reached: Reached,
+    scope: str,
+) -> Finding:
+    """The finding of an incremental search; a violation's trace comes from a whole query, as at the default depth.
+
+    The whole query of the default depth (or of the violation's own depth, when deeper) picks the
+    counterexample, so a violation within the default depth has the trace the default depth gives.
+    """
+    if reached.answer is Answer.UNSAT:
+        return Finding(Verdict.PROVED, scope, page_size=_page(page))
+    if reached.answer is Answer.UNKNOWN:
+        detail = f"operation {reached.at + 1} not decided ({reached.reason})"
+        return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=detail)
+    whole = min(depth, max(reached.at + 1, BMC_DEPTH))
+    fresh_context()  # the whole query first in its context, as a check at the default depth asks it
+    found = _bmc_once(policy, page, solving, whole, bad, bad.at, scope)
     if found.verdict is Verdict.PROVED:
-        return _by_induction(_sym(page), policy, depth, bad.at, solving, scope)
+        # A run of reached.at + 1 operations violates it, yet no run of `whole` operations extends it.
+        detail = f"a violation at operation {reached.at + 1} that no run of {whole} operations extends"
+        return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=detail)
     return found
 
 
+def _incremental(solving: Solving, depth: int, bad: JudgedPredicate) -> bool:
+    """Whether BMC deepens one incremental solver (verify.search.deepening), or asks whole queries.
+
+    Up to the default depth whole queries are faster: Z3 preprocesses a whole
+    query (eliminating variables, then bit-blasting) in ways it cannot across
+    push and pop. Deeper, a whole query grows out of reach (v6's
+    no-immediate-regrow query of 16 operations had no answer after 25 minutes,
+    where the incremental search finds its violation in seconds). Retain's
+    unrolling (arrays of processes) stays with whole queries, and so does a run
+    that dumps or confirms its queries: each is a file a second solver can read,
+    as the proof it stands for.
+    """
+    whole = solving.dump_smt is not None or solving.second_solver is not None or bad.by_retain
+    return depth > BMC_DEPTH and not whole
+
+
 def bmc_from_new(policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate) -> Finding:
-    """BMC from `KVVec::new()`, one depth after another: PROVED up to `depth` operations, or the shortest trace.
+    """BMC from `KVVec::new()`, one depth after another: PROVED up to `depth` operations, or the shortest trace."""
+    scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {_page(page)} B"
+    if not _incremental(solving, depth, bad):
+        return _deepened_whole(policy, page, solving, depth, bad, scope)
+    reached = deepening(_platform(page), policy, bad.by_retain).first(bad.name, bad.at, depth, solving.timeout_ms)
+    if reached.answer is not Answer.SAT:
+        return _reached_finding(policy, page, solving, depth, bad, reached, scope)
+    # The shortest trace: the whole query of the first depth with a violation, for its last operation.
+    return _deepened_whole(policy, page, solving, reached.at + 1, bad, scope, first=reached.at + 1)
+
+
+def _deepened_whole(
+    policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate, scope: str,
+    first: int = 1,
+) -> Finding:
+    """BMC by a whole query per depth from `first`, each unrolled from scratch, for the last operation alone.
 
     Deepening one operation at a time finds a shallow violation without
     unrolling the full depth, which for retain's unrolling is slow.
     """
-    scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {_page(page)} B"
     deadline = time.perf_counter() + solving.timeout_ms / 1000
-    for k in range(1, depth + 1):
+    for k in range(first, depth + 1):
         remaining = int((deadline - time.perf_counter()) * 1000)
         if remaining <= 0:
             return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=f"timeout after {k - 1} operations")
@@ -417,8 +482,9 @@ def _bmc_once(
 def _by_induction(
     sp: SymPlatform, policy: Policy, depth: int, bad_at: Callable[[SymPlatform, Unrolling, int], Any], solving: Solving,
     bmc_scope: str,
-) -> Finding:
-    """After BMC found no violation in `depth` operations: PROVED for every sequence if k-inductive.
+) -> tuple[Finding, int]:
+    """Once BMC finds no violation in `depth` operations: PROVED for every sequence if k-inductive, and that k
+    (0 when none is).
 
     The BMC is the base case for every k <= depth; the first k whose step case
     holds proves the property for sequences of any length. Otherwise the
@@ -429,17 +495,24 @@ def _by_induction(
         step = induction_step(sp, policy, k, bad_at, solving)
         if step.answer is Answer.UNSAT:
             scope = f"z3 {k}-induction, base case by BMC: every sequence of operations, PAGE_SIZE {_page(page)} B"
-            return Finding(Verdict.PROVED, scope, page_size=_page(page))
+            return Finding(Verdict.PROVED, scope, page_size=_page(page)), k
         if step.answer is Answer.UNKNOWN:
             detail = f"{k}-induction step not decided ({step.reason})"
-            return Finding(Verdict.PROVED, bmc_scope, page_size=_page(page), detail=detail, undecided=True)
+            return Finding(Verdict.PROVED, bmc_scope, page_size=_page(page), detail=detail, undecided=True), 0
     tried = min(depth, INDUCTION_DEPTH)
-    return Finding(Verdict.PROVED, bmc_scope, page_size=_page(page), detail=f"not k-inductive for k <= {tried}")
+    return Finding(Verdict.PROVED, bmc_scope, page_size=_page(page), detail=f"not k-inductive for k <= {tried}"), 0
 
 
-def _bmc_happens(policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, at: Callable[..., Any]) -> Answer:
-    """Whether `at` holds at some operation of some sequence of `depth` operations from new()."""
-    return reaches(_sym(page), policy, depth, at, solving)[0].answer
+def _bmc_happens(policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate) -> Answer:
+    """Whether `bad` holds at some operation of some sequence of `depth` operations from new().
+
+    Deeper than the default depth, of some sequence of at most `depth` operations: the incremental
+    search stops at the first witness, where a whole query of `depth` operations is out of reach.
+    """
+    if _incremental(solving, depth, bad):
+        search = deepening(_platform(page), policy, bad.by_retain)
+        return search.first(bad.name, bad.at, depth, solving.timeout_ms).answer
+    return reaches(_sym(page), policy, depth, bad.at, solving)[0].answer
 
 
 def shrank_then_registers_at(sp: SymPlatform, u: Unrolling, i: int) -> Any:
@@ -777,7 +850,7 @@ PROPERTIES: tuple[SequenceProperty, ...] = (
         frozenset({"v6", "naive"}),
         "as above: v6 after its last process leaves (7 operations: register 3, deregister 3, register),"
         " naive after any shrink",
-        premise=lambda p, page, t, d: _bmc_happens(p, page, t, d, SHRANK_THEN_REGISTERS_AT.at),
+        premise=lambda p, page, t, d: _bmc_happens(p, page, t, d, SHRANK_THEN_REGISTERS_AT),
         premise_text=SHRANK_THEN_REGISTERS,
         not_for=frozenset({"never"}),
     ),

@@ -51,40 +51,47 @@ def unroll(
     process the solver picks, wherever it stands, as context.rs's `retain`
     does, for the properties about which processes stay.
     """
-    state = binder_z3.initial() if start is None else start
-    states, steps, kinds, outcomes, removed_at = [state], [], [], [], []
+    u = Unrolling((binder_z3.initial() if start is None else start,), (), (), (), ())
+    for _ in range(k):
+        u = extended(sp, policy, u, by_retain)
+    return u
+
+
+def extended(sp: SymPlatform, policy: Policy, u: Unrolling, by_retain: bool = False) -> Unrolling:
+    """The unrolling with one more operation after its last state: `unroll` one step at a time."""
+    i, state = len(u.steps), u.states[-1]
     constraints: list[Any] = []
-    for i in range(k):
-        is_register = z3.Bool(f"op{i}.register")
-        outcome = SymOutcome.fresh(f"op{i}")
-        reg = binder_z3.register(sp, state, u64(1000 + i), outcome, f"op{i}.reg", policy)
-        if by_retain:
-            at = z3.BitVec(f"op{i}.removed_at", 64)
-            removed_at.append(at)
-            constraints.append(z3.Implies(z3.Not(is_register), z3.ULT(at, state.len)))
-            dereg = binder_z3.deregister(sp, policy, state, state.elems[at], outcome, f"op{i}.dereg", at=at)
-        else:
-            dereg = binder_z3.deregister(sp, policy, state, u64(0), outcome, f"op{i}.dereg", remove_one=True)
-        # A deregistration needs a registered process.
-        constraints.append(z3.Implies(z3.Not(is_register), z3.UGT(state.len, 0)))
-        constraints += [*reg.constraints, *dereg.constraints]
-        taken = SymBinderStep(
-            state,
-            ite(is_register, reg.post, dereg.post),
-            ite(is_register, reg.ok, dereg.ok),
-            ite(is_register, reg.reallocates, dereg.reallocates),
-            z3.And(z3.Not(is_register), dereg.shrink_attempted),
-            dereg.shrink_ok,
-            (),
-            z3.And(z3.Not(is_register), dereg.arithmetic_fault),
-        )
-        state = taken.post
-        states.append(state)
-        steps.append(taken)
-        kinds.append(is_register)
-        outcomes.append(outcome)
+    removed_at: tuple[Any, ...] = ()
+    is_register = z3.Bool(f"op{i}.register")
+    outcome = SymOutcome.fresh(f"op{i}")
+    reg = binder_z3.register(sp, state, u64(1000 + i), outcome, f"op{i}.reg", policy)
+    if by_retain:
+        at = z3.BitVec(f"op{i}.removed_at", 64)
+        removed_at = (at,)
+        constraints.append(z3.Implies(z3.Not(is_register), z3.ULT(at, state.len)))
+        dereg = binder_z3.deregister(sp, policy, state, state.elems[at], outcome, f"op{i}.dereg", at=at)
+    else:
+        dereg = binder_z3.deregister(sp, policy, state, u64(0), outcome, f"op{i}.dereg", remove_one=True)
+    # A deregistration needs a registered process.
+    constraints.append(z3.Implies(z3.Not(is_register), z3.UGT(state.len, 0)))
+    constraints += [*reg.constraints, *dereg.constraints]
+    taken = SymBinderStep(
+        state,
+        ite(is_register, reg.post, dereg.post),
+        ite(is_register, reg.ok, dereg.ok),
+        ite(is_register, reg.reallocates, dereg.reallocates),
+        z3.And(z3.Not(is_register), dereg.shrink_attempted),
+        dereg.shrink_ok,
+        (),
+        z3.And(z3.Not(is_register), dereg.arithmetic_fault),
+    )
     return Unrolling(
-        tuple(states), tuple(steps), tuple(kinds), tuple(outcomes), tuple(constraints), tuple(removed_at)
+        (*u.states, taken.post),
+        (*u.steps, taken),
+        (*u.is_register, is_register),
+        (*u.outcomes, outcome),
+        (*u.constraints, *constraints),
+        (*u.removed_at, *removed_at),
     )
 
 

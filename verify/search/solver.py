@@ -117,7 +117,7 @@ def solve(assertions: list[Any], solving: Solving) -> Solved:
     if result == z3.sat:
         return Solved(Answer.SAT, solver.model(), seconds)
     reason = solver.reason_unknown()
-    _raise_if_interrupted(reason)
+    raise_if_interrupted(reason)
     return Solved(Answer.UNKNOWN, None, seconds, reason)
 
 
@@ -152,14 +152,14 @@ def first_not_unsat(setting: list[Any], queries: list[Any], solving: Solving) ->
             return i, Solved(Answer.SAT, solver.model(), seconds)
         if result != z3.unsat:
             reason = solver.reason_unknown()
-            _raise_if_interrupted(reason)
+            raise_if_interrupted(reason)
             return i, Solved(Answer.UNKNOWN, None, seconds, reason)
         solved = Solved(Answer.UNSAT, None, seconds)
         solver.pop()
     return len(queries) - 1, solved
 
 
-def _raise_if_interrupted(reason: str) -> None:
+def raise_if_interrupted(reason: str) -> None:
     """Z3 catches Ctrl-C (SIGINT) during a check and answers "unknown": that is the user stopping the run.
 
     Without this, each Ctrl-C would end only the query running, as one more
@@ -288,7 +288,7 @@ def minimal_model(assertions: list[Any], objectives: list[Any], solving: Solving
         script.append(f"(check-sat-assuming ({' '.join(a.sexpr() for a in assumptions)}))\n")
         answer = solver.check(*assumptions)
         if answer == z3.unknown:
-            _raise_if_interrupted(solver.reason_unknown())
+            raise_if_interrupted(solver.reason_unknown())
         return answer
 
     def fix(constraint: Any) -> None:

@@ -1,0 +1,139 @@
+"""Bare Z3 beside bare Bitwuzla on the queries `verify run all --dump-smt` writes, per query and per kind.
+
+Run from the repository root with the project installed:
+    python bench/solver_portfolio.py [DIR]
+With DIR (a directory of dumped .smt2 queries) it times those; without, it first
+dumps the queries of `verify run all --jobs 1`. Each solver runs every script
+whole (every check-sat in it, as `z3 -smt2` would), in a worker process of its
+own, and the CPU time of each script is its own. A query is of a kind by what
+it holds: element arrays as `lambda` (which Bitwuzla's parser does not read),
+quantifiers, several checks (a counterexample's minimisation), or none of
+these. The table says, per kind, which solver decides it faster: the measured
+rule a portfolio would follow.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_MS = 60_000
+KINDS = ("lambda", "quantifier", "minimisation", "plain")
+
+# One solver over many scripts, in its own process: file name -> (CPU seconds, answer or error).
+WORKER = r"""
+import json, sys, time
+name, timeout_ms, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+if name == "z3":
+    import z3
+    z3.set_param("timeout", timeout_ms)
+    def run(text):
+        ctx = z3.Context()
+        return z3.Z3_eval_smtlib2_string(ctx.ref(), text).split()
+else:
+    import bitwuzla
+    from verify.search.confirm import PRELUDE
+    def run(text):
+        options = bitwuzla.Options()
+        options.set(bitwuzla.Option.TIME_LIMIT_PER, timeout_ms)
+        options.set(bitwuzla.Option.SEED, 0)
+        parser = bitwuzla.Parser(bitwuzla.TermManager(), options)
+        parser.parse(PRELUDE + text, True, False)  # parse only: the assertions, then one check
+        return [str(parser.bitwuzla().check_sat())]
+for path in paths:
+    text = open(path).read()
+    start = time.process_time()
+    try:
+        said = run(text)
+    except Exception as e:
+        said = ["error: " + str(e).splitlines()[0][:80]]
+    print(json.dumps([path, time.process_time() - start, said[-1] if said else ""]), flush=True)
+"""
+
+
+def kind(text: str) -> str:
+    if "(lambda" in text:
+        return "lambda"
+    if "(forall" in text or "(exists" in text:
+        return "quantifier"
+    if "check-sat-assuming" in text:
+        return "minimisation"
+    return "plain"
+
+
+def timed(solver: str, paths: list[Path]) -> dict[str, tuple[float, str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER, solver, str(TIMEOUT_MS), *map(str, paths)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    rows = (json.loads(line) for line in done.stdout.splitlines())
+    return {path: (seconds, answer) for path, seconds, answer in rows}
+
+
+def dumped() -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="verify-bench-portfolio-"))
+    traces = directory / "traces"
+    subprocess.run(
+        [sys.executable, "-m", "verify", "run", "all", "--jobs", "1", "--dump-smt", str(directory),
+         "--counterexamples", str(traces)],
+        cwd=ROOT, capture_output=True, check=True,
+    )
+    return directory
+
+
+def measured(directory: Path | None = None) -> list[str]:
+    """The table of bare Z3 beside bare Bitwuzla per kind, as Markdown lines."""
+    source = "`verify run all --jobs 1 --dump-smt`" if directory is None else f"`{directory}`"
+    directory = dumped() if directory is None else directory
+    paths = sorted(directory.glob("*.smt2"))
+    kinds = {str(p): kind(p.read_text()) for p in paths}
+    z3_times = timed("z3", paths)
+    # Bitwuzla answers only the scripts of one check: a minimisation script's checks are Z3's to make.
+    single = [p for p in paths if kinds[str(p)] != "minimisation"]
+    bitwuzla_times = timed("bitwuzla", single)
+    per_kind: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0, 0.0, 0.0, 0])
+    best_total = 0.0
+    for path, (z3_seconds, _) in z3_times.items():
+        row = per_kind[kinds[path]]
+        row[0] += 1
+        row[1] += z3_seconds
+        best = z3_seconds
+        if path in bitwuzla_times:
+            seconds, answer = bitwuzla_times[path]
+            if answer in ("sat", "unsat"):
+                row[2] += 1
+                row[3] += seconds
+                row[4] += z3_seconds
+                row[5] += seconds < z3_seconds
+                best = min(best, seconds)
+        best_total += best
+    z3_total = sum(s for s, _ in z3_times.values())
+    lines = [
+        f"- {len(paths)} queries of {source}; CPU seconds of each script, run whole;"
+        f" {TIMEOUT_MS // 1000} s per script",
+        "",
+        "| kind | queries | bare z3 CPU s | decided by Bitwuzla | its CPU s | z3 CPU s on those | Bitwuzla faster |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in KINDS:
+        n, z3_s, read, bw_s, z3_read, wins = per_kind[name]
+        lines.append(f"| {name} | {n:.0f} | {z3_s:.2f} | {read:.0f} | {bw_s:.2f} | {z3_read:.2f} | {wins:.0f} |")
+    lines += [
+        "",
+        f"- bare z3 in all: {z3_total:.2f} s CPU; the faster of the two on each query: {best_total:.2f} s"
+        f" ({best_total / z3_total:.2f} of z3's)",
+    ]
+    return lines
+
+
+def main() -> None:
+    print("\n".join(measured(Path(sys.argv[1]) if len(sys.argv) > 1 else None)))
+
+
+if __name__ == "__main__":
+    main()

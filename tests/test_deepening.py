@@ -1,0 +1,83 @@
+"""BMC by incremental unrolling: the same answers as whole queries, and the default depth's traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.binder import ELEM_SIZE, policy_named
+from models.machine import Platform
+from properties import binder
+from properties.base import Verdict
+from properties.binder import REGROW, WASTE, JudgedPredicate, _sym
+from verify.search.deepening import Deepening, Reached, deepening
+from verify.search.sequences import reaches
+from verify.search.solver import Answer, Solving
+
+PLAT = Platform(ELEM_SIZE, 4096)
+SOLVING = Solving(60_000)
+
+
+@pytest.mark.parametrize(
+    ("policy", "bad", "first"),
+    [
+        ("v6", REGROW, 6),  # 3 registrations, 3 deregistrations, then the registration that reallocates
+        ("never", WASTE, 5),  # 3 registrations (capacity 4), then 3 deregistrations: 4 >= 4 * (0 + 1)
+    ],
+)
+def test_the_first_violating_operation_is_where_whole_queries_first_find_one(
+    policy: str, bad: JudgedPredicate, first: int
+) -> None:
+    search = Deepening(PLAT, policy_named(policy), by_retain=False)
+    reached = search.first(bad.name, bad.at, 7, SOLVING.timeout_ms)
+    sp = _sym(4096)
+    assert reached.answer is Answer.SAT
+    # Whole queries: no violation in `at` operations, one in `at + 1`.
+    assert reaches(sp, policy_named(policy), reached.at, bad.at, SOLVING)[0].answer is Answer.UNSAT
+    assert reaches(sp, policy_named(policy), reached.at + 1, bad.at, SOLVING)[0].answer is Answer.SAT
+    assert reached.at == first
+
+
+def test_properties_of_one_policy_share_the_search_and_its_refuted_operations() -> None:
+    search = deepening(PLAT, policy_named("v4"), False)
+    assert deepening(PLAT, policy_named("v4"), False) is search
+    assert deepening(PLAT, policy_named("v4"), True) is not search
+    assert search.first(REGROW.name, REGROW.at, 3, SOLVING.timeout_ms).answer is Answer.UNSAT
+    # Asked again, the refuted operations are not asked again; deeper ones are.
+    assert search.first(REGROW.name, REGROW.at, 4, SOLVING.timeout_ms).at == 4
+
+
+def test_a_violation_within_the_default_depth_has_the_default_depths_trace_when_searched_deeper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(binder, "BMC_DEPTH", 7)  # a smaller default, for a quicker test
+    prop = next(p for p in binder.PROPERTIES if p.id == "binder.no-immediate-regrow.bmc")
+    at_default = prop.check(policy_named("v6"), 4096, SOLVING, 7)
+    deeper = prop.check(policy_named("v6"), 4096, SOLVING, 8)
+    assert at_default.verdict is deeper.verdict is Verdict.VIOLATED
+    assert deeper.actions == at_default.actions
+    assert "up to 8 operations" in deeper.scope
+
+
+def test_only_a_depth_beyond_the_default_is_searched_incrementally(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(binder, "BMC_DEPTH", 4)
+    searched: list[int] = []
+    original = Deepening.first
+
+    def spy(self: Deepening, name: str, at: Any, depth: int, timeout_ms: int) -> Reached:
+        searched.append(depth)
+        return original(self, name, at, depth, timeout_ms)
+
+    monkeypatch.setattr(Deepening, "first", spy)
+    prop = next(p for p in binder.PROPERTIES if p.id == "binder.no-immediate-regrow.bmc")
+    assert prop.check(policy_named("v4"), 4096, SOLVING, 4).verdict is Verdict.PROVED
+    assert searched == []
+    found = prop.check(policy_named("v4"), 4096, SOLVING, 5)
+    assert found.verdict is Verdict.PROVED and "1-induction" in found.scope
+    assert searched == [1]  # the base case of 1-induction: one operation, not five
+    # A run that dumps or confirms its queries asks whole ones, each a file; so does retain's unrolling.
+    assert not binder._incremental(Solving(60_000, dump_smt=Path("dump")), 5, REGROW)
+    assert not binder._incremental(Solving(60_000, second_solver="bitwuzla"), 5, REGROW)
+    assert not binder._incremental(SOLVING, 5, binder.KEEPS_OTHERS_FROM_NEW)
