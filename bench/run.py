@@ -9,11 +9,13 @@ the capacity bound; cross-check steps per second; peak memory of a run; `verify 
 proving the v6 fixture's shrink_to and reserve conformant; and, on a kernel tree made of the
 v6 fixtures, `verify source` (all three functions) and `verify run all --source` (section
 "Kernel source", medians of a few runs, with the machine's load; `python bench/run.py --source`
-measures and rewrites that section alone).
+measures and rewrites that section alone); and `verify policies` on the default family, cold and warm
+(section "Policy sweep"; `python bench/run.py --policies` measures and rewrites that section alone).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import random
@@ -46,8 +48,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 import spin_peer  # noqa: E402
 
 VERIFY = [sys.executable, "-m", "verify"]
-TARGETS = {"cold": 30.0, "warm": 3.0, "confirm": 60.0, "ratio": 1.5, "memory_mib": 1024.0, "source": 5.0}
+TARGETS = {"cold": 30.0, "warm": 3.0, "confirm": 60.0, "ratio": 1.5, "memory_mib": 1024.0, "source": 5.0,
+           "policies": 120.0}
 SOURCE_SECTION = "## Kernel source"
+POLICIES_SECTION = "## Policy sweep"
 SOURCE_REPEATS = 3
 # The explorer beside spin at capacity 4096 (issue 15): states/s, wall time as a multiple of spin's, memory.
 EXPLORER_TARGETS = {"states_per_second": 300_000.0, "spin_ratio": 2.0, "memory_mib": 1536.0}
@@ -191,6 +195,56 @@ def source_section() -> list[str]:
     return lines
 
 
+def policies_section() -> list[str]:
+    """`verify policies` on the default family: cold (no cache), and warm (the cache it filled), with the load."""
+    work = Path(tempfile.mkdtemp(prefix="verify-bench-policies-"))
+    load_before = os.getloadavg()
+    cold, cold_cpu = timed_cpu(["policies", "--no-cache", "--format", "json", "--output", str(work / "cold.json")])
+    timed_run(["policies", "--cache-dir", str(work / "cache"), "--output", str(work / "fill.txt")])
+    warm, warm_cpu = timed_cpu(["policies", "--cache-dir", str(work / "cache"), "--output", str(work / "warm.txt")])
+    load_after = os.getloadavg()
+    document = json.loads((work / "cold.json").read_text())
+    shutil.rmtree(work)
+    policies = len(document["policies"])
+    verdicts = sum(v is not None for p in document["policies"] for v in p["verdicts"].values())
+    target = TARGETS["policies"]
+    return [
+        POLICIES_SECTION,
+        "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores; load average"
+        f" (1, 5, 15 min) {' '.join(f'{x:.1f}' for x in load_before)} before,"
+        f" {' '.join(f'{x:.1f}' for x in load_after)} after",
+        f"- the default family and the built-in policies: {policies} policies explored, {verdicts} verdicts (the Z3"
+        " properties on the Pareto front and the built-in policies); CPU is user + system time of the command and"
+        " its worker processes",
+        "",
+        "| measure | wall | CPU | target | |",
+        "|---|---|---|---|---|",
+        f"| `verify policies --no-cache` (cold) | {cold:.1f} s | {cold_cpu:.1f} s | <= {target:.0f} s |"
+        f" {'met' if cold <= target else 'MISSED'} |",
+        f"| `verify policies` (warm: the proof cache filled) | {warm:.1f} s | {warm_cpu:.1f} s | | |",
+        "",
+    ]
+
+
+def write_section(heading: str, section: list[str]) -> None:
+    """Put `section` in RESULTS.md in place of the one under `heading` (up to the next `## `), else before the
+    kernel-source section, else at the end."""
+    results = ROOT / "bench" / "RESULTS.md"
+    text = results.read_text()
+    before, found, after = text.partition(heading + "\n")
+    rest = ""
+    if found:
+        end = after.find("\n## ")
+        rest = "" if end < 0 else after[end + 1:]
+    elif SOURCE_SECTION in text:  # before the kernel-source section, which `--source` rewrites to the end
+        before, rest = text[:text.index(SOURCE_SECTION)], text[text.index(SOURCE_SECTION):]
+    else:
+        before = text.rstrip("\n") + "\n\n"
+    results.write_text(before + "\n".join(section) + "\n" + rest)
+    print("\n".join(section))
+
+
 def write_source_section() -> None:
     """Measure the kernel-source section alone and put it in RESULTS.md in place of the old one."""
     results = ROOT / "bench" / "RESULTS.md"
@@ -203,6 +257,9 @@ def write_source_section() -> None:
 def main() -> None:
     if sys.argv[1:] == ["--source"]:
         write_source_section()
+        return
+    if sys.argv[1:] == ["--policies"]:
+        write_section(POLICIES_SECTION, policies_section())
         return
     work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
     cache = work / "cache"
@@ -326,7 +383,7 @@ def main() -> None:
             else "- explorer: spin is not installed here, so there is no ratio (Debian's package `spin`)."
         )
     lines += notes or ["Every target is met."]
-    lines += ["", *source_section()]
+    lines += ["", *policies_section(), *source_section()]
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
