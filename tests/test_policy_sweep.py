@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from models.binder import policy_named
-from models.catalogue import policy_model
 from properties.base import Verdict
 from properties.binder import (
     INSTANCE,
@@ -25,11 +24,9 @@ from properties.binder import (
     waste,
 )
 from verify.check import constraint
-from verify.check.executors import LocalExecutor
 from verify.check.policy_family import TARGETS, Family, parse_numbers, slug
 from verify.check.policy_metrics import Metrics, measure
-from verify.check.runner import RunOptions
-from verify.check.sweep import Candidate, Cell, PolicyRow, dominates, front, sweep
+from verify.check.sweep import Cell, PolicyRow, dominates, front
 from verify.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -145,22 +142,6 @@ def test_best_decides_the_least_value_first_and_returns_only_satisfying_policies
 
 
 # --- the sweep through the engine, and the command line --------------------------------
-
-
-def test_the_sweep_runs_every_property_and_caches_its_metrics(tmp_path: Path) -> None:
-    options = RunOptions(page_size=4096, timeout_ms=60_000, jobs=1, cache_dir=tmp_path)
-    model = policy_model("eighth-half", "len < cap/8 => cap/2")
-    candidates = [Candidate("eighth-half", model, "--policy", "len < cap/8 => cap/2")]
-    (row,) = sweep(candidates, options, LocalExecutor(1), "all")
-    assert set(row.cells) == {p.id for p in PROPERTIES if p.applies(model)}
-    assert row.cells["binder.waste-bound"].verdict == "VIOLATED"  # halving once leaves capacity 16 for 0
-    assert row.cells["binder.no-immediate-regrow"].verdict == "PROVED"
-    assert row.cells["binder.keeps-others"].scope.startswith("z3: one operation from every state")
-    assert not any(c.cached for c in row.cells.values())
-    (again,) = sweep(candidates, options, LocalExecutor(2), "all")
-    assert all(c.cached for c in again.cells.values())
-    assert again.metrics == row.metrics
-    assert {p: c.verdict for p, c in again.cells.items()} == {p: c.verdict for p, c in row.cells.items()}
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
