@@ -199,9 +199,10 @@ def policies_section() -> list[str]:
     """`verify policies` on the default family: cold (no cache), and warm (the cache it filled), with the load."""
     work = Path(tempfile.mkdtemp(prefix="verify-bench-policies-"))
     load_before = os.getloadavg()
-    cold, cold_cpu = timed_cpu(["policies", "--no-cache", "--format", "json", "--output", str(work / "cold.json")])
-    timed_run(["policies", "--cache-dir", str(work / "cache"), "--output", str(work / "fill.txt")])
-    warm, warm_cpu = timed_cpu(["policies", "--cache-dir", str(work / "cache"), "--output", str(work / "warm.txt")])
+    # Cold: an empty proof cache, which the run fills; warm: the same command again.
+    cache = ["--cache-dir", str(work / "cache")]
+    cold, cold_cpu = timed_cpu(["policies", *cache, "--format", "json", "--output", str(work / "cold.json")])
+    warm, warm_cpu = timed_cpu(["policies", *cache, "--output", str(work / "warm.txt")])
     load_after = os.getloadavg()
     document = json.loads((work / "cold.json").read_text())
     shutil.rmtree(work)
@@ -220,7 +221,7 @@ def policies_section() -> list[str]:
         "",
         "| measure | wall | CPU | target | |",
         "|---|---|---|---|---|",
-        f"| `verify policies --no-cache` (cold) | {cold:.1f} s | {cold_cpu:.1f} s | <= {target:.0f} s |"
+        f"| `verify policies` (cold: an empty proof cache) | {cold:.1f} s | {cold_cpu:.1f} s | <= {target:.0f} s |"
         f" {'met' if cold <= target else 'MISSED'} |",
         f"| `verify policies` (warm: the proof cache filled) | {warm:.1f} s | {warm_cpu:.1f} s | | |",
         "",

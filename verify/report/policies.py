@@ -134,10 +134,12 @@ def plot(rows: Sequence[PolicyRow], instance: Instance) -> bytes:
             if r.name == name:
                 ax.scatter([r.metrics.waste], [r.reallocs16], s=120, color=colour, marker="*", zorder=4,
                            label=f"{name}: {r.rule}")
+    on_front = {r.name for r in front(rows)}
     for (x, y), members in points.items():
-        if any(m.name in {e.name for e in front(rows)} for m in members) and len(members) <= 3:
-            ax.annotate(", ".join(m.name for m in members), (x, y), textcoords="offset points", xytext=(6, 4),
-                        fontsize=7)
+        if any(m.name in on_front for m in members):
+            more = f" and {len(members) - 2} more" if len(members) > 2 else ""
+            shown = ", ".join(m.name for m in members[:2]) + more
+            ax.annotate(shown, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("waste factor: least c with capacity < c*(len+1) after every deregistration")
     ax.set_ylabel("worst-case reallocating operations per 16")
