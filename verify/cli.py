@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fnmatch
 import os
 import signal
@@ -424,8 +425,8 @@ def _check_solving_flags(page_size: int, timeout: float, jobs: int, faults: Sequ
         raise UsageError(f"unknown fault {unknown[0]!r}; `verify list` shows the faults")
 
 
-def command_run(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+def _checked_settings(settings: Settings) -> Settings:
+    """The settings `run` and `policies` share, each a one-line usage error when out of range; jobs filled in."""
     jobs = default_jobs() if settings.jobs is None else settings.jobs
     _check_solving_flags(settings.page_size, settings.timeout, jobs, settings.faults)
     if not 1 <= settings.bmc_depth <= 64:
@@ -435,6 +436,13 @@ def command_run(args: argparse.Namespace) -> int:
     if settings.explorer_page_size not in EXPLORER_PAGE_SIZES:
         sizes = ", ".join(map(str, EXPLORER_PAGE_SIZES))
         raise UsageError(f"--explorer-page-size must be one of {sizes}, not {settings.explorer_page_size}")
+    return dataclasses.replace(settings, jobs=jobs)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    settings = _checked_settings(_settings(args))
+    jobs = settings.jobs
+    assert jobs is not None
     explorer = Instance(settings.explorer_page_size, settings.max_capacity)
     defined = tuple(policy_model(name, rule) for name, rule in settings.policies)
     chosen = [m for m in (*MODELS, *defined) if not settings.models or m.name in settings.models]
@@ -706,7 +714,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from verify.policies_command import PoliciesUsageError, command_policies
 
         try:
-            return command_policies(args, _settings(args))
+            return command_policies(args, _checked_settings(_settings(args)))
         except PoliciesUsageError as e:
             raise UsageError(str(e)) from None
     if args.command == "source":

@@ -18,19 +18,17 @@ from models.catalogue import chosen_policies, model_named, policy_model
 from models.policy_lang import PolicyError
 from models.policy_lang import parse as parse_rule
 from properties.base import Verdict
-from properties.binder import EXPLORER_PAGE_SIZES
 from verify.check import constraint as constraints
 from verify.check.executors import DaskExecutor, ExecutorError, LocalExecutor
 from verify.check.policy_family import TARGETS, Family, parse_numbers
-from verify.check.runner import RunOptions, default_jobs
+from verify.check.runner import RunOptions
 from verify.check.sweep import Candidate, Executor, PolicyRow, prove, sweep
 from verify.config import Settings
 from verify.report import policies as report
 from verify.report.gate import EXIT_ERROR, EXIT_OK, EXIT_UNEXPECTED
 from verify.report.output import check_new, usable_directory, write_new
 from verify.search.explorer import Instance
-from verify.search.packed import MAX_CAPACITY
-from verify.search.solver import seconds_to_ms, timeout_problem
+from verify.search.solver import seconds_to_ms
 from verify.source import steps as source_steps
 from verify.source.locate import SourceError
 
@@ -107,24 +105,13 @@ def _source_candidate(path: Path) -> Candidate:
 
 
 def _options(args: argparse.Namespace, settings: Settings) -> RunOptions:
-    jobs = default_jobs() if settings.jobs is None else settings.jobs
-    problem = timeout_problem(settings.timeout)
-    if problem is not None:
-        raise PoliciesUsageError(f"--timeout {problem}, not {settings.timeout}")
-    if jobs < 1:
-        raise PoliciesUsageError(f"--jobs must be at least 1, not {jobs}")
-    if not 1 <= settings.bmc_depth <= 64:
-        raise PoliciesUsageError(f"--bmc-depth must be in 1..64, not {settings.bmc_depth}")
-    if not 1 <= settings.max_capacity <= MAX_CAPACITY:
-        raise PoliciesUsageError(f"--max-capacity must be in 1..{MAX_CAPACITY}, not {settings.max_capacity}")
-    if settings.explorer_page_size not in EXPLORER_PAGE_SIZES:
-        sizes = ", ".join(map(str, EXPLORER_PAGE_SIZES))
-        raise PoliciesUsageError(f"--explorer-page-size must be one of {sizes}, not {settings.explorer_page_size}")
+    """The run's options from settings the command line has checked (verify.cli._checked_settings)."""
+    assert settings.jobs is not None
     cache_dir = None if args.no_cache else usable_directory(Path(settings.cache_dir), "cache")
     return RunOptions(
         page_size=settings.page_size,
         timeout_ms=seconds_to_ms(settings.timeout),
-        jobs=jobs,
+        jobs=settings.jobs,
         bmc_depth=settings.bmc_depth,
         explorer=Instance(settings.explorer_page_size, settings.max_capacity),
         cache_dir=None if cache_dir is None else cache_dir.resolve(),
