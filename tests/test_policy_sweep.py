@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from models.binder import policy_named
+from models.catalogue import model_named
 from properties.base import Verdict
 from properties.binder import (
     INSTANCE,
@@ -26,7 +27,8 @@ from properties.binder import (
 from verify.check import constraint
 from verify.check.policy_family import TARGETS, Family, parse_numbers, slug
 from verify.check.policy_metrics import Metrics, measure
-from verify.check.sweep import Cell, PolicyRow, dominates, front
+from verify.check.runner import RunOptions
+from verify.check.sweep import Cell, PolicyRow, dominates, front, waste_cell
 from verify.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -209,3 +211,11 @@ def test_an_existing_output_is_never_overwritten(capsys: pytest.CaptureFixture[s
     code, _, err = run(["policies", "--no-cache", "--output", str(kept)], capsys)
     assert code == 2 and "exists" in err
     assert kept.read_text() == "mine\n"
+
+
+def test_the_waste_factor_for_all_sizes_is_proved_least_with_a_replayed_trace_below_it() -> None:
+    # naive shrinks to fit: capacity < 2 * (len + 1) for every sequence (1-induction at 4 KiB pages), and one
+    # deregistration with a process left and capacity 2 breaks c = 1. The instance says 2 as well.
+    found = waste_cell(model_named("binder/naive"), 2, RunOptions(page_size=4096, timeout_ms=60_000, bmc_depth=4))
+    assert (found.page_size, found.bound, found.refuted, found.text()) == (4096, 2, 1, "2")
+    assert found.detail.startswith("c = 1: violated in ")

@@ -307,6 +307,9 @@ def _add_policies_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     sweep.add_argument("--prove", choices=PROVE, default="front",
                        help="run the Z3 properties on the front, the built-in and the named policies (front, the"
                        " default), on every policy (all), or on none (only the explored instance's verdicts)")
+    sweep.add_argument("--all-sizes", action="store_true",
+                       help="also the waste factor for every sequence and all 64-bit sizes with --page-size's pages"
+                       " (BMC, then k-induction), for the built-in, configured and --policy policies")
     sweep.add_argument("--best", metavar="CONSTRAINT",
                        help="the policies satisfying CONSTRAINT (e.g. 'waste <= 4 && no-regrow') with the least"
                        " --minimise metric, each with every property run")

@@ -32,6 +32,10 @@ def _window(row: PolicyRow) -> str:
     return "none" if row.metrics.regrow_window is None else str(row.metrics.regrow_window)
 
 
+def _all_sizes(row: PolicyRow) -> str:
+    return "" if row.all_sizes is None else row.all_sizes.text()
+
+
 def _verdict(row: PolicyRow, prop_id: str) -> str:
     if prop_id not in row.applicable:
         return "n/a"
@@ -41,10 +45,12 @@ def _verdict(row: PolicyRow, prop_id: str) -> str:
 
 def text(rows: Sequence[PolicyRow], instance: Instance, best: str | None = None) -> str:
     on_front = {r.name for r in front(rows)}
-    head = ["policy", "rule", "waste", "reallocs/16", "regrow", "reclaim", "front",
-            *(f"{i + 1}" for i in range(len(PROPERTY_IDS)))]
-    body = [[r.name, r.rule, str(r.metrics.waste), str(r.reallocs16), _window(r), str(r.metrics.reclaim),
-             "*" if r.name in on_front else "", *(LETTER.get(_verdict(r, p), _verdict(r, p)) for p in PROPERTY_IDS)]
+    sized = [r.all_sizes for r in rows if r.all_sizes is not None]
+    head = ["policy", "rule", "waste", *([f"waste, {sized[0].page_size} B pages, all sizes"] if sized else []),
+            "reallocs/16", "regrow", "reclaim", "front", *(f"{i + 1}" for i in range(len(PROPERTY_IDS)))]
+    body = [[r.name, r.rule, str(r.metrics.waste), *([_all_sizes(r)] if sized else []), str(r.reallocs16),
+             _window(r), str(r.metrics.reclaim), "*" if r.name in on_front else "",
+             *(LETTER.get(_verdict(r, p), _verdict(r, p)) for p in PROPERTY_IDS)]
             for r in rows]
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
@@ -61,6 +67,11 @@ def text(rows: Sequence[PolicyRow], instance: Instance, best: str | None = None)
         " says nothing about the policy; the properties:",
         *(f"  {i + 1:2d} {SHORT[p]}" for i, p in enumerate(PROPERTY_IDS)),
     ]
+    if sized:
+        lines.append("waste, all sizes: the least c proved for every sequence of operations by BMC and k-induction"
+                     " (`<= c`: c - 1 neither proved nor refuted within the BMC depth; `not proved`: not even the"
+                     " instance's c is k-inductive):")
+        lines += [f"  {r.name}: {r.all_sizes.text()} ({r.all_sizes.detail})" for r in rows if r.all_sizes is not None]
     if best is not None:
         lines.append(best)
     return "\n".join(lines) + "\n"
@@ -73,6 +84,10 @@ def _as_json(row: PolicyRow, on_front: set[str]) -> dict[str, Any]:
         "origin": row.origin,
         "front": row.name in on_front,
         "metrics": row.metrics.to_json(),
+        "waste_all_sizes": None if row.all_sizes is None else {
+            "page_size": row.all_sizes.page_size, "bound": row.all_sizes.bound, "refuted": row.all_sizes.refuted,
+            "detail": row.all_sizes.detail,
+        },
         "verdicts": {
             p: None if p not in row.cells else {
                 "verdict": row.cells[p].verdict, "scope": row.cells[p].scope, "detail": row.cells[p].detail,
@@ -103,10 +118,11 @@ def to_csv(rows: Sequence[PolicyRow]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     reallocs = (f"reallocs{k}" for k in range(1, WORST_CASE_K + 1))
     writer.writerow(["policy", "rule", "origin", "front", "waste", *reallocs, "regrow_window", "reclaim",
-                     *PROPERTY_IDS])
+                     "waste_all_sizes", *PROPERTY_IDS])
     for r in rows:
         writer.writerow([r.name, r.rule, r.origin, r.name in on_front, r.metrics.waste, *r.metrics.reallocs,
                          "" if r.metrics.regrow_window is None else r.metrics.regrow_window, r.metrics.reclaim,
+                         _all_sizes(r),
                          *(_verdict(r, p) for p in PROPERTY_IDS)])
     return out.getvalue()
 
