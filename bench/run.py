@@ -15,6 +15,8 @@ and quick, and rewrites its section alone (bench/suite.py); a full run keeps tha
 section, "Deeper BMC": each binder BMC check in one process (`--jobs 1`) at the default depth (whole
 queries) and at depth 16 (incremental unrolling), side by side; `--portfolio` its section "Solver
 portfolio": bare Z3 beside bare Bitwuzla per kind of dumped query (bench/solver_portfolio.py).
+`python bench/run.py --policies` times `verify policies` on the default family, cold and warm
+(section "Policy sweep") and rewrites that section alone.
 """
 
 from __future__ import annotations
@@ -54,8 +56,10 @@ import spin_peer  # noqa: E402
 import suite  # noqa: E402
 
 VERIFY = [sys.executable, "-m", "verify"]
-TARGETS = {"cold": 30.0, "warm": 3.0, "confirm": 60.0, "ratio": 1.5, "memory_mib": 1024.0, "source": 5.0}
+TARGETS = {"cold": 30.0, "warm": 3.0, "confirm": 60.0, "ratio": 1.5, "memory_mib": 1024.0, "source": 5.0,
+           "policies": 120.0}
 SOURCE_SECTION = "## Kernel source"
+POLICIES_SECTION = "## Policy sweep"
 SOURCE_REPEATS = 3
 BMC_SECTION = "## Deeper BMC"
 BMC_DEPTHS = (8, 16)  # the default depth (the baseline), and the depth of the target
@@ -202,6 +206,57 @@ def source_section() -> list[str]:
     return lines
 
 
+def policies_section() -> list[str]:
+    """`verify policies` on the default family: cold (no cache), and warm (the cache it filled), with the load."""
+    work = Path(tempfile.mkdtemp(prefix="verify-bench-policies-"))
+    load_before = os.getloadavg()
+    # Cold: an empty proof cache, which the run fills; warm: the same command again.
+    cache = ["--cache-dir", str(work / "cache")]
+    cold, cold_cpu = timed_cpu(["policies", *cache, "--format", "json", "--output", str(work / "cold.json")])
+    warm, warm_cpu = timed_cpu(["policies", *cache, "--output", str(work / "warm.txt")])
+    load_after = os.getloadavg()
+    document = json.loads((work / "cold.json").read_text())
+    shutil.rmtree(work)
+    policies = len(document["policies"])
+    verdicts = sum(v is not None for p in document["policies"] for v in p["verdicts"].values())
+    target = TARGETS["policies"]
+    return [
+        POLICIES_SECTION,
+        "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores; load average"
+        f" (1, 5, 15 min) {' '.join(f'{x:.1f}' for x in load_before)} before,"
+        f" {' '.join(f'{x:.1f}' for x in load_after)} after",
+        f"- the default family and the built-in policies: {policies} policies explored, {verdicts} verdicts (the Z3"
+        " properties on the Pareto front and the built-in policies); CPU is user + system time of the command and"
+        " its worker processes",
+        "",
+        "| measure | wall | CPU | target | |",
+        "|---|---|---|---|---|",
+        f"| `verify policies` (cold: an empty proof cache) | {cold:.1f} s | {cold_cpu:.1f} s | <= {target:.0f} s |"
+        f" {'met' if cold <= target else 'MISSED'} |",
+        f"| `verify policies` (warm: the proof cache filled) | {warm:.1f} s | {warm_cpu:.1f} s | | |",
+        "",
+    ]
+
+
+def write_section(heading: str, section: list[str]) -> None:
+    """Put `section` in RESULTS.md in place of the one under `heading` (up to the next `## `), else before the
+    kernel-source section, else at the end."""
+    results = ROOT / "bench" / "RESULTS.md"
+    text = results.read_text()
+    before, found, after = text.partition(heading + "\n")
+    rest = ""
+    if found:
+        end = after.find("\n## ")
+        rest = "" if end < 0 else after[end + 1:]
+    elif SOURCE_SECTION in text:  # before the kernel-source section, which `--source` rewrites to the end
+        before, rest = text[:text.index(SOURCE_SECTION)], text[text.index(SOURCE_SECTION):]
+    else:
+        before = text.rstrip("\n") + "\n\n"
+    results.write_text(before + "\n".join(section) + "\n" + rest)
+    print("\n".join(section))
+
+
 def write_source_section() -> None:
     """Measure the kernel-source section alone and put it in RESULTS.md in place of the old one."""
     results = ROOT / "bench" / "RESULTS.md"
@@ -269,24 +324,6 @@ def bmc_section() -> list[str]:
     return lines
 
 
-def write_section(title: str, section: list[str]) -> None:
-    """Put `section` in RESULTS.md in place of the one with the same title (before the kernel-source one if new)."""
-    results = ROOT / "bench" / "RESULTS.md"
-    text = results.read_text()
-    block = "\n".join(section).rstrip("\n") + "\n\n"
-    if title in text:
-        before, _, rest = text.partition(title)
-        after = rest[rest.index("\n## "):].lstrip("\n") if "\n## " in rest else ""
-        text = before + block + after
-    elif SOURCE_SECTION in text:
-        before, _, after = text.partition(SOURCE_SECTION)
-        text = before + block + SOURCE_SECTION + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    results.write_text(text.rstrip("\n") + "\n")
-    print("\n".join(section))
-
-
 def main() -> None:
     if sys.argv[1:] == ["--source"]:
         write_source_section()
@@ -300,6 +337,9 @@ def main() -> None:
     if sys.argv[1:] == ["--portfolio"]:
         stamp = f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {os.getloadavg()[0]:.1f}"
         write_section(PORTFOLIO_SECTION, [PORTFOLIO_SECTION, "", stamp, *solver_portfolio.measured()])
+        return
+    if sys.argv[1:] == ["--policies"]:
+        write_section(POLICIES_SECTION, policies_section())
         return
     work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
     cache = work / "cache"
@@ -423,7 +463,7 @@ def main() -> None:
             else "- explorer: spin is not installed here, so there is no ratio (Debian's package `spin`)."
         )
     lines += notes or ["Every target is met."]
-    lines += ["", *suite.kept_section(ROOT / "bench" / "RESULTS.md"), *source_section()]
+    lines += ["", *suite.kept_section(ROOT / "bench" / "RESULTS.md"), *policies_section(), *source_section()]
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -160,10 +160,15 @@ def regrow(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
 
 
 def waste(plat: Platform, steps: list[BinderStep], _mark: int) -> bool:
+    return wasteful(plat, steps, 4)
+
+
+def wasteful(plat: Platform, steps: list[BinderStep], c: int) -> bool:
+    """The last operation is a deregistration, its shrink neither failed nor refused, leaving capacity >= c*(len+1)."""
     s = steps[-1] if steps else None
     if s is None or not isinstance(s.action, Deregister) or shrink_failed(s) or shrink_refused(s):
         return False
-    return s.post.capacity(plat) >= 4 * (s.post.len + 1)
+    return s.post.capacity(plat) >= c * (s.post.len + 1)
 
 
 def reclaim_bound(plat: Platform, n: int) -> int:
@@ -531,11 +536,19 @@ def regrow_bad(sp: SymPlatform, u: Unrolling, i: int) -> Any:
 
 
 def waste_bad(sp: SymPlatform, u: Unrolling, i: int) -> Any:
+    return wasteful_at(sp, u, i, 4)
+
+
+def wasteful_at(sp: SymPlatform, u: Unrolling, i: int, c: int) -> Any:
+    """`wasteful` over BMC's unrolling: operation i leaves capacity >= c*(len+1)."""
     s = u.steps[i]
     failed = z3.And(s.shrink_attempted, z3.Not(s.shrink_ok))
     refused = z3.And(s.shrink_attempted, s.shrink_ok, z3.Not(s.reallocates))
     cap, n = sp.capacity(s.post), s.post.len
-    too_big = z3.UGE(z3.ZeroExt(2, cap), 4 * (z3.ZeroExt(2, n) + 1))
+    # Wide enough that c * (len + 1) cannot wrap (len is below 2^61 by the type invariants); binder.waste-bound's
+    # own query (c = 4) keeps the two bits it always had.
+    wide = 2 if c <= 4 else c.bit_length()
+    too_big = z3.UGE(z3.ZeroExt(wide, cap), c * (z3.ZeroExt(wide, n) + 1))
     return z3.And(z3.Not(u.is_register[i]), z3.Not(failed), z3.Not(refused), too_big)
 
 
@@ -547,6 +560,19 @@ class JudgedPredicate:
     judge: Callable[[Platform, list[BinderStep], int], bool]
     at: Callable[[SymPlatform, Unrolling, int], Any]
     by_retain: bool = False  # unroll deregistrations with retain of a chosen process (sequences.unroll)
+
+
+def waste_over(c: int) -> JudgedPredicate:
+    """The waste bound with the factor c: binder.waste-bound's predicate is waste_over(4)'s."""
+    return JudgedPredicate(f"waste-{c}", lambda plat, steps, _mark: wasteful(plat, steps, c),
+                           lambda sp, u, i: wasteful_at(sp, u, i, c))
+
+
+def bmc_then_induction(
+    policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate
+) -> Finding:
+    """BMC of `bad` from `KVVec::new()` up to `depth` operations, then k-induction: the .bmc properties' method."""
+    return _finding_from_bmc(policy, page, solving, depth, bad)
 
 
 REGROW = JudgedPredicate("regrow", regrow, regrow_bad)

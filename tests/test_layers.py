@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("verify.traces",),
     ("verify.check", "verify.source"),
     ("verify.report",),
-    ("verify.cli", "verify.config", "verify.pytest_plugin", "verify.__main__"),
+    ("verify.cli", "verify.config", "verify.pytest_plugin", "verify.__main__", "verify.policies_command"),
 )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fnmatch
 import os
 import signal
@@ -262,6 +263,7 @@ def build_parser() -> Parser:
     graph.add_argument("--max-capacity", type=int, default=40, help="the instance's capacity bound (default 40)")
     graph.add_argument("--trace", type=Path, help="a binder trace whose path is highlighted")
     graph.add_argument("--output", type=Path, help="write the DOT here instead of standard output")
+    _add_policies_parser(commands)
     source = commands.add_parser(
         "source",
         help="prove the kernel's own shrink_to, reserve and binder policy conformant to the model",
@@ -277,6 +279,63 @@ def build_parser() -> Parser:
     where.add_argument("--diff", nargs=2, type=Path, metavar=("OLD", "NEW"),
                        help="compare shrink_to and reserve of two kvec.rs files or two kernel trees")
     return parser
+
+
+def _add_policies_parser(commands: argparse._SubParsersAction[Parser]) -> None:
+    from verify.check.constraint import METRICS
+    from verify.check.executors import EXECUTORS
+    from verify.check.policy_family import DIVISORS, TARGETS
+    from verify.check.sweep import PROVE
+
+    sweep = commands.add_parser(
+        "policies",
+        help="sweep a family of binder shrink policies: every property's verdict, the metrics, the Pareto front",
+        description="Check every binder property and measure every metric for each policy of a family (README,"
+        " \"Comparing policies\"): exit 0 when every verdict needed is decided, 1 when --best finds no policy,"
+        " 2 for an UNKNOWN, a usage error or an internal error.",
+    )
+    sweep.add_argument("--policy", action="append", default=[], metavar="POLICY",
+                       help="one more policy: a built-in or [tool.verify.policies] name, or a rule; repeatable")
+    sweep.add_argument("--source", type=Path, metavar="PATH",
+                       help="one more policy: the one in PATH's drivers/android/binder/context.rs (a tree or the file)")
+    sweep.add_argument("--divisors", default=f"{DIVISORS[0]}-{DIVISORS[-1]}", metavar="LIST",
+                       help="the family's d of `len < cap/d` and `len <= cap/d`, e.g. 2-16 or 2,4,8 (default 2-16)")
+    sweep.add_argument("--floors", default="", metavar="LIST",
+                       help="also every trigger with `&& cap > m` for each m listed, e.g. 16,64 (default none)")
+    sweep.add_argument("--target", action="append", metavar="EXPR",
+                       help=f"the family's targets, repeatable (default: {', '.join(TARGETS)})")
+    sweep.add_argument("--no-family", action="store_true",
+                       help="only the built-in, configured, --policy and --source policies")
+    sweep.add_argument("--prove", choices=PROVE, default="front",
+                       help="run the Z3 properties on the front, the built-in and the named policies (front, the"
+                       " default), on every policy (all), or on none (only the explored instance's verdicts)")
+    sweep.add_argument("--all-sizes", action="store_true",
+                       help="also the waste factor for every sequence and all 64-bit sizes with --page-size's pages"
+                       " (BMC, then k-induction), for the built-in, configured and --policy policies")
+    sweep.add_argument("--best", metavar="CONSTRAINT",
+                       help="the policies satisfying CONSTRAINT (e.g. 'waste <= 4 && no-regrow') with the least"
+                       " --minimise metric, each with every property run")
+    sweep.add_argument("--minimise", choices=tuple(METRICS), default="reallocs16", metavar="METRIC",
+                       help="the metric --best minimises (default reallocs16; waste, regrow-window, reclaim-factor,"
+                       " reallocsK)")
+    sweep.add_argument("--format", choices=("text", "json", "csv"), default="text", help="the table's format")
+    sweep.add_argument("--output", type=Path, metavar="FILE", help="write the table to FILE, a new file")
+    sweep.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the Pareto plot into FILE.png, a new file")
+    sweep.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="where cells run: the local process pool (default) or a Dask cluster (--address)")
+    sweep.add_argument("--address", metavar="ADDR", help="the Dask scheduler, e.g. tcp://127.0.0.1:8786")
+    sweep.add_argument("--page-size", type=int, help="PAGE_SIZE of the Z3 properties (default 4096)")
+    sweep.add_argument("--timeout", type=float, help="seconds per solver query (default 60)")
+    sweep.add_argument("--bmc-depth", type=int, help=f"operations unrolled by BMC (default {BMC_DEPTH})")
+    sweep.add_argument(
+        "--max-capacity", type=int, help=f"the explored capacity bound (default {INSTANCE.max_capacity})",
+    )
+    sweep.add_argument("--explorer-page-size", type=int, help=f"the explored PAGE_SIZE (default {INSTANCE.page_size})")
+    sweep.add_argument("--jobs", type=int, help="local worker processes (default: the number of cores)")
+    sweep.add_argument("--cache-dir", type=Path, help="where proofs are cached (default .verify-cache/)")
+    sweep.add_argument("--no-cache", action="store_true", help="neither read nor write the proof cache")
+    sweep.add_argument("--config", type=Path, help="the pyproject.toml to read (default ./pyproject.toml)")
+    sweep.set_defaults(platform=None, fault=None, counterexamples=None, confirm=None, second_solver=None)
 
 
 def selected(
@@ -371,8 +430,8 @@ def _check_solving_flags(page_size: int, timeout: float, jobs: int, faults: Sequ
         raise UsageError(f"unknown fault {unknown[0]!r}; `verify list` shows the faults")
 
 
-def command_run(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+def _checked_settings(settings: Settings) -> Settings:
+    """The settings `run` and `policies` share, each a one-line usage error when out of range; jobs filled in."""
     jobs = default_jobs() if settings.jobs is None else settings.jobs
     _check_solving_flags(settings.page_size, settings.timeout, jobs, settings.faults)
     if not 1 <= settings.bmc_depth <= 64:
@@ -382,6 +441,13 @@ def command_run(args: argparse.Namespace) -> int:
     if settings.explorer_page_size not in EXPLORER_PAGE_SIZES:
         sizes = ", ".join(map(str, EXPLORER_PAGE_SIZES))
         raise UsageError(f"--explorer-page-size must be one of {sizes}, not {settings.explorer_page_size}")
+    return dataclasses.replace(settings, jobs=jobs)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    settings = _checked_settings(_settings(args))
+    jobs = settings.jobs
+    assert jobs is not None
     explorer = Instance(settings.explorer_page_size, settings.max_capacity)
     defined = tuple(policy_model(name, rule) for name, rule in settings.policies)
     chosen = [m for m in (*MODELS, *defined) if not settings.models or m.name in settings.models]
@@ -658,6 +724,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return command_mutants(args)
     if args.command == "crosscheck":
         return command_crosscheck(args)
+    if args.command == "policies":
+        from verify.policies_command import PoliciesUsageError, command_policies
+
+        try:
+            return command_policies(args, _checked_settings(_settings(args)))
+        except PoliciesUsageError as e:
+            raise UsageError(str(e)) from None
     if args.command == "source":
         if args.diff:
             return source_command.run_diff(*args.diff)
