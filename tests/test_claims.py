@@ -1,8 +1,7 @@
 """The README's claims about the second solver and about 16 KiB and 64 KiB pages, checked.
 
 README "Second solver": Bitwuzla confirms every proof, cvc5 the single-call, KUnit and binder
-single-step proofs but not the induction step of `binder.invariant-forever` (nor two BMC proofs)
-within 60 s. README "binder": the page rule never refuses a shrink the policies ask for, with
+single-step proofs; a proof the second solver cannot decide in its time is UNKNOWN. README "binder": the page rule never refuses a shrink the policies ask for, with
 each page size.
 """
 
@@ -60,9 +59,11 @@ def test_bitwuzla_confirms_the_proofs_cvc5_does_not_decide(
     assert result.verdict is Verdict.PROVED, result.detail
 
 
-@pytest.mark.slow
-def test_cvc5_does_not_decide_the_induction_step_of_invariant_forever_on_v6(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The README's 60 s: Z3 proves it, and cvc5, given the same query and time, answers nothing.
+def test_a_proof_the_second_solver_cannot_decide_in_its_time_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Whether cvc5 decides a query within 60 s depends on the machine (README "Second solver" gives
+    # the measured ones), so the undecided path is provoked deterministically: cvc5 gets 1 ms.
+    real = confirm.check_smt2
+    monkeypatch.setattr(confirm, "check_smt2", lambda name, text, timeout_ms: real(name, text, 1))
     result = _check("binder.invariant-forever", "binder/v6", second_solver="cvc5")
     assert result.verdict is Verdict.UNKNOWN
     assert result.detail == f"z3 says unsat; {confirm.version('cvc5')} could not decide it (unknown or timeout)"
