@@ -1,8 +1,8 @@
 """The README's claims about the second solver and about 16 KiB and 64 KiB pages, checked.
 
 README "Second solver": Bitwuzla confirms every proof, cvc5 the single-call, KUnit and binder
-single-step proofs; a proof the second solver cannot decide in its time is UNKNOWN. README "binder": the page rule never refuses a shrink the policies ask for, with
-each page size.
+single-step proofs; a proof the second solver cannot decide in its time is UNKNOWN. README
+"binder": the page rule never refuses a shrink the policies ask for, with each page size.
 """
 
 from __future__ import annotations
