@@ -568,6 +568,28 @@ def waste_over(c: int) -> JudgedPredicate:
                            lambda sp, u, i: wasteful_at(sp, u, i, c))
 
 
+def shrinks_to_room(plat: Platform, steps: list[BinderStep], r: int) -> bool:
+    """The last operation is a deregistration that shrank the list, leaving fewer than r free slots."""
+    s = steps[-1] if steps else None
+    if s is None or not isinstance(s.action, Deregister) or not s.shrank:
+        return False
+    return s.post.capacity(plat) - s.post.len < r
+
+
+def shrinks_to_room_at(sp: SymPlatform, u: Unrolling, i: int, r: int) -> Any:
+    """`shrinks_to_room` over BMC's unrolling, at operation i (widened: capacity - len cannot wrap)."""
+    s = u.steps[i]
+    cap, n = z3.ZeroExt(1, sp.capacity(s.post)), z3.ZeroExt(1, s.post.len)
+    shrank = z3.ULT(s.post.layout_len, s.pre.layout_len)
+    return z3.And(z3.Not(u.is_register[i]), shrank, z3.ULT(cap, n + r))
+
+
+def room_under(r: int) -> JudgedPredicate:
+    """A shrink that leaves fewer than r free slots: never holding, every shrink leaves at least r."""
+    return JudgedPredicate(f"room-under-{r}", lambda plat, steps, _mark: shrinks_to_room(plat, steps, r),
+                           lambda sp, u, i: shrinks_to_room_at(sp, u, i, r))
+
+
 def bmc_then_induction(
     policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate
 ) -> Finding:

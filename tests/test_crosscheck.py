@@ -393,6 +393,17 @@ def test_a_python_only_slip_in_a_policy_is_caught_before_the_explorer_reports() 
         binder_properties.exploration(slipped)
 
 
+def test_a_z3_slip_is_caught_where_another_policy_already_checked_the_same_edges() -> None:
+    # v6's edges are checked first, so the steps under v6's decisions are known; a Z3 trigger slipped to
+    # cap/5 on a policy whose Python rule is v6's must still differ on some edge.
+    ex = explore(policy_named("v6"), Instance())
+    steps = [s for _, _, s in ex.steps()]
+    assert check_explored_edges(ex.instance.platform, policy_named("v6"), steps) == ex.edges
+    slipped = replace(policy_named("v6"), trigger_z3=lambda n, cap: z3.ULT(n, z3.UDiv(cap, 5)))
+    with pytest.raises(CrossCheckError, match="shrink_attempted"):
+        check_explored_edges(ex.instance.platform, slipped, steps)
+
+
 def test_a_slip_in_the_z3_policy_is_caught_too() -> None:
     slipped = replace(policy_named("naive"), trigger_z3=lambda n, cap: z3.ULT(n, z3.UDiv(cap, 3)))
     ex = explore(policy_named("naive"), Instance())

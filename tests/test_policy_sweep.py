@@ -12,24 +12,31 @@ from pathlib import Path
 
 import pytest
 
-from models.binder import policy_named
+from models.binder import Policy, policy_named
 from models.catalogue import model_named
 from properties.base import Verdict
 from properties.binder import (
     INSTANCE,
     PROPERTIES,
     _exploration,
+    bmc_then_induction,
     explored_finding,
     regrow,
+    replay,
+    room_under,
+    shrinks_to_room,
     thrash_metrics,
     waste,
 )
 from verify.check import constraint
+from verify.check.all_sizes import regrow_cell, waste_cell
 from verify.check.policy_family import TARGETS, Family, parse_numbers, slug
-from verify.check.policy_metrics import Metrics, measure
+from verify.check.policy_metrics import Metrics, measure, regrow_window
 from verify.check.runner import RunOptions
-from verify.check.sweep import Cell, PolicyRow, dominates, front, waste_cell
+from verify.check.sweep import Cell, PolicyRow, dominates, front
 from verify.cli import main
+from verify.search.packed_graph import PackedGraph
+from verify.search.solver import Solving
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -219,3 +226,48 @@ def test_the_waste_factor_for_all_sizes_is_proved_least_with_a_replayed_trace_be
     found = waste_cell(model_named("binder/naive"), 2, RunOptions(page_size=4096, timeout_ms=60_000, bmc_depth=4))
     assert (found.page_size, found.bound, found.refuted, found.text()) == (4096, 2, 1, "2")
     assert found.detail.startswith("c = 1: violated in ")
+
+
+def _least_room_plus_one(ex: PackedGraph) -> int | None:
+    """The least free room a shrinking deregistration leaves on the explored instance, plus one."""
+    shrinking = ~ex.is_register() & ex.shrank()
+    dst = ex.dst[shrinking]
+    return None if not len(dst) else int((ex.layout[dst] - ex.len[dst]).min()) + 1
+
+
+@pytest.mark.parametrize("rule", ["len < cap/4 => len*2", "len < cap/4 => cap/2", "len < cap/2 => len",
+                                  "len < cap/5 => len + 4", "len <= cap/3 => len*3", "len < cap/8 => max(len*2, 8)"])
+def test_the_regrow_window_is_the_least_room_a_shrink_leaves_plus_one(rule: str) -> None:
+    # What the search for all sizes stands on: a registration reallocates exactly when the list is full.
+    ex = _exploration(Policy.define("p", rule), INSTANCE)
+    assert regrow_window(ex) == _least_room_plus_one(ex) is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "page_size", "window", "operations"), [
+    ("v6", 4096, 1, 8), ("naive", 4096, 1, 7), ("v4", 4096, 3, 8),
+    # With the explored instance's 64-byte pages, the instance's windows (1, 1, 3) for all sizes too.
+    ("v6", 64, 1, None), ("naive", 64, 1, None), ("v4", 64, 3, None),
+])
+def test_the_regrow_window_for_all_sizes_is_proved_least_with_a_replayed_trace(
+        name: str, page_size: int, window: int, operations: int | None) -> None:
+    model = model_named(f"binder/{name}")
+    instance_window = measure(_exploration(model.binder_policy(), INSTANCE)).regrow_window
+    found = regrow_cell(model, instance_window, RunOptions(page_size=page_size, timeout_ms=60_000, bmc_depth=8))
+    assert (found.page_size, found.least, found.exact, found.text()) == (page_size, window, True, str(window))
+    if window > 1:
+        assert f"every shrink leaves >= {window - 1} free slots by z3 1-induction" in found.detail
+    if operations is not None:
+        assert found.detail.endswith(f"a shrink leaves {window - 1} free slots in {operations} operations")
+
+
+def test_a_lower_room_is_violated_and_replays_on_the_python_model() -> None:
+    # v4 at 4 KiB: register 3, deregister 3 halves capacity 4 to 2 with no process: 2 free slots, so room 3
+    # is violated by that trace and room 2 holds for every sequence.
+    model = model_named("binder/v4")
+    policy, plat = model.binder_policy(), model.machine(model.size_min, 4096)
+    found = bmc_then_induction(policy, plat, Solving(60_000), 8, room_under(3))
+    assert found.verdict is Verdict.VIOLATED
+    steps = replay(plat, policy, found.actions)
+    assert shrinks_to_room(plat, steps, 3) and not shrinks_to_room(plat, steps, 2)
+    assert (steps[-1].post.len, steps[-1].post.capacity(plat)) == (0, 2)

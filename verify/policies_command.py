@@ -22,7 +22,7 @@ from verify.check import constraint as constraints
 from verify.check.executors import DaskExecutor, ExecutorError, LocalExecutor
 from verify.check.policy_family import TARGETS, Family, parse_numbers
 from verify.check.runner import RunOptions
-from verify.check.sweep import Candidate, Executor, PolicyRow, prove, sweep, waste_for_all_sizes
+from verify.check.sweep import Candidate, Executor, PolicyRow, for_all_sizes, prove, sweep
 from verify.config import Settings
 from verify.report import policies as report
 from verify.report.gate import EXIT_ERROR, EXIT_OK, EXIT_UNEXPECTED
@@ -151,7 +151,7 @@ def command_policies(args: argparse.Namespace, settings: Settings) -> int:
         rows = sweep(chosen, options, executor, args.prove)
         if args.all_sizes:
             named = [r.name for r in rows if r.origin != "family"]
-            rows = waste_for_all_sizes(rows, named, chosen, options, executor)
+            rows = for_all_sizes(rows, named, chosen, options, executor)
         best_rows = None
         if constraint is not None:
             def decide(some: list[PolicyRow]) -> list[PolicyRow]:

@@ -26,20 +26,16 @@ from models.catalogue import ModelSpec
 from properties.base import Verdict
 from properties.binder import (
     PROPERTIES,
-    Finding,
     SequenceProperty,
-    bmc_then_induction,
     exploration,
     explored_instance,
-    replay,
-    waste_over,
-    wasteful,
 )
+from verify.check.all_sizes import RegrowForAllSizes, WasteForAllSizes, regrow_cell, waste_cell
 from verify.check.cache import ProofCache, make_key
-from verify.check.engine import ReplayError, check
+from verify.check.engine import check
 from verify.check.policy_metrics import Metrics, measure
 from verify.check.runner import RunOptions, internal_error
-from verify.search.solver import fresh_context, solver_version
+from verify.search.solver import solver_version
 from verify.source import steps as source
 
 EXPLICIT = tuple(p for p in PROPERTIES if p.method == "explicit-state")
@@ -65,28 +61,6 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class WasteForAllSizes:
-    """The waste factor with the run's pages for every sequence of operations, where it can be proved.
-
-    `bound`: the least c for which "capacity < c * (len + 1) after every deregistration" is k-inductive
-    (BMC from `KVVec::new()`, then k-induction: for all 64-bit sizes), searching down from the instance's
-    value; None when even that is not proved for every sequence. `refuted`: c - 1 violated by a trace
-    from new() that replays on the Python model (then `bound` is exact), else None (c - 1 neither proved
-    for every sequence nor refuted within the BMC depth).
-    """
-
-    page_size: int
-    bound: int | None
-    refuted: int | None
-    detail: str
-
-    def text(self) -> str:
-        if self.bound is None:
-            return "not proved"
-        return str(self.bound) if self.refuted is not None else f"<= {self.bound}"
-
-
-@dataclass(frozen=True)
 class PolicyRow:
     name: str
     rule: str  # for a policy read from source: the file it was read from
@@ -94,7 +68,8 @@ class PolicyRow:
     metrics: Metrics
     cells: dict[str, Cell] = field(default_factory=dict)  # by property id; absent: not run or not applicable
     applicable: tuple[str, ...] = ()  # the property ids that apply to it
-    all_sizes: WasteForAllSizes | None = None  # computed with --all-sizes
+    all_sizes: WasteForAllSizes | None = None  # the waste factor, computed with --all-sizes
+    regrow_all_sizes: RegrowForAllSizes | None = None  # the regrow window, computed with --all-sizes
 
     @property
     def reallocs16(self) -> int:
@@ -155,47 +130,23 @@ def prove_cell(prop_id: str, model: ModelSpec, options: RunOptions) -> Cell:
     return _cell(prop, model, options, _cache(options))
 
 
-def _every_sequence(found: Finding) -> bool:
-    return found.verdict is Verdict.PROVED and "induction" in found.scope and not found.undecided
-
-
-def waste_cell(model: ModelSpec, instance_waste: int, options: RunOptions) -> WasteForAllSizes:
-    """WasteForAllSizes of one policy: one BMC and k-induction query pair per factor tried."""
-    fresh_context()
-    policy = model.binder_policy()
-    plat = model.machine(model.size_min, options.page_size)
-    depth, solving = options.bmc_depth, options.solving
-
-    def tried(c: int) -> Finding:
-        return bmc_then_induction(policy, plat, solving, depth, waste_over(c))
-
-    first = tried(instance_waste)
-    if not _every_sequence(first):
-        word = first.verdict.value if first.verdict is not Verdict.PROVED else f"only {first.scope}"
-        return WasteForAllSizes(plat.page_size, None, None, f"c = {instance_waste}: {word} {first.detail}".strip())
-    c = instance_waste
-    while c > 1:
-        below = tried(c - 1)
-        if _every_sequence(below):
-            c -= 1
-            continue
-        if below.verdict is Verdict.VIOLATED:
-            steps = replay(plat, policy, below.actions)
-            if not wasteful(plat, steps, c - 1):
-                raise ReplayError(f"waste {c - 1} on {model.name}: the trace does not leave that much in Python")
-            return WasteForAllSizes(plat.page_size, c, c - 1, f"c = {c - 1}: violated in {len(steps)} operations")
-        return WasteForAllSizes(plat.page_size, c, None, f"c = {c - 1}: {below.verdict.value}, {below.scope}")
-    return WasteForAllSizes(plat.page_size, c, None, "c = 1 holds")
-
-
-def waste_for_all_sizes(rows: list[PolicyRow], names: Iterable[str], candidates: Sequence[Candidate],
-                        options: RunOptions, executor: Executor) -> list[PolicyRow]:
-    """`rows` with WasteForAllSizes on the policies named (not on a policy read from source)."""
+def for_all_sizes(rows: list[PolicyRow], names: Iterable[str], candidates: Sequence[Candidate],
+                  options: RunOptions, executor: Executor) -> list[PolicyRow]:
+    """`rows` with the waste factor and the regrow window for all sizes (verify.check.all_sizes) on the policies
+    named (not on a policy read from source)."""
     models = {c.name: c.model for c in candidates}
     wanted = [r for r in rows if r.name in set(names) and models[r.name].source is None]
-    done = executor.map(waste_cell, [(models[r.name], r.metrics.waste, options) for r in wanted])
-    found = {r.name: w for r, w in zip(wanted, done, strict=True)}
-    return [replace(r, all_sizes=found.get(r.name, r.all_sizes)) for r in rows]
+    calls: list[tuple[Any, ...]] = [(waste_cell, models[r.name], r.metrics.waste, options) for r in wanted]
+    calls += [(regrow_cell, models[r.name], r.metrics.regrow_window, options) for r in wanted]
+    done = executor.map(_call, calls)
+    waste = {r.name: w for r, w in zip(wanted, done[:len(wanted)], strict=True)}
+    regrow = {r.name: g for r, g in zip(wanted, done[len(wanted):], strict=True)}
+    return [replace(r, all_sizes=waste.get(r.name, r.all_sizes),
+                    regrow_all_sizes=regrow.get(r.name, r.regrow_all_sizes)) for r in rows]
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
 
 
 @dataclass(frozen=True)

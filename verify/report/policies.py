@@ -36,6 +36,10 @@ def _all_sizes(row: PolicyRow) -> str:
     return "" if row.all_sizes is None else row.all_sizes.text()
 
 
+def _regrow_all_sizes(row: PolicyRow) -> str:
+    return "" if row.regrow_all_sizes is None else row.regrow_all_sizes.text()
+
+
 def _verdict(row: PolicyRow, prop_id: str) -> str:
     if prop_id not in row.applicable:
         return "n/a"
@@ -46,10 +50,13 @@ def _verdict(row: PolicyRow, prop_id: str) -> str:
 def text(rows: Sequence[PolicyRow], instance: Instance, best: str | None = None) -> str:
     on_front = {r.name for r in front(rows)}
     sized = [r.all_sizes for r in rows if r.all_sizes is not None]
-    head = ["policy", "rule", "waste", *([f"waste, {sized[0].page_size} B pages, all sizes"] if sized else []),
-            "reallocs/16", "regrow", "reclaim", "front", *(f"{i + 1}" for i in range(len(PROPERTY_IDS)))]
+    pages = f"{sized[0].page_size} B pages, all sizes" if sized else ""
+    head = ["policy", "rule", "waste", *([f"waste, {pages}"] if sized else []), "reallocs/16", "regrow",
+            *([f"regrow, {pages}"] if sized else []), "reclaim", "front",
+            *(f"{i + 1}" for i in range(len(PROPERTY_IDS)))]
     body = [[r.name, r.rule, str(r.metrics.waste), *([_all_sizes(r)] if sized else []), str(r.reallocs16),
-             _window(r), str(r.metrics.reclaim), "*" if r.name in on_front else "",
+             _window(r), *([_regrow_all_sizes(r)] if sized else []), str(r.metrics.reclaim),
+             "*" if r.name in on_front else "",
              *(LETTER.get(_verdict(r, p), _verdict(r, p)) for p in PROPERTY_IDS)]
             for r in rows]
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
@@ -72,6 +79,10 @@ def text(rows: Sequence[PolicyRow], instance: Instance, best: str | None = None)
                      " (`<= c`: c - 1 neither proved nor refuted within the BMC depth; `not proved`: not even the"
                      " instance's c is k-inductive):")
         lines += [f"  {r.name}: {r.all_sizes.text()} ({r.all_sizes.detail})" for r in rows if r.all_sizes is not None]
+        lines.append("regrow, all sizes: the least regrow window for every sequence, the least room a shrink leaves"
+                     " plus one (`>= w`: proved from below, w not found from KVVec::new() within the BMC depth):")
+        lines += [f"  {r.name}: {_regrow_all_sizes(r)} ({r.regrow_all_sizes.detail})" for r in rows
+                  if r.regrow_all_sizes is not None]
     if best is not None:
         lines.append(best)
     return "\n".join(lines) + "\n"
@@ -87,6 +98,10 @@ def _as_json(row: PolicyRow, on_front: set[str]) -> dict[str, Any]:
         "waste_all_sizes": None if row.all_sizes is None else {
             "page_size": row.all_sizes.page_size, "bound": row.all_sizes.bound, "refuted": row.all_sizes.refuted,
             "detail": row.all_sizes.detail,
+        },
+        "regrow_window_all_sizes": None if row.regrow_all_sizes is None else {
+            "page_size": row.regrow_all_sizes.page_size, "least": row.regrow_all_sizes.least,
+            "exact": row.regrow_all_sizes.exact, "detail": row.regrow_all_sizes.detail,
         },
         "verdicts": {
             p: None if p not in row.cells else {
@@ -118,11 +133,11 @@ def to_csv(rows: Sequence[PolicyRow]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     reallocs = (f"reallocs{k}" for k in range(1, WORST_CASE_K + 1))
     writer.writerow(["policy", "rule", "origin", "front", "waste", *reallocs, "regrow_window", "reclaim",
-                     "waste_all_sizes", *PROPERTY_IDS])
+                     "waste_all_sizes", "regrow_window_all_sizes", *PROPERTY_IDS])
     for r in rows:
         writer.writerow([r.name, r.rule, r.origin, r.name in on_front, r.metrics.waste, *r.metrics.reallocs,
                          "" if r.metrics.regrow_window is None else r.metrics.regrow_window, r.metrics.reclaim,
-                         _all_sizes(r),
+                         _all_sizes(r), _regrow_all_sizes(r),
                          *(_verdict(r, p) for p in PROPERTY_IDS)])
     return out.getvalue()
 
