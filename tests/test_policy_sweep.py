@@ -6,6 +6,7 @@ tested): the verdicts are the engine's, which the other test modules test.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -30,11 +31,13 @@ from properties.binder import (
 )
 from verify.check import constraint
 from verify.check.all_sizes import regrow_cell, waste_cell
+from verify.check.executors import LocalExecutor
 from verify.check.policy_family import TARGETS, Family, parse_numbers, slug
 from verify.check.policy_metrics import Metrics, measure, regrow_window
 from verify.check.runner import RunOptions
 from verify.check.sweep import Cell, PolicyRow, dominates, front
 from verify.cli import main
+from verify.report.sweep_progress import ShownExecutor
 from verify.search.packed_graph import PackedGraph
 from verify.search.solver import Solving
 
@@ -271,3 +274,27 @@ def test_a_lower_room_is_violated_and_replays_on_the_python_model() -> None:
     steps = replay(plat, policy, found.actions)
     assert shrinks_to_room(plat, steps, 3) and not shrinks_to_room(plat, steps, 2)
     assert (steps[-1].post.len, steps[-1].post.capacity(plat)) == (0, 2)
+
+
+def _square(n: int) -> int:
+    return n * n
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_progress_bar_counts_every_call_and_keeps_the_results_in_order(jobs: int) -> None:
+    stream = io.StringIO()
+    shown = ShownExecutor(LocalExecutor(jobs), stream)
+    counted: list[None] = []
+    try:
+        assert shown.map(_square, [(n,) for n in range(7)], lambda: counted.append(None)) == [n * n for n in range(7)]
+        assert len(counted) == 7
+        assert [t.completed for t in shown.progress.tasks] == []  # each phase's bar leaves when it is done
+    finally:
+        shown.close()
+
+
+def test_no_progress_bar_off_a_terminal_and_none_under_quiet(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["policies", "--no-cache", "--no-family", "--prove", "none"], capsys)
+    assert code == 0 and err.count("\n") == 1 and err.startswith("4 policies, ")
+    code, quiet_out, err = run(["policies", "--no-cache", "--no-family", "--prove", "none", "--quiet"], capsys)
+    assert (code, quiet_out, err) == (0, out, "")

@@ -310,8 +310,9 @@ def _add_policies_parser(commands: argparse._SubParsersAction[Parser]) -> None:
                        help="run the Z3 properties on the front, the built-in and the named policies (front, the"
                        " default), on every policy (all), or on none (only the explored instance's verdicts)")
     sweep.add_argument("--all-sizes", action="store_true",
-                       help="also the waste factor for every sequence and all 64-bit sizes with --page-size's pages"
-                       " (BMC, then k-induction), for the built-in, configured and --policy policies")
+                       help="also the waste factor and the regrow window for every sequence and all 64-bit sizes with"
+                       " --page-size's pages (BMC, then k-induction), for the built-in, configured and --policy"
+                       " policies")
     sweep.add_argument("--best", metavar="CONSTRAINT",
                        help="the policies satisfying CONSTRAINT (e.g. 'waste <= 4 && no-regrow') with the least"
                        " --minimise metric, each with every property run")
@@ -319,6 +320,8 @@ def _add_policies_parser(commands: argparse._SubParsersAction[Parser]) -> None:
                        help="the metric --best minimises (default reallocs16; waste, regrow-window, reclaim-factor,"
                        " reallocsK)")
     sweep.add_argument("--format", choices=("text", "json", "csv"), default="text", help="the table's format")
+    sweep.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bar (shown on a terminal's stderr otherwise) and no closing count")
     sweep.add_argument("--output", type=Path, metavar="FILE", help="write the table to FILE, a new file")
     sweep.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the Pareto plot into FILE.png, a new file")
     sweep.add_argument("--executor", choices=EXECUTORS, default="local",

@@ -25,8 +25,10 @@ from verify.check.runner import RunOptions
 from verify.check.sweep import Candidate, Executor, PolicyRow, for_all_sizes, prove, sweep
 from verify.config import Settings
 from verify.report import policies as report
+from verify.report.display import interactive
 from verify.report.gate import EXIT_ERROR, EXIT_OK, EXIT_UNEXPECTED
 from verify.report.output import check_new, usable_directory, write_new
+from verify.report.sweep_progress import ShownExecutor
 from verify.search.explorer import Instance
 from verify.search.solver import seconds_to_ms
 from verify.source import steps as source_steps
@@ -146,6 +148,8 @@ def command_policies(args: argparse.Namespace, settings: Settings) -> int:
     if args.output is not None and args.plot is not None and args.output.resolve() == args.plot.resolve():
         raise PoliciesUsageError("--output and --plot name the same file")
     executor = _executor(args, options)
+    if not args.quiet and interactive(sys.stderr):
+        executor = ShownExecutor(executor, sys.stderr)
     start = time.perf_counter()
     try:
         rows = sweep(chosen, options, executor, args.prove)
@@ -175,7 +179,8 @@ def command_policies(args: argparse.Namespace, settings: Settings) -> int:
     if args.plot is not None:
         write_new(args.plot, report.plot(rows, options.explorer))
     cells = sum(len(r.cells) for r in rows)
-    print(f"{len(rows)} policies, {cells} verdicts in {seconds:.1f}s", file=sys.stderr)
+    if not args.quiet:
+        print(f"{len(rows)} policies, {cells} verdicts in {seconds:.1f}s", file=sys.stderr)
     if any(c.verdict == Verdict.UNKNOWN.value for r in rows for c in r.cells.values()):
         return EXIT_ERROR
     return EXIT_UNEXPECTED if best_rows == [] else EXIT_OK

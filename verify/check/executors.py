@@ -25,11 +25,15 @@ class LocalExecutor:
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
 
-    def map(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+    def map(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]],
+            done: Callable[[], None] | None = None) -> list[Any]:
         if workers.bounded(self.jobs, len(calls)) <= 1:
-            return [fn(*args) for args in calls]
+            return [_counted(fn(*args), done) for args in calls]
         with workers.pool(self.jobs, len(calls)) as pool:
             futures: list[Future[Any]] = [pool.submit(fn, *args) for args in calls]
+            if done is not None:
+                for f in futures:
+                    f.add_done_callback(lambda _: done())
             return [f.result() for f in futures]
 
 
@@ -47,14 +51,24 @@ class DaskExecutor:
         except (OSError, TimeoutError, ValueError) as e:
             raise ExecutorError(f"--address {address}: no Dask scheduler answers there ({e})") from None
 
-    def map(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+    def map(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]],
+            done: Callable[[], None] | None = None) -> list[Any]:
         # pure=False: a cell is run each time it is asked for, as in the local pool, never answered by Dask's
         # own memory of an earlier result (the proof cache is the only cache, with its own checks).
         futures = [self.client.submit(fn, *args, pure=False) for args in calls]
+        if done is not None:
+            for f in futures:
+                f.add_done_callback(lambda _: done())
         return list(self.client.gather(futures))
 
     def close(self) -> None:
         self.client.close()
+
+
+def _counted(result: Any, done: Callable[[], None] | None) -> Any:
+    if done is not None:
+        done()
+    return result
 
 
 class ExecutorError(Exception):

@@ -84,9 +84,11 @@ class PolicyRow:
 
 
 class Executor(Protocol):
-    """Runs independent calls, each `fn(*args)`, and returns their results in order."""
+    """Runs independent calls, each `fn(*args)`, and returns their results in order; `done` is called as each
+    call finishes (from another thread, possibly)."""
 
-    def map(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]: ...
+    def map(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]],
+            done: Callable[[], None] | None = None) -> list[Any]: ...
 
 
 def _cell(prop: SequenceProperty, model: ModelSpec, options: RunOptions, proof_cache: ProofCache | None) -> Cell:
@@ -138,14 +140,15 @@ def for_all_sizes(rows: list[PolicyRow], names: Iterable[str], candidates: Seque
     wanted = [r for r in rows if r.name in set(names) and models[r.name].source is None]
     calls: list[tuple[Any, ...]] = [(waste_cell, models[r.name], r.metrics.waste, options) for r in wanted]
     calls += [(regrow_cell, models[r.name], r.metrics.regrow_window, options) for r in wanted]
-    done = executor.map(_call, calls)
+    done = executor.map(all_sizes_cell, calls)
     waste = {r.name: w for r, w in zip(wanted, done[:len(wanted)], strict=True)}
     regrow = {r.name: g for r, g in zip(wanted, done[len(wanted):], strict=True)}
     return [replace(r, all_sizes=waste.get(r.name, r.all_sizes),
                     regrow_all_sizes=regrow.get(r.name, r.regrow_all_sizes)) for r in rows]
 
 
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
+def all_sizes_cell(fn: Callable[..., Any], *args: Any) -> Any:
+    """One of verify.check.all_sizes's cells (a module-level function, so that it pickles)."""
     return fn(*args)
 
 
