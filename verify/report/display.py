@@ -26,21 +26,26 @@ def interactive(stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("CI") and os.environ.get("TERM") != "dumb"
 
 
+def progress_bar(label: str, stream: TextIO) -> Progress:
+    """A bar that counts tasks done, with the time taken and what is being done, gone when stopped."""
+    return Progress(
+        TextColumn(f"[bold]{label}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=Console(file=stream),
+        transient=True,
+    )
+
+
 class Display:
     def __init__(self, total: int, stream: TextIO, verbosity: int = NORMAL, live: bool = False) -> None:
         self.stream = stream
         self.verbosity = verbosity
         self.progress: Progress | None = None
         if live:
-            self.progress = Progress(
-                TextColumn("[bold]verify[/bold]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.description}"),
-                console=Console(file=stream),
-                transient=True,
-            )
+            self.progress = progress_bar("verify", stream)
             self.task = self.progress.add_task("", total=total)
 
     def __enter__(self) -> Display:

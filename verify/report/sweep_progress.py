@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from verify.check.sweep import Executor
+from verify.report.display import progress_bar
 
 # The sweep's phases, by the function its executor runs (verify.check.sweep).
 PHASES = {
@@ -29,15 +27,7 @@ class ShownExecutor:
 
     def __init__(self, inner: Executor, stream: TextIO) -> None:
         self.inner = inner
-        self.progress = Progress(
-            TextColumn("[bold]verify policies[/bold]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=Console(file=stream),
-            transient=True,
-        )
+        self.progress = progress_bar("verify policies", stream)
         self.progress.start()
 
     def map(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]],
