@@ -9,14 +9,31 @@ lemma (it holds in every run, so it removes no run and helps the next depth).
 The properties that unroll the same operations in one process share the solver
 and its lemmas: no-immediate-regrow.bmc, its premise and waste-bound.bmc.
 
-The solver lives in its own Z3 context. The main context's history decides
-which model Z3 finds for a query (verify.search.solver.fresh_context), so the
-counterexample of a violation is still taken from the query a check always
-asked, in the main context, untouched by this search.
+Two things keep the deep operations within reach. The elements are left out:
+each state's process identities are replaced by an unconstrained array before
+the next operation is unrolled. Every run of the model is still a run of this
+unrolling (the array may hold the real identities), so a refuted operation is
+refuted for the model too; and the len, capacity and buffer of a
+remove-one deregistration never read the identities. Carried along, the
+identity terms nest one copy per operation, and Z3 took over a minute to build
+the 15th operation's. Each query is then decided by Bitwuzla, on Z3's own
+SMT-LIB2 export of it (verify.search.confirm), and by Z3 where Bitwuzla cannot
+read it: on binder v4's waste bound Z3's time doubles with every operation
+(over 60 s at the 13th), Bitwuzla's stays within seconds at the 16th
+(bench/RESULTS.md, "Deeper BMC").
+
+The Z3 solver holding the unrolling lives in its own Z3 context. The main
+context's history decides which model Z3 finds for a query
+(verify.search.solver.fresh_context), so the counterexample of a violation is
+still taken from the query a check always asked, in the main context,
+untouched by this search; and an operation this search finds violating is
+only reported once that whole query, over the model's own elements, finds it
+too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,11 +43,12 @@ import z3
 
 from models import binder_z3
 from models.binder import Policy
-from models.machine import Platform
+from models.machine import BITS, Platform
 from models.vec_z3 import SymPlatform
 from verify.search.answer import Answer, checked_timeout_ms
+from verify.search.confirm import ConfirmError, check_smt2
 from verify.search.sequences import Unrolling, extended
-from verify.search.solver import raise_if_interrupted
+from verify.search.solver import export_smt2, raise_if_interrupted
 
 # A violation at operation i of an unrolling (as verify.search.sequences.BadAt).
 At = Callable[[SymPlatform, Unrolling, int], Any]
@@ -72,15 +90,28 @@ class Deepening:
     def _deepen_to(self, k: int) -> None:
         while len(self._unrolling.steps) < k:
             known = len(self._unrolling.constraints)
-            self._unrolling = extended(self._sp, self._policy, self._unrolling, self._by_retain)
+            self._unrolling = extended(self._sp, self._policy, _without_elements(self._unrolling), self._by_retain)
             self._solver.add(*self._unrolling.constraints[known:])
 
-    def _check(self, condition: Any, timeout_ms: int) -> Any:
-        self._solver.set("timeout", checked_timeout_ms(timeout_ms))
+    def _check(self, condition: Any, timeout_ms: int) -> tuple[Answer, str]:
+        """Whether the unrolling allows `condition`: Bitwuzla's answer, or Z3's where Bitwuzla cannot read it."""
         self._solver.push()
         try:
             self._solver.add(condition)
-            return self._solver.check()
+            try:
+                answer = check_smt2("bitwuzla", export_smt2(self._solver), timeout_ms)
+                return answer, "" if answer is not Answer.UNKNOWN else "Bitwuzla: timeout or incomplete"
+            except ConfirmError:
+                pass
+            self._solver.set("timeout", checked_timeout_ms(timeout_ms))
+            result = self._solver.check()
+            if result == z3.unsat:
+                return Answer.UNSAT, ""
+            if result == z3.sat:
+                return Answer.SAT, ""
+            reason = self._solver.reason_unknown()
+            raise_if_interrupted(reason)
+            return Answer.UNKNOWN, reason
         finally:
             self._solver.pop()
 
@@ -94,16 +125,19 @@ class Deepening:
                 if (name, i) in self._refuted:
                     continue
                 self._deepen_to(i + 1)
-                result = self._check(at(self._sp, self._unrolling, i), timeout_ms)
-                if result == z3.sat:
-                    return Reached(Answer.SAT, i)
-                if result != z3.unsat:
-                    reason = self._solver.reason_unknown()
-                    raise_if_interrupted(reason)
-                    return Reached(Answer.UNKNOWN, i, reason)
+                answer, reason = self._check(at(self._sp, self._unrolling, i), timeout_ms)
+                if answer is not Answer.UNSAT:
+                    return Reached(answer, i, reason)
                 self._refuted.add((name, i))
                 self._solver.add(z3.Not(at(self._sp, self._unrolling, i)))
         return Reached(Answer.UNSAT, depth)
+
+
+def _without_elements(u: Unrolling) -> Unrolling:
+    """The unrolling with its last state's elements replaced by an unconstrained array (see the module's doc)."""
+    last = u.states[-1]
+    free = z3.Array(f"state{len(u.steps)}.elems", z3.BitVecSort(BITS), z3.BitVecSort(BITS))
+    return dataclasses.replace(u, states=(*u.states[:-1], dataclasses.replace(last, elems=free)))
 
 
 # The searches of one process, most recently used last: a few (platform, policy) pairs at a time.
