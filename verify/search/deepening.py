@@ -1,11 +1,12 @@
-"""Bounded model checking by incremental unrolling: one solver, one more operation per depth.
+"""Bounded model checking by incremental unrolling: one unrolling, one more operation per depth.
 
 Unrolling k operations from scratch for every depth, and again for every
-property, repeats the encoding and throws away what the solver learnt. Here one
-Z3 solver holds the unrolling from `KVVec::new()` of a (platform, policy),
-deepened one operation at a time: the question "can the predicate hold at
-operation i?" is pushed, checked and popped, and a refuted one is kept as a
-lemma (it holds in every run, so it removes no run and helps the next depth).
+property, repeats the encoding. Here one Z3 solver holds the unrolling from
+`KVVec::new()` of a (platform, policy), deepened on demand: the question "can
+the predicate hold at some operation below the depth?" is asked first, then,
+unless refuted, "at operation i?" for each i in turn; each query is pushed,
+checked and popped, and a refuted operation is kept as a lemma (it holds in
+every run, so it removes no run and helps the deeper queries).
 The properties that unroll the same operations in one process share the solver
 and its lemmas: no-immediate-regrow.bmc, its premise and waste-bound.bmc.
 
@@ -118,19 +119,32 @@ class Deepening:
     def first(self, name: str, at: At, depth: int, timeout_ms: int) -> Reached:
         """The first operation i < `depth` at which `at` (named `name`) holds in some run of i + 1 operations.
 
-        Each operation is one query, with `timeout_ms` to answer.
+        One query asks first about every operation not yet refuted (`timeout_ms` to answer): on binder
+        v4's waste bound at depth 16 it takes Bitwuzla a third of the time the 16 queries of one operation
+        each take together. Only when that one is not refuted is each operation asked in turn, the first
+        violation's depth being the answer.
         """
         with self._building():
-            for i in range(depth):
-                if (name, i) in self._refuted:
-                    continue
+            pending = [i for i in range(depth) if (name, i) not in self._refuted]
+            if len(pending) > 1:
+                self._deepen_to(depth)
+                answer, _ = self._check(z3.Or([at(self._sp, self._unrolling, i) for i in pending]), timeout_ms)
+                if answer is Answer.UNSAT:
+                    for i in pending:
+                        self._refute(name, at, i)
+                    return Reached(Answer.UNSAT, depth)
+            for i in pending:
                 self._deepen_to(i + 1)
                 answer, reason = self._check(at(self._sp, self._unrolling, i), timeout_ms)
                 if answer is not Answer.UNSAT:
                     return Reached(answer, i, reason)
-                self._refuted.add((name, i))
-                self._solver.add(z3.Not(at(self._sp, self._unrolling, i)))
+                self._refute(name, at, i)
         return Reached(Answer.UNSAT, depth)
+
+    def _refute(self, name: str, at: At, i: int) -> None:
+        """Operation i never satisfies `at`: kept as a lemma, and not asked again."""
+        self._refuted.add((name, i))
+        self._solver.add(z3.Not(at(self._sp, self._unrolling, i)))
 
 
 def _without_elements(u: Unrolling) -> Unrolling:
