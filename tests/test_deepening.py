@@ -118,3 +118,14 @@ def test_a_violation_only_the_abstracted_identities_allow_is_unknown_never_viola
     found = binder.bmc_from_new(policy_named("v6"), PLAT, SOLVING, 3, never_true)
     assert found.verdict is Verdict.UNKNOWN
     assert found.detail == "a violation at operation 2 that no run of 2 operations confirms"
+
+
+def test_a_query_bitwuzla_cannot_read_is_decided_by_z3() -> None:
+    # A deregistration's elements are a lambda (the copy into a new buffer), which Bitwuzla does not read.
+    def first_after_is_12345(sp: Any, u: Unrolling, i: int) -> Any:
+        post = u.steps[i].post
+        return z3.And(z3.UGT(post.len, 0), z3.Not(u.is_register[i]), post.elems[0] == 12345)
+
+    search = Deepening(PLAT, policy_named("v6"), by_retain=False)
+    # The first deregistration that leaves a process is the third operation; its identities are abstracted.
+    assert search.first("first-after-is-12345", first_after_is_12345, 4, SOLVING.timeout_ms) == Reached(Answer.SAT, 2)

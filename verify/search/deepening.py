@@ -73,7 +73,7 @@ class Deepening:
         self._refuted: set[tuple[str, int]] = set()
         with self._building():
             self._sp = SymPlatform(plat)
-            self._solver = z3.SolverFor("QF_BV")
+            self._solver = z3.Solver()
             # Fixed seeds make answers repeatable run to run.
             self._solver.set("random_seed", 0)
             self._unrolling = Unrolling((binder_z3.initial(),), (), (), (), ())
