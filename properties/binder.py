@@ -365,7 +365,7 @@ def _sym(page: PlatformOrPage) -> SymPlatform:
 def _finding_from_bmc(
     policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate
 ) -> Finding:
-    scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {_page(page)} B"
+    scope = _bmc_scope(page, solving, depth, bad)
     if not _incremental(solving, depth, bad):
         found = _bmc_once(policy, page, solving, depth, bad, bad.at, scope)
         if found.verdict is Verdict.PROVED:
@@ -380,6 +380,12 @@ def _finding_from_bmc(
     reached = search.first(bad.name, bad.at, depth, solving.timeout_ms)
     found = _reached_finding(policy, page, solving, depth, bad, reached, scope)
     return proved if found.verdict is Verdict.PROVED else found
+
+
+def _bmc_scope(page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate) -> str:
+    """What BMC covers, and by which solver: the incremental search's queries are Bitwuzla's (deepening.py)."""
+    how = "BMC by incremental unrolling (Bitwuzla, else Z3)" if _incremental(solving, depth, bad) else "z3 BMC"
+    return f"{how} from KVVec::new(): up to {depth} operations, PAGE_SIZE {_page(page)} B"
 
 
 def _reached_finding(
@@ -398,12 +404,20 @@ def _reached_finding(
         return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=detail)
     whole = min(depth, max(reached.at + 1, BMC_DEPTH))
     fresh_context()  # the whole query first in its context, as a check at the default depth asks it
-    found = _bmc_once(policy, page, solving, whole, bad, bad.at, scope)
-    if found.verdict is Verdict.PROVED:
-        # A run of reached.at + 1 operations violates it, yet no run of `whole` operations extends it.
-        detail = f"a violation at operation {reached.at + 1} that no run of {whole} operations extends"
-        return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=detail)
-    return found
+    return _confirmed(_bmc_once(policy, page, solving, whole, bad, bad.at, scope), reached, whole)
+
+
+def _confirmed(found: Finding, reached: Reached, whole: int) -> Finding:
+    """The whole query's finding for a violation the incremental search reached: UNKNOWN if it has none.
+
+    The search leaves the process identities out (verify.search.deepening), so
+    a violation it finds is one only once a whole query over the model's own
+    identities finds it too.
+    """
+    if found.verdict is not Verdict.PROVED:
+        return found
+    detail = f"a violation at operation {reached.at + 1} that no run of {whole} operations confirms"
+    return dataclasses.replace(found, verdict=Verdict.UNKNOWN, detail=detail)
 
 
 def _incremental(solving: Solving, depth: int, bad: JudgedPredicate) -> bool:
@@ -424,14 +438,15 @@ def _incremental(solving: Solving, depth: int, bad: JudgedPredicate) -> bool:
 
 def bmc_from_new(policy: Policy, page: PlatformOrPage, solving: Solving, depth: int, bad: JudgedPredicate) -> Finding:
     """BMC from `KVVec::new()`, one depth after another: PROVED up to `depth` operations, or the shortest trace."""
-    scope = f"z3 BMC from KVVec::new(): up to {depth} operations, PAGE_SIZE {_page(page)} B"
+    scope = _bmc_scope(page, solving, depth, bad)
     if not _incremental(solving, depth, bad):
         return _deepened_whole(policy, page, solving, depth, bad, scope)
     reached = deepening(_platform(page), policy, bad.by_retain).first(bad.name, bad.at, depth, solving.timeout_ms)
     if reached.answer is not Answer.SAT:
         return _reached_finding(policy, page, solving, depth, bad, reached, scope)
     # The shortest trace: the whole query of the first depth with a violation, for its last operation.
-    return _deepened_whole(policy, page, solving, reached.at + 1, bad, scope, first=reached.at + 1)
+    found = _deepened_whole(policy, page, solving, reached.at + 1, bad, scope, first=reached.at + 1)
+    return _confirmed(found, reached, reached.at + 1)
 
 
 def _deepened_whole(

@@ -6,14 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import z3
 
 from models.binder import ELEM_SIZE, policy_named
+from models.catalogue import model_named
 from models.machine import Platform
 from properties import binder
 from properties.base import Verdict
 from properties.binder import REGROW, WASTE, JudgedPredicate, _sym
+from verify.check.engine import check
 from verify.search.deepening import Deepening, Reached, deepening
-from verify.search.sequences import reaches
+from verify.search.sequences import Unrolling, reaches
 from verify.search.solver import Answer, Solving
 
 PLAT = Platform(ELEM_SIZE, 4096)
@@ -81,3 +84,48 @@ def test_only_a_depth_beyond_the_default_is_searched_incrementally(monkeypatch: 
     assert not binder._incremental(Solving(60_000, dump_smt=Path("dump")), 5, REGROW)
     assert not binder._incremental(Solving(60_000, second_solver="bitwuzla"), 5, REGROW)
     assert not binder._incremental(SOLVING, 5, binder.KEEPS_OTHERS_FROM_NEW)
+
+
+@pytest.mark.slow
+def test_a_seeded_fault_that_shows_only_beyond_the_default_depth_is_found_at_depth_16() -> None:
+    # Shrinking only below cap/8, v6 frees the buffer only from capacity 8: 5 registrations, 5
+    # deregistrations, then the registration that reallocates, the 11th operation. A refuted operation
+    # that was not refuted for the model, or an unrolling that lost runs, would hide it.
+    prop = next(p for p in binder.PROPERTIES if p.id == "binder.no-immediate-regrow.bmc")
+    model = model_named("binder/v6").with_faults(frozenset({"binder-trigger-cap-8"}))
+    # Within 8 operations no deregistration shrinks at all.
+    assert check(prop, model, 4096, SOLVING, 8).verdict is Verdict.VACUOUS
+    found = check(prop, model, 4096, SOLVING, 16)
+    assert found.verdict is Verdict.VIOLATED and "incremental unrolling" in found.scope
+    cex = found.counterexample
+    assert cex is not None and len(cex.steps) == 11  # replayed on the Python model by the engine
+
+
+def test_a_violation_only_the_abstracted_identities_allow_is_unknown_never_violated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The search leaves the process identities out, so it finds a first process 12345 before an operation,
+    # which no run of the model registers (its processes are 1000, 1001, ...): the whole query refutes it.
+    monkeypatch.setattr(binder, "BMC_DEPTH", 2)
+
+    def first_is_12345(sp: Any, u: Unrolling, i: int) -> Any:
+        pre = u.steps[i].pre
+        return z3.And(z3.UGT(pre.len, 0), pre.elems[0] == 12345)
+
+    never_true = JudgedPredicate("first-is-12345", lambda plat, steps, mark: False, first_is_12345)
+    search = Deepening(PLAT, policy_named("v6"), by_retain=False)
+    assert search.first(never_true.name, never_true.at, 3, SOLVING.timeout_ms).answer is Answer.SAT
+    found = binder.bmc_from_new(policy_named("v6"), PLAT, SOLVING, 3, never_true)
+    assert found.verdict is Verdict.UNKNOWN
+    assert found.detail == "a violation at operation 2 that no run of 2 operations confirms"
+
+
+def test_a_query_bitwuzla_cannot_read_is_decided_by_z3() -> None:
+    # A deregistration's elements are a lambda (the copy into a new buffer), which Bitwuzla does not read.
+    def first_after_is_12345(sp: Any, u: Unrolling, i: int) -> Any:
+        post = u.steps[i].post
+        return z3.And(z3.UGT(post.len, 0), z3.Not(u.is_register[i]), post.elems[0] == 12345)
+
+    search = Deepening(PLAT, policy_named("v6"), by_retain=False)
+    # The first deregistration that leaves a process is the third operation; its identities are abstracted.
+    assert search.first("first-after-is-12345", first_after_is_12345, 4, SOLVING.timeout_ms) == Reached(Answer.SAT, 2)
