@@ -80,12 +80,12 @@ class PackedGraph:
     ) -> PackedGraph:
         """From edges in networkx's order for the reference explorer's graph."""
         ln, layout, kind, physical = (np.asarray(a, dtype=np.int64) for a in states)
-        out_start = np.searchsorted(src, np.arange(len(ln) + 1)).astype(np.int64)
+        out_start = _starts(src, len(ln))
         if requested is None:
             requested = np.where(kind == 0, 0, layout * ELEM_SIZE)
         return cls(
             policy, instance, ln, layout, kind, requested, physical, np.asarray(depth, dtype=np.int64),
-            src.astype(np.int32), dst.astype(np.int32), col, flags, out_start, pruned, seconds,
+            np.asarray(src, dtype=np.int32), np.asarray(dst, dtype=np.int32), col, flags, out_start, pruned, seconds,
         )
 
     # --- sizes and edge attributes --------------------------------------------------
@@ -283,6 +283,14 @@ class PackedGraph:
             best = nxt
             table.append(int(best.max()))
         return table
+
+
+def _starts(ordered: Ids, nodes: int) -> Ints:
+    """Where each node's run begins in an array sorted by node (and where the last one ends): a prefix sum of
+    counts, linear where a search for each node's start would sort again."""
+    starts = np.zeros(nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(ordered, minlength=nodes), out=starts[1:])
+    return starts
 
 
 def _has_cycle(nodes: int, src: Ids, dst: Ids) -> bool:
