@@ -37,7 +37,6 @@ from verify.search.packed_graph import COLUMNS, PackedGraph
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 MAX_CAPACITY = 1 << 16  # a packed key stays within int64 (checked); 4096 already explores 5.6 million states
-GROWTH = 1.5  # arrays grow by half when a level might not fit: less slack at the end than doubling
 
 
 def allocator_sizes(plat: Platform, max_elems: int) -> tuple[Any, ...]:
@@ -66,27 +65,6 @@ def policy_rule(policy: Policy, n: Ints, layout: Ints) -> tuple[Bools, Ints]:
     return np.ascontiguousarray(trigger), np.ascontiguousarray(target)
 
 
-class _Growing:
-    """Arrays filled from the front, grown (by GROWTH) before a level that might overflow them."""
-
-    def __init__(self, dtypes: tuple[Any, ...], size: int) -> None:
-        self.arrays = [np.zeros(size, dtype=t) for t in dtypes]
-
-    def room(self, needed: int) -> None:
-        if needed > len(self.arrays[0]):
-            size = max(needed, int(len(self.arrays[0]) * GROWTH))
-            for i, old in enumerate(self.arrays):
-                self.arrays[i] = np.zeros(size, dtype=old.dtype)
-                self.arrays[i][: len(old)] = old
-
-    def trimmed(self, used: int) -> list[Any]:
-        """The filled part, copied one array at a time so that the slack is given back as it goes."""
-        out = []
-        while self.arrays:
-            out.append(self.arrays.pop(0)[:used].copy())
-        return out
-
-
 def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
     """The reachable graph of the instance, in the reference explorer's node and edge order."""
     if policy.faults or policy.source is not None:
@@ -105,37 +83,42 @@ def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
     assert len(COLUMNS) == packed_level.COLUMNS and len(ALL_OUTCOMES) == packed_level.OUTCOMES
     km_ok = np.array([o.kmalloc_ok for o in ALL_OUTCOMES])
     vm_ok = np.array([o.vmalloc_ok for o in ALL_OUTCOMES])
-    node_arrays = _Growing((np.int64,) * 5, 1 << 12)  # len, layout, kind, physical, depth
-    edge_arrays = _Growing((np.int32, np.int32, np.uint8, np.uint8), 1 << 13)  # src, dst, col, flags
-    keys = np.full(1 << 13, packed_level.EMPTY, dtype=np.int64)
-    ids = np.zeros(len(keys), dtype=np.int64)
-    packed_level.find_or_add(keys, ids, 0, 0)  # the initial state: all fields 0, key 0
-    lo, hi, nodes, edges, pruned = 0, 1, 1, 0, 0
-    while lo < hi:
-        most = nodes + len(COLUMNS) * (hi - lo)  # every successor new
-        node_arrays.room(most)
-        edge_arrays.room(edges + len(COLUMNS) * (hi - lo))
-        if 2 * most > len(keys):
-            bigger = np.full(1 << (2 * most).bit_length(), packed_level.EMPTY, dtype=np.int64)
-            bigger_ids = np.zeros(len(bigger), dtype=np.int64)
-            packed_level.rehash(keys, ids, bigger, bigger_ids)
-            keys, ids = bigger, bigger_ids
-        ln, layout, kind, phys, depth = node_arrays.arrays
-        src, dst, col, flags = edge_arrays.arrays
-        trigger, target = policy_rule(policy, ln[lo:hi] - 1, layout[lo:hi])
-        nodes_after, edges, level_pruned = packed_level.expand(
-            sizes, plat.page_size, bound, phys_span, km_ok, vm_ok, ln, layout, kind, phys, depth, lo, hi,
-            trigger, target, keys, ids, nodes, src, dst, col, flags, edges,
+    table = np.full((1 << 16, 2), packed_level.EMPTY, dtype=np.int64)
+    packed_level.find_or_add(table, 0, 0)  # the initial state: all fields 0, key 0
+    zero = np.zeros(1, dtype=np.int64)
+    frontier: tuple[Ints, ...] = (zero, zero, zero, zero)  # a level's states: len, layout, kind, physical
+    levels, edge_parts = [frontier], []
+    first_id, nodes, pruned = 0, 1, 0
+    while len(frontier[0]):
+        ln, layout, kind, phys = frontier
+        most = len(COLUMNS) * len(ln)  # every successor new
+        if 2 * (nodes + most) > len(table):  # at most half full; grown fourfold, so rarely moved
+            larger = np.full((4 * len(table), 2), packed_level.EMPTY, dtype=np.int64)
+            packed_level.rehash(table, larger)
+            table = larger
+        trigger, target = policy_rule(policy, ln - 1, layout)
+        new = np.empty((most, 4), dtype=np.int64)
+        src, dst = np.empty(most, dtype=np.int32), np.empty(most, dtype=np.int32)
+        col, flags = np.empty(most, dtype=np.uint8), np.empty(most, dtype=np.uint8)
+        found, edges, level_pruned = packed_level.expand(
+            sizes, plat.page_size, bound, phys_span, km_ok, vm_ok, ln, layout, kind, phys, first_id, trigger,
+            target, table, nodes, new, src, dst, col, flags,
         )
+        edge_parts.append((src[:edges].copy(), dst[:edges].copy(), col[:edges].copy(), flags[:edges].copy()))
         pruned += level_pruned
-        lo, hi, nodes = hi, nodes_after, nodes_after
-    del keys, ids
-    ln, layout, kind, phys, depth = node_arrays.trimmed(nodes)
-    src, dst, col, flags = edge_arrays.trimmed(edges)
+        first_id += len(ln)
+        nodes += found
+        frontier = tuple(new[:found, i].copy() for i in range(4))
+        levels.append(frontier)
+    del table
+    depth = np.repeat(np.arange(len(levels)), [len(level[0]) for level in levels])
+    states = tuple(_joined(levels, i) for i in range(4))
+    del levels
+    src, dst, col, flags = (_joined(edge_parts, i) for i in range(4))
     return PackedGraph.build(
         policy,
         instance,
-        states=(ln, layout, kind, phys),
+        states=states,
         depth=depth,
         src=src,
         dst=dst,
@@ -144,3 +127,8 @@ def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
         pruned=pruned,
         seconds=time.perf_counter() - start,
     )
+
+
+def _joined(parts: list[Any], field: int) -> Any:
+    """One field of every level's part, in level order."""
+    return np.concatenate([part[field] for part in parts])

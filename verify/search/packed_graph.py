@@ -201,10 +201,10 @@ class PackedGraph:
         distinct = np.ones(self.edges, dtype=np.bool_)
         distinct[1:] = (self.src[1:] != self.src[:-1]) | (self.dst[1:] != self.dst[:-1])
         s, d = self.src[distinct], self.dst[distinct]
-        succ_start = np.searchsorted(s, np.arange(self.states + 1))
-        by_dst = np.argsort(d, kind="stable")  # sources stay ascending within each target
-        pred_start = np.searchsorted(d[by_dst], np.arange(self.states + 1))
-        return d, succ_start, s[by_dst], pred_start
+        from verify.search.packed_graph_loops import by_target  # numba: packed_step.py says why it is late
+
+        pred, pred_start = by_target(s, d, self.states)  # sources stay ascending within each target
+        return d, _starts(s, self.states), pred, pred_start
 
     def _bidirectional(self, source: int, target: int) -> list[int]:
         """networkx's _bidirectional_pred_succ and the path it builds, over arrays."""
@@ -259,7 +259,9 @@ class PackedGraph:
     def realloc_cycle(self) -> list[int] | None:
         """A reachable cycle of edges that all call the allocator, as explorer.realloc_cycle finds it."""
         realloc = np.nonzero(self.reallocates())[0]
-        if not _has_cycle(self.states, self.src[realloc], self.dst[realloc]):
+        from verify.search.packed_graph_loops import has_cycle
+
+        if not has_cycle(_starts(self.src[realloc], self.states), self.dst[realloc]):
             return None
         # networkx finds the same cycle the reference explorer reports, on the reallocating edges alone.
         import networkx as nx
@@ -271,18 +273,9 @@ class PackedGraph:
 
     def worst_reallocations(self, k_max: int) -> list[int]:
         """For k = 1..k_max, the most reallocating operations among any k consecutive ones."""
-        gain = self.reallocates().astype(np.int32)  # values at most k_max: narrow, less memory traffic
-        has_out = self.out_start[1:] > self.out_start[:-1]
-        starts = self.out_start[:-1][has_out]
-        best = np.zeros(self.states, dtype=np.int32)
-        table = []
-        for _ in range(k_max):
-            nxt = np.zeros(self.states, dtype=np.int32)
-            if len(starts):
-                nxt[has_out] = np.maximum.reduceat(gain + best[self.dst], starts)
-            best = nxt
-            table.append(int(best.max()))
-        return table
+        from verify.search.packed_graph_loops import worst_gains
+
+        return [int(x) for x in worst_gains(self.out_start, self.dst, self.reallocates().astype(np.int32), k_max)]
 
 
 def _starts(ordered: Ids, nodes: int) -> Ints:
@@ -291,27 +284,6 @@ def _starts(ordered: Ids, nodes: int) -> Ints:
     starts = np.zeros(nodes + 1, dtype=np.int64)
     np.cumsum(np.bincount(ordered, minlength=nodes), out=starts[1:])
     return starts
-
-
-def _has_cycle(nodes: int, src: Ids, dst: Ids) -> bool:
-    """Kahn's algorithm over arrays: a cycle is what is left once nodes without predecessors are peeled off."""
-    indeg = np.bincount(dst, minlength=nodes)
-    order = np.argsort(src, kind="stable")
-    s, d = src[order], dst[order]
-    start = np.searchsorted(s, np.arange(nodes + 1))
-    frontier = np.nonzero(indeg == 0)[0]
-    removed = 0
-    while len(frontier):
-        removed += len(frontier)
-        counts = start[frontier + 1] - start[frontier]
-        if not counts.sum():
-            break
-        # The out-edges of every frontier node, gathered at once.
-        offsets = np.repeat(start[frontier] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-        targets, drops = np.unique(d[offsets], return_counts=True)
-        indeg[targets] -= drops
-        frontier = targets[indeg[targets] == 0]
-    return removed < nodes
 
 
 def from_exploration(ex: Exploration) -> PackedGraph:

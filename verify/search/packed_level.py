@@ -40,57 +40,59 @@ def _slot(key: int, mask: int) -> int:
 
 
 @compiled
-def find_or_add(keys: Any, ids: Any, key: int, new_id: int) -> int:
-    """The key's id; a key not yet there is added with `new_id`."""
-    mask = len(keys) - 1
+def find_or_add(table: Any, key: int, new_id: int) -> int:
+    """The key's id; a key not yet there is added with `new_id`. A slot holds (key, id): one cache line."""
+    mask = len(table) - 1
     slot = _slot(key, mask)
     while True:
-        at = keys[slot]
+        at = table[slot, 0]
         if at == key:
-            return int(ids[slot])
+            return int(table[slot, 1])
         if at == EMPTY:
-            keys[slot] = key
-            ids[slot] = new_id
+            table[slot, 0] = key
+            table[slot, 1] = new_id
             return new_id
         slot = (slot + 1) & mask
 
 
 @compiled
-def rehash(keys: Any, ids: Any, new_keys: Any, new_ids: Any) -> None:
+def rehash(table: Any, larger: Any) -> None:
     """Move every key of one table into a larger, empty one."""
-    for slot in range(len(keys)):
-        if keys[slot] != EMPTY:
-            find_or_add(new_keys, new_ids, keys[slot], ids[slot])
+    for slot in range(len(table)):
+        if table[slot, 0] != EMPTY:
+            find_or_add(larger, table[slot, 0], table[slot, 1])
 
 
 @compiled
 def expand(
     sizes: Any, page: int, bound: int, phys_span: int, km_ok: Any, vm_ok: Any,
-    ln: Any, layout: Any, kind: Any, phys: Any, depth: Any, lo: int, hi: int, trigger: Any, target: Any,
-    keys: Any, ids: Any, nodes: int, src: Any, dst: Any, col: Any, flg: Any, edges: int,
+    ln: Any, layout: Any, kind: Any, phys: Any, first_id: int, trigger: Any, target: Any, table: Any, nodes: int,
+    new: Any, src: Any, dst: Any, col: Any, flg: Any,
 ) -> tuple[int, int, int]:
-    """Explore nodes lo..hi-1 (a whole level; trigger and target are the policy's rule at each).
+    """Explore a whole level: states ln, layout, kind, phys with ids from first_id, where the policy's rule
+    gives trigger and target.
 
-    New nodes are appended after `nodes`, edges after `edges`; the arrays have room for every successor.
-    Returns (nodes, edges, registrations pruned by the capacity bound).
+    New states go to the rows of `new` (len, layout, kind, physical) and get ids from `nodes` on; the
+    level's edges go to src, dst, col, flg. Both have room for every successor. Returns (states found,
+    edges, registrations pruned by the capacity bound).
     """
     post = np.empty((COLUMNS, 4), dtype=np.int64)
     post_flags = np.empty(COLUMNS, dtype=np.int64)
     post_key = np.empty(COLUMNS, dtype=np.int64)
     keep = np.empty(COLUMNS, dtype=np.bool_)
     to = np.empty(COLUMNS, dtype=np.int64)
-    pruned = 0
-    for u in range(lo, hi):
+    found, edges, pruned = 0, 0, 0
+    for i in range(len(ln)):
         for c in range(COLUMNS):
             o, dereg = c // 2, c % 2 == 1
             if dereg:
-                if ln[u] == 0:  # no process to deregister
+                if ln[i] == 0:  # no process to deregister
                     keep[c] = False
                     continue
-                s = deregister(sizes, page, ln[u], layout[u], kind[u], phys[u], trigger[u - lo], target[u - lo],
-                               km_ok[o], vm_ok[o])
+                s = deregister(sizes, page, ln[i], layout[i], kind[i], phys[i], trigger[i], target[i], km_ok[o],
+                               vm_ok[o])
             else:
-                s = register(sizes, ln[u], layout[u], kind[u], phys[u], km_ok[o], vm_ok[o])
+                s = register(sizes, ln[i], layout[i], kind[i], phys[i], km_ok[o], vm_ok[o])
             post[c, 0], post[c, 1], post[c, 2], post[c, 3], post_flags[c] = s
             if post[c, 1] > bound:
                 pruned += 1
@@ -104,11 +106,10 @@ def expand(
                     break
         for c in range(COLUMNS):
             if keep[c]:
-                to[c] = find_or_add(keys, ids, post_key[c], nodes)
-                if to[c] == nodes:
-                    ln[nodes], layout[nodes], kind[nodes], phys[nodes] = post[c, 0], post[c, 1], post[c, 2], post[c, 3]
-                    depth[nodes] = depth[u] + 1
-                    nodes += 1
+                to[c] = find_or_add(table, post_key[c], nodes + found)
+                if to[c] == nodes + found:
+                    new[found, :] = post[c, :]
+                    found += 1
         # Each neighbour's edges together, neighbours in the order they were first reached.
         for c in range(COLUMNS):
             if not keep[c]:
@@ -122,6 +123,6 @@ def expand(
                 continue
             for e in range(c, COLUMNS):
                 if keep[e] and to[e] == to[c]:
-                    src[edges], dst[edges], col[edges], flg[edges] = u, to[e], e, post_flags[e]
+                    src[edges], dst[edges], col[edges], flg[edges] = first_id + i, to[e], e, post_flags[e]
                     edges += 1
-    return nodes, edges, pruned
+    return found, edges, pruned
