@@ -2,12 +2,11 @@
 
 The reference explorer (explorer.py) calls the Python model once per state and
 action; this one packs a state into integers (len, layout, kind, physical, the
-request being the layout's bytes) and runs the same rules compiled
-(packed_step.py), one breadth-first level per call (packed_level.py), with the
-visited set an open-addressing hash table of packed keys. Between levels,
-Python evaluates the policy's own rule over the whole level at once (its
-arithmetic is exact on Python ints, so it stays in numpy object arrays) and
-grows the arrays. Nodes get their ids in the order the reference explorer
+request being the layout's bytes) and runs the same rules compiled, one
+breadth-first level per call (packed_kernel.py), with the visited set a hash
+table of packed keys. Between levels, Python evaluates the policy's own rule
+over the whole level at once (its arithmetic is exact on Python ints, so it
+stays in numpy object arrays) and grows the table. Nodes get their ids in the order the reference explorer
 discovers them and edges keep its order and its deduplication, so that every
 query of the graph (packed_graph.py) answers as the reference explorer's
 networkx graph does.
@@ -62,7 +61,7 @@ def policy_rule(policy: Policy, n: Ints, layout: Ints) -> tuple[Bools, Ints]:
     # A target past i64::MAX (a wrapped one) is above every capacity, as i64::MAX is: it shrinks nothing.
     target = np.minimum(np.asarray(rule.target(n, layout), dtype=object), np.iinfo(np.int64).max)
     target = np.broadcast_to(np.asarray(target, dtype=np.int64), shape)
-    return np.ascontiguousarray(trigger), np.ascontiguousarray(target)
+    return np.array(trigger), np.array(target)  # copies: writable and contiguous, one compiled signature
 
 
 def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
@@ -72,7 +71,7 @@ def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
                          f" source's operations: {policy.name}")
     if not 1 <= instance.max_capacity <= MAX_CAPACITY:
         raise ValueError(f"capacity bound must be in 1..{MAX_CAPACITY}, not {instance.max_capacity}")
-    from verify.search import packed_level  # numba: imported only to explore (packed_step.py says why)
+    from verify.search import packed_kernel  # numba: imported only to explore (packed_kernel.py says why)
 
     start = time.perf_counter()
     plat = instance.platform
@@ -80,11 +79,11 @@ def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
     sizes = allocator_sizes(plat, 2 * bound + 2)
     phys_span = int(max(sizes[0].max(), sizes[1].max(), sizes[2].max())) + 1
     assert (((bound + 1) * (bound + 1)) * 3) * phys_span < 1 << 63, "packed keys would overflow int64"
-    assert len(COLUMNS) == packed_level.COLUMNS and len(ALL_OUTCOMES) == packed_level.OUTCOMES
+    assert len(COLUMNS) == packed_kernel.COLUMNS and len(ALL_OUTCOMES) == packed_kernel.OUTCOMES
     km_ok = np.array([o.kmalloc_ok for o in ALL_OUTCOMES])
     vm_ok = np.array([o.vmalloc_ok for o in ALL_OUTCOMES])
-    table = np.full((1 << 16, 2), packed_level.EMPTY, dtype=np.int64)
-    packed_level.find_or_add(table, 0, 0)  # the initial state: all fields 0, key 0
+    table = np.zeros((1 << 16, 2), dtype=np.int64)  # (key, id) per slot; all EMPTY
+    packed_kernel.find_or_add(table, 0, 0)  # the initial state: all fields 0, key 0
     zero = np.zeros(1, dtype=np.int64)
     frontier: tuple[Ints, ...] = (zero, zero, zero, zero)  # a level's states: len, layout, kind, physical
     levels, edge_parts = [frontier], []
@@ -93,14 +92,14 @@ def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
         ln, layout, kind, phys = frontier
         most = len(COLUMNS) * len(ln)  # every successor new
         if 2 * (nodes + most) > len(table):  # at most half full; grown fourfold, so rarely moved
-            larger = np.full((4 * len(table), 2), packed_level.EMPTY, dtype=np.int64)
-            packed_level.rehash(table, larger)
+            larger = np.zeros((4 * len(table), 2), dtype=np.int64)
+            packed_kernel.rehash(table, larger)
             table = larger
         trigger, target = policy_rule(policy, ln - 1, layout)
         new = np.empty((most, 4), dtype=np.int64)
         src, dst = np.empty(most, dtype=np.int32), np.empty(most, dtype=np.int32)
         col, flags = np.empty(most, dtype=np.uint8), np.empty(most, dtype=np.uint8)
-        found, edges, level_pruned = packed_level.expand(
+        found, edges, level_pruned = packed_kernel.expand(
             sizes, plat.page_size, bound, phys_span, km_ok, vm_ok, ln, layout, kind, phys, first_id, trigger,
             target, table, nodes, new, src, dst, col, flags,
         )

@@ -102,6 +102,10 @@ class PackedGraph:
         return self.instance.describe()
 
     def is_register(self) -> Bools:
+        return self._is_register
+
+    @cached_property
+    def _is_register(self) -> Bools:
         return np.array([a == REGISTER for _, a in COLUMNS])[self.col]
 
     def flag(self, bit: int) -> Bools:
@@ -111,6 +115,10 @@ class PackedGraph:
         return (self.flags >> CALLS_SHIFT).astype(np.int64)
 
     def shrank(self) -> Bools:
+        return self._shrank
+
+    @cached_property
+    def _shrank(self) -> Bools:
         return self.layout[self.dst] < self.layout[self.src]
 
     def reallocates(self) -> Bools:
@@ -201,7 +209,7 @@ class PackedGraph:
         distinct = np.ones(self.edges, dtype=np.bool_)
         distinct[1:] = (self.src[1:] != self.src[:-1]) | (self.dst[1:] != self.dst[:-1])
         s, d = self.src[distinct], self.dst[distinct]
-        from verify.search.packed_graph_loops import by_target  # numba: packed_step.py says why it is late
+        from verify.search.packed_graph_loops import by_target  # numba: packed_kernel.py says why it is late
 
         pred, pred_start = by_target(s, d, self.states)  # sources stay ascending within each target
         return d, _starts(s, self.states), pred, pred_start
@@ -279,11 +287,11 @@ class PackedGraph:
 
 
 def _starts(ordered: Ids, nodes: int) -> Ints:
-    """Where each node's run begins in an array sorted by node (and where the last one ends): a prefix sum of
-    counts, linear where a search for each node's start would sort again."""
-    starts = np.zeros(nodes + 1, dtype=np.int64)
-    np.cumsum(np.bincount(ordered, minlength=nodes), out=starts[1:])
-    return starts
+    """Where each node's run begins in an array sorted by node (and where the last one ends)."""
+    from verify.search.packed_graph_loops import starts  # numba: packed_kernel.py says why it is late
+
+    result: Ints = starts(ordered, nodes)
+    return result
 
 
 def from_exploration(ex: Exploration) -> PackedGraph:

@@ -3,7 +3,7 @@
 Each is a plain loop over the edge arrays (sorted by source; a node's
 out-edges are src[out_start[u]:out_start[u + 1]]), where numpy would need a sort
 or a pass of a dozen calls per step. Imported only by a query that needs one
-(packed_step.py says why).
+(packed_kernel.py says why).
 """
 
 from __future__ import annotations
@@ -12,7 +12,19 @@ from typing import Any
 
 import numpy as np
 
-from verify.search.packed_step import compiled
+from verify.search.packed_kernel import compiled
+
+
+@compiled
+def starts(ordered: Any, nodes: int) -> Any:
+    """Where each node's run begins in an array sorted by node, and where the last one ends."""
+    out = np.empty(nodes + 1, dtype=np.int64)
+    at = 0
+    for u in range(nodes + 1):
+        while at < len(ordered) and ordered[at] < u:
+            at += 1
+        out[u] = at
+    return out
 
 
 @compiled
