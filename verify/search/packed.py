@@ -86,7 +86,8 @@ def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
     packed_kernel.find_or_add(table, 0, 0)  # the initial state: all fields 0, key 0
     zero = np.zeros(1, dtype=np.int64)
     frontier: tuple[Ints, ...] = (zero, zero, zero, zero)  # a level's states: len, layout, kind, physical
-    levels, edge_parts = [frontier], []
+    level_sizes = [1]
+    edge_parts: tuple[list[Any], ...] = ([], [], [], [])  # src, dst, col, flags of each level
     first_id, nodes, pruned = 0, 1, 0
     while len(frontier[0]):
         ln, layout, kind, phys = frontier
@@ -97,23 +98,24 @@ def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
             table = larger
         trigger, target = policy_rule(policy, ln - 1, layout)
         new = np.empty((most, 4), dtype=np.int64)
-        src, dst = np.empty(most, dtype=np.int32), np.empty(most, dtype=np.int32)
-        col, flags = np.empty(most, dtype=np.uint8), np.empty(most, dtype=np.uint8)
+        level_edges: tuple[Any, ...] = tuple(np.empty(most, t) for t in (np.int32, np.int32, np.uint8, np.uint8))
         found, edges, level_pruned = packed_kernel.expand(
             sizes, plat.page_size, bound, phys_span, km_ok, vm_ok, ln, layout, kind, phys, first_id, trigger,
-            target, table, nodes, new, src, dst, col, flags,
+            target, table, nodes, new, *level_edges,
         )
-        edge_parts.append((src[:edges].copy(), dst[:edges].copy(), col[:edges].copy(), flags[:edges].copy()))
+        for part, array in zip(edge_parts, level_edges, strict=True):
+            part.append(array[:edges].copy())
         pruned += level_pruned
         first_id += len(ln)
         nodes += found
         frontier = tuple(new[:found, i].copy() for i in range(4))
-        levels.append(frontier)
+        level_sizes.append(found)
+    # Only the frontier was kept of each level: every state's fields are read back from its key.
+    states = tuple(np.empty(nodes, dtype=np.int64) for _ in range(4))
+    packed_kernel.unpack(table, bound, phys_span, *states)
     del table
-    depth = np.repeat(np.arange(len(levels)), [len(level[0]) for level in levels])
-    states = tuple(_joined(levels, i) for i in range(4))
-    del levels
-    src, dst, col, flags = (_joined(edge_parts, i) for i in range(4))
+    depth = np.repeat(np.arange(len(level_sizes)), level_sizes)
+    src, dst, col, flags = (_joined(part) for part in edge_parts)
     return PackedGraph.build(
         policy,
         instance,
@@ -128,6 +130,13 @@ def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
     )
 
 
-def _joined(parts: list[Any], field: int) -> Any:
-    """One field of every level's part, in level order."""
-    return np.concatenate([part[field] for part in parts])
+def _joined(parts: list[Any]) -> Any:
+    """The levels' parts in level order, each given back as soon as it is copied (less memory at the peak)."""
+    joined = np.empty(sum(len(p) for p in parts), dtype=parts[0].dtype)
+    at = 0
+    parts.reverse()
+    while parts:
+        part = parts.pop()
+        joined[at : at + len(part)] = part
+        at += len(part)
+    return joined

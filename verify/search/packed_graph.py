@@ -119,7 +119,7 @@ class PackedGraph:
 
     @cached_property
     def _shrank(self) -> Bools:
-        return self.layout[self.dst] < self.layout[self.src]
+        return self._layout_change < 0
 
     def reallocates(self) -> Bools:
         """BinderStep.reallocates: a new layout, or a different allocation behind the pointer."""
@@ -129,14 +129,22 @@ class PackedGraph:
     def _reallocates(self) -> Bools:
         live_pre, live_post = self.kind[self.src] != 0, self.kind[self.dst] != 0
         moved = (live_pre != live_post) | (live_pre & live_post & self.flag(FLAG_FRESH))
-        return (self.layout[self.dst] != self.layout[self.src]) | moved
+        return (self._layout_change != 0) | moved
 
     def shrink_failed(self) -> Bools:
         return self.flag(FLAG_ATTEMPTED) & ~self.flag(FLAG_SHRINK_OK)
 
     def shrink_refused(self) -> Bools:
         """properties.binder.shrink_refused: shrink_to returned Ok and left the layout as it was."""
-        return self.flag(FLAG_SHRINK_OK) & (self.layout[self.dst] == self.layout[self.src])
+        return self.flag(FLAG_SHRINK_OK) & (self._layout_change == 0)
+
+    @cached_property
+    def _layout_change(self) -> npt.NDArray[np.int8]:
+        """Each edge's sign of layout(dst) - layout(src): one byte an edge, where gathering both would take 16."""
+        from verify.search.packed_graph_loops import signs  # numba: packed_kernel.py says why it is late
+
+        change: npt.NDArray[np.int8] = signs(self.layout, self.src, self.dst)
+        return change
 
     # --- states and steps as the Python model has them ----------------------------
 

@@ -28,6 +28,16 @@ def starts(ordered: Any, nodes: int) -> Any:
 
 
 @compiled
+def signs(value: Any, src: Any, dst: Any) -> Any:
+    """The sign of value[dst] - value[src] for each edge."""
+    out = np.empty(len(src), dtype=np.int8)
+    for e in range(len(src)):
+        a, b = value[src[e]], value[dst[e]]
+        out[e] = 1 if b > a else (-1 if b < a else 0)
+    return out
+
+
+@compiled
 def worst_gains(out_start: Any, dst: Any, gain: Any, k_max: int) -> Any:
     """For k = 1..k_max, the largest sum of `gain` along any k consecutive edges (a path of k edges or one
     ending in a node without successors): best_k(u) = max over u's edges e of gain(e) + best_{k-1}(dst(e))."""

@@ -193,6 +193,20 @@ def rehash(table: Any, larger: Any) -> None:
 
 
 @compiled
+def unpack(table: Any, bound: int, phys_span: int, ln: Any, layout: Any, kind: Any, phys: Any) -> None:
+    """Every state's fields, by id, read back from its packed key (expand's post_key, inverted)."""
+    for slot in range(len(table)):
+        if table[slot, 0] != EMPTY:
+            key, node = table[slot, 0] - 1, table[slot, 1]
+            phys[node] = key % phys_span
+            key //= phys_span
+            kind[node] = key % 3
+            key //= 3
+            layout[node] = key % (bound + 1)
+            ln[node] = key // (bound + 1)
+
+
+@compiled
 def expand(
     sizes: Any, page: int, bound: int, phys_span: int, km_ok: Any, vm_ok: Any,
     ln: Any, layout: Any, kind: Any, phys: Any, first_id: int, trigger: Any, target: Any, table: Any, nodes: int,
