@@ -88,8 +88,9 @@ def run_spin(bound: int) -> Measured:
     return Measured(int(stored[0].split()[0]), seconds, peak, cpu_seconds=cpu)
 
 
-def run_explorer(bound: int, cold: bool = False) -> tuple[Measured, float, int]:
-    """The explorer and the properties in a fresh process: (measured, seconds of the exploration alone, edges).
+def run_explorer(bound: int, cold: bool = False) -> tuple[Measured, float, float, int]:
+    """The explorer and the properties in a fresh process: (measured, wall and CPU seconds of the exploration
+    alone, edges).
 
     The measured wall time is the process's from its start (Python's imports included) to the last verdict.
     `cold`: with numba's cache empty (a directory of its own), so that the inner loop is compiled first.
@@ -103,7 +104,7 @@ def run_explorer(bound: int, cold: bool = False) -> tuple[Measured, float, int]:
         seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
     out = json.loads(done.stdout)
     measured = Measured(out["states"], seconds, out["peak_mib"], out["detail"], cpu)
-    return measured, out["explore"], out["edges"]
+    return measured, out["explore"], out["explore_cpu"], out["edges"]
 
 
 def _inside(bound: int) -> None:
@@ -125,7 +126,9 @@ def _inside(bound: int) -> None:
     from verify.search.packed import explore_packed
 
     policy = policy_named("v6")
+    cpu = time.process_time()
     graph = explore_packed(policy, Instance(64, bound))
+    explore_cpu = time.process_time() - cpu
     findings = {
         "no-immediate-regrow": (explored_finding(graph, regrow, pairs=True), regrow),
         "premise": (explored_finding(graph, shrank_then_registers, pairs=True), shrank_then_registers),
@@ -147,7 +150,7 @@ def _inside(bound: int) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     detail = "; ".join(verdicts) + f"; worst case k=1..16: {table}"
     print(json.dumps({"states": graph.states, "edges": graph.edges, "explore": graph.seconds,
-                      "peak_mib": peak, "detail": detail}))
+                      "explore_cpu": explore_cpu, "peak_mib": peak, "detail": detail}))
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ class Row:
     bound: int
     ours: Measured  # the explorer and every explicit-state property, in a process of its own
     explore_seconds: float  # the exploration alone
+    explore_cpu: float  # its CPU time (the explorer runs on one core)
     edges: int
     spin: Measured | None  # None: spin cannot run here
     cold: bool = False  # numba's cache empty: the compile included
@@ -162,6 +166,10 @@ class Row:
     @property
     def states_per_second(self) -> float:
         return self.ours.states / self.explore_seconds
+
+    @property
+    def states_per_cpu_second(self) -> float:
+        return self.ours.states / self.explore_cpu
 
     @property
     def ratio(self) -> float | None:
@@ -174,13 +182,13 @@ def measure(bounds: tuple[int, ...] = BOUNDS) -> list[Row]:
     missing = spin_available()
     rows: list[Row] = []
     for bound, cold in [*((b, False) for b in bounds), (bounds[-1], True)]:
-        ours, explore_seconds, edges = run_explorer(bound, cold)
+        ours, explore_seconds, explore_cpu, edges = run_explorer(bound, cold)
         spin = None if missing else run_spin(bound)
         if spin is not None and spin.states != ours.states:
             raise SystemExit(f"bound {bound}: the explorer stores {ours.states} states, spin {spin.states}")
         if cold and ours.detail != rows[-1].ours.detail:
             raise SystemExit(f"bound {bound}: compiled afresh, the explorer answers otherwise: {ours.detail}")
-        rows.append(Row(bound, ours, explore_seconds, edges, spin, cold))
+        rows.append(Row(bound, ours, explore_seconds, explore_cpu, edges, spin, cold))
     return rows
 
 
@@ -188,8 +196,9 @@ def table(rows: list[Row]) -> list[str]:
     """Markdown: one row per bound, then what the properties found at each."""
     missing = spin_available()
     lines = [
-        "| capacity bound | states | edges | exploration s | states/s | explorer s, all properties (CPU s)"
-        " | explorer MiB | spin states | spin s, compile included (CPU s) | spin MiB | explorer/spin time |",
+        "| capacity bound | states | edges | exploration s (CPU s) | states/s (per CPU s)"
+        " | explorer s, all properties (CPU s) | explorer MiB | spin states | spin s, compile included (CPU s)"
+        " | spin MiB | explorer/spin time |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -201,7 +210,8 @@ def table(rows: list[Row]) -> list[str]:
         )
         bound = f"{r.bound}, numba's cache empty" if r.cold else f"{r.bound}"
         lines.append(
-            f"| {bound} | {r.ours.states} | {r.edges} | {r.explore_seconds:.2f} | {r.states_per_second:.0f} |"
+            f"| {bound} | {r.ours.states} | {r.edges} | {r.explore_seconds:.2f} ({r.explore_cpu:.2f}) |"
+            f" {r.states_per_second:.0f} ({r.states_per_cpu_second:.0f}) |"
             f" {r.ours.seconds:.2f} ({r.ours.cpu_seconds:.2f}) | {r.ours.peak_mib:.0f} | {theirs} |"
         )
     return [*lines, "", *(f"- capacity {r.bound}: {r.ours.detail}" for r in rows if not r.cold)]

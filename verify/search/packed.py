@@ -36,6 +36,7 @@ from verify.search.packed_graph import COLUMNS, PackedGraph
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 MAX_CAPACITY = 1 << 16  # a packed key stays within int64 (checked); 4096 already explores 5.6 million states
+FIRST_TABLE_SLOTS = 1 << 16  # the visited table's first size: a small instance never grows it
 
 
 def allocator_sizes(plat: Platform, max_elems: int) -> tuple[Any, ...]:
@@ -82,7 +83,7 @@ def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
     assert len(COLUMNS) == packed_kernel.COLUMNS and len(ALL_OUTCOMES) == packed_kernel.OUTCOMES
     km_ok = np.array([o.kmalloc_ok for o in ALL_OUTCOMES])
     vm_ok = np.array([o.vmalloc_ok for o in ALL_OUTCOMES])
-    table = np.zeros((1 << 16, 2), dtype=np.int64)  # (key, id) per slot; all EMPTY
+    table = np.zeros((FIRST_TABLE_SLOTS, 2), dtype=np.int64)  # (key, id) per slot; all EMPTY
     packed_kernel.find_or_add(table, 0, 0)  # the initial state: all fields 0, key 0
     zero = np.zeros(1, dtype=np.int64)
     frontier: tuple[Ints, ...] = (zero, zero, zero, zero)  # a level's states: len, layout, kind, physical
