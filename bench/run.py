@@ -290,7 +290,9 @@ def spin_section(peers: list[spin_peer.Row]) -> list[str]:
         return "met" if ok else "MISSED"
 
     def ratio(row: spin_peer.Row) -> str:
-        return "spin absent" if row.ratio is None else f"{row.ratio:.2f}"
+        if row.ratio is None or row.cpu_ratio is None:
+            return "spin absent"
+        return f"{row.ratio:.2f} (CPU time: {row.cpu_ratio:.2f})"
 
     lines = [
         SPIN_SECTION,

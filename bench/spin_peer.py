@@ -175,6 +175,11 @@ class Row:
     def ratio(self) -> float | None:
         return None if self.spin is None else self.ours.seconds / self.spin.seconds
 
+    @property
+    def cpu_ratio(self) -> float | None:
+        """The same in CPU time: less moved by other work on the machine than wall time."""
+        return None if self.spin is None else self.ours.cpu_seconds / self.spin.cpu_seconds
+
 
 def measure(bounds: tuple[int, ...] = BOUNDS) -> list[Row]:
     """Each bound: the explorer, then spin; their state counts must agree. The last bound again, with the

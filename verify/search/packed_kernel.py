@@ -35,10 +35,9 @@ import numba
 import numpy as np
 
 from models.binder import ELEM_SIZE
+from verify.search.packed_graph import CALLS_SHIFT, FLAG_ATTEMPTED, FLAG_FRESH, FLAG_OK, FLAG_SHRINK_OK
 
-NONE, KMALLOC, VMALLOC = 0, 1, 2  # the buffer's kind; NONE: dangling
-FLAG_OK, FLAG_ATTEMPTED, FLAG_SHRINK_OK, FLAG_FRESH = 1, 2, 4, 8  # FRESH: a new allocation replaced a live one
-CALLS_SHIFT = 4
+NONE, KMALLOC, VMALLOC = 0, 1, 2  # the buffer's kind (packed_graph.KINDS); NONE: dangling
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -163,13 +162,14 @@ SEEN = ~(FLAG_FRESH | FLAG_ATTEMPTED | FLAG_SHRINK_OK)
 @compiled
 def _slot(key: int, mask: int) -> int:
     """A multiply and a fold of the high half: packed keys that differ only in low bits spread apart."""
-    h = key * GOLDEN  # wraps in int64, as the compiled code does
+    h = key * GOLDEN  # wraps modulo 2^64
     return (h ^ (h >> 32)) & mask
 
 
 @compiled
 def find_or_add(table: Any, key: int, new_id: int) -> int:
-    """The key's id; a key not yet there is added with `new_id`. A slot holds (key, id): one cache line."""
+    """The key's id; a key not yet there is added with `new_id`. A slot holds (key + 1, id) side by side, so a
+    probe reads one cache line."""
     mask = len(table) - 1
     slot = _slot(key, mask)
     key += 1
