@@ -72,7 +72,7 @@ def explore_packed(policy: Policy, instance: Instance) -> PackedGraph:
                          f" source's operations: {policy.name}")
     if not 1 <= instance.max_capacity <= MAX_CAPACITY:
         raise ValueError(f"capacity bound must be in 1..{MAX_CAPACITY}, not {instance.max_capacity}")
-    from verify.search import packed_kernel  # numba: imported only to explore (packed_kernel.py says why)
+    from verify.search import packed_kernel  # numba: imported only to explore (compiled.py says why)
 
     start = time.perf_counter()
     plat = instance.platform

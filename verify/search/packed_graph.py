@@ -141,7 +141,7 @@ class PackedGraph:
     @cached_property
     def _layout_change(self) -> npt.NDArray[np.int8]:
         """Each edge's sign of layout(dst) - layout(src): one byte an edge, where gathering both would take 16."""
-        from verify.search.packed_graph_loops import signs  # numba: packed_kernel.py says why it is late
+        from verify.search.packed_graph_loops import signs  # numba: compiled.py says why it is late
 
         change: npt.NDArray[np.int8] = signs(self.layout, self.src, self.dst)
         return change
@@ -217,7 +217,7 @@ class PackedGraph:
         distinct = np.ones(self.edges, dtype=np.bool_)
         distinct[1:] = (self.src[1:] != self.src[:-1]) | (self.dst[1:] != self.dst[:-1])
         s, d = self.src[distinct], self.dst[distinct]
-        from verify.search.packed_graph_loops import by_target  # numba: packed_kernel.py says why it is late
+        from verify.search.packed_graph_loops import by_target  # numba: compiled.py says why it is late
 
         pred, pred_start = by_target(s, d, self.states)  # sources stay ascending within each target
         return d, _starts(s, self.states), pred, pred_start
@@ -296,7 +296,7 @@ class PackedGraph:
 
 def _starts(ordered: Ids, nodes: int) -> Ints:
     """Where each node's run begins in an array sorted by node (and where the last one ends)."""
-    from verify.search.packed_graph_loops import starts  # numba: packed_kernel.py says why it is late
+    from verify.search.packed_graph_loops import starts  # numba: compiled.py says why it is late
 
     result: Ints = starts(ordered, nodes)
     return result

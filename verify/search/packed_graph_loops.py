@@ -3,7 +3,7 @@
 Each is a plain loop over the edge arrays (sorted by source; a node's
 out-edges are src[out_start[u]:out_start[u + 1]]), where numpy would need a sort
 or a pass of a dozen calls per step. Imported only by a query that needs one
-(packed_kernel.py says why).
+(compiled.py says why).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from verify.search.packed_kernel import compiled
+from verify.search.compiled import compiled
 
 
 @compiled

@@ -17,41 +17,24 @@ neighbour, in the order each neighbour was first reached, parallel edges
 together.
 
 The step and the level share this file because numba's on-disk cache is keyed
-by the file of the function compiled: a step kept in another file could change
-without the cached level noticing. `cache=True` keeps the machine code in
-__pycache__ (or numba's user cache directory where that is read-only), so only
-the first run after a change compiles:
-https://numba.readthedocs.io/en/stable/user/jit.html#cache . This module is
-imported only when a graph is explored: numba takes half a second to import,
-which a command without an exploration should not pay.
+by the file of the function compiled (compiled.py): a step kept in another
+file could change without the cached level noticing. The edge flags taken from
+packed_graph.py are frozen into the cached code the same way; whoever changes
+them deletes verify/search/__pycache__/packed_kernel.* (tests/test_packed.py
+would fail otherwise). This module is imported only when a graph is explored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any
 
-import numba
 import numpy as np
 
 from models.binder import ELEM_SIZE
+from verify.search.compiled import compiled, inlined
 from verify.search.packed_graph import CALLS_SHIFT, FLAG_ATTEMPTED, FLAG_FRESH, FLAG_OK, FLAG_SHRINK_OK
 
 NONE, KMALLOC, VMALLOC = 0, 1, 2  # the buffer's kind (packed_graph.KINDS); NONE: dangling
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def compiled(fn: F) -> F:
-    """numba's nopython compilation, machine code cached on disk; the function keeps its signature for mypy."""
-    return cast(F, numba.njit(cache=True)(fn))
-
-
-def inlined(fn: F) -> F:
-    """A step function, compiled into its caller: a call of its own would pass (and reference-count) the size
-    tables each time, which costs more than the step."""
-    return cast(F, numba.njit(cache=True, inline="always")(fn))
-
 
 # `sizes`: the allocator's sizes indexed by a request's element count, as packed.allocator_sizes makes them.
 @inlined
