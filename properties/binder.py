@@ -268,13 +268,13 @@ def _reallocating_registration(ex: PackedGraph) -> Bools:
 
 def _wasteful(ex: PackedGraph) -> Bools:
     kept = _is(DEREGISTER)(ex) & ~ex.shrink_failed() & ~ex.shrink_refused()
-    return kept & (ex.layout[ex.dst] >= 4 * (ex.len[ex.dst] + 1))
+    return kept & (ex.layout >= 4 * (ex.len + 1))[ex.dst]  # judged per state, then looked up per edge: less memory
 
 
 def _over_reclaim_bound(ex: PackedGraph) -> Bools:
     plat = ex.instance.platform
     bound = np.array([reclaim_bound(plat, n) for n in range(int(ex.len.max()) + 1)], dtype=np.int64)
-    return _is(DEREGISTER)(ex) & ~ex.shrink_failed() & (ex.physical[ex.dst] > bound[ex.len[ex.dst]])
+    return _is(DEREGISTER)(ex) & ~ex.shrink_failed() & (ex.physical > bound[ex.len])[ex.dst]
 
 
 # judge -> (test of the last edge) or (test of the first, test of the second) of a violating pair

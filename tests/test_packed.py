@@ -8,9 +8,10 @@ import pytest
 
 from models.binder import POLICIES, Policy, policy_named, with_faults
 from properties.binder import EDGE_TESTS
+from verify.search import packed
 from verify.search.explorer import Instance, canonical, explore, realloc_cycle, worst_reallocations
 from verify.search.packed import MAX_CAPACITY, explore_packed
-from verify.search.packed_graph import EdgeMismatch, PackedGraph, from_exploration
+from verify.search.packed_graph import FLAG_SHRINK_OK, EdgeMismatch, PackedGraph, from_exploration
 
 ARRAYS = ("len", "layout", "kind", "requested", "physical", "depth", "src", "dst", "col", "flags", "out_start")
 # A policy that reallocates on every operation around capacity 4: grow at 4, shrink back at 3.
@@ -182,3 +183,33 @@ def test_defined_policies_explore_as_the_reference_explorer(policy: Policy) -> N
     packed, reference = _pair(policy, 40)
     for name in ARRAYS:
         assert np.array_equal(getattr(packed, name), getattr(reference, name)), name
+
+
+def test_the_graph_is_the_same_when_the_visited_table_grows_at_every_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    # From 16 slots, the table is moved into a larger one again and again while bound 40 is explored.
+    monkeypatch.setattr(packed, "FIRST_TABLE_SLOTS", 16)
+    grown, reference = _pair(policy_named("v6"), 40)
+    for name in ARRAYS:
+        assert np.array_equal(getattr(grown, name), getattr(reference, name)), name
+
+
+@pytest.mark.parametrize("policy", [policy_named("v6"), THRASHING], ids=lambda p: p.name)
+def test_the_compiled_passes_over_the_edges_are_the_numpy_ones(policy: Policy) -> None:
+    # Bound 256: tens of thousands of states, beyond what the reference explorer is asked to do above.
+    g = explore_packed(policy, Instance(64, 256))
+    by_count = np.concatenate([[0], np.cumsum(np.bincount(g.src, minlength=g.states))])
+    assert np.array_equal(g.out_start, by_count)
+    assert np.array_equal(g.shrank(), g.layout[g.dst] < g.layout[g.src])
+    assert np.array_equal(g.shrink_refused(), g.flag(FLAG_SHRINK_OK) & (g.layout[g.dst] == g.layout[g.src]))
+    # The worst-case table as k passes of numpy's reduceat (the table before it was compiled).
+    gain, best, table = g.reallocates().astype(np.int64), np.zeros(g.states, dtype=np.int64), []
+    has_out = g.out_start[1:] > g.out_start[:-1]
+    for _ in range(16):
+        nxt = np.zeros(g.states, dtype=np.int64)
+        nxt[has_out] = np.maximum.reduceat(gain + best[g.dst], g.out_start[:-1][has_out])
+        best = nxt
+        table.append(int(best.max()))
+    assert g.worst_reallocations(16) == table
+    realloc = g.reallocates()
+    sub = nx.DiGraph(zip(g.src[realloc].tolist(), g.dst[realloc].tolist(), strict=True))
+    assert (g.realloc_cycle() is None) == nx.is_directed_acyclic_graph(sub)

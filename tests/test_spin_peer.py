@@ -40,8 +40,9 @@ def test_spin_stores_as_many_states_as_the_explorer(bound: int) -> None:
 
 
 def test_the_explorer_side_of_the_comparison_runs_every_property() -> None:
-    ours, explore_seconds, edges = PEER.run_explorer(40)
+    ours, explore_seconds, explore_cpu, edges = PEER.run_explorer(40)
     assert (ours.states, edges) == (749, 1582) and 0 < explore_seconds < ours.seconds
+    assert 0 < explore_cpu < ours.cpu_seconds
     # v6 on the gate's instance: the declared verdicts, each violation's trace replayed.
     assert ours.detail.startswith("no-immediate-regrow VIOLATED in 7; premise VIOLATED in 7; waste-bound PROVED;")
     assert "reclaim VIOLATED in 10; no-thrash PROVED" in ours.detail

@@ -80,12 +80,12 @@ class PackedGraph:
     ) -> PackedGraph:
         """From edges in networkx's order for the reference explorer's graph."""
         ln, layout, kind, physical = (np.asarray(a, dtype=np.int64) for a in states)
-        out_start = np.searchsorted(src, np.arange(len(ln) + 1)).astype(np.int64)
+        out_start = _starts(src, len(ln))
         if requested is None:
             requested = np.where(kind == 0, 0, layout * ELEM_SIZE)
         return cls(
             policy, instance, ln, layout, kind, requested, physical, np.asarray(depth, dtype=np.int64),
-            src.astype(np.int32), dst.astype(np.int32), col, flags, out_start, pruned, seconds,
+            np.asarray(src, dtype=np.int32), np.asarray(dst, dtype=np.int32), col, flags, out_start, pruned, seconds,
         )
 
     # --- sizes and edge attributes --------------------------------------------------
@@ -102,6 +102,10 @@ class PackedGraph:
         return self.instance.describe()
 
     def is_register(self) -> Bools:
+        return self._is_register
+
+    @cached_property
+    def _is_register(self) -> Bools:
         return np.array([a == REGISTER for _, a in COLUMNS])[self.col]
 
     def flag(self, bit: int) -> Bools:
@@ -111,7 +115,11 @@ class PackedGraph:
         return (self.flags >> CALLS_SHIFT).astype(np.int64)
 
     def shrank(self) -> Bools:
-        return self.layout[self.dst] < self.layout[self.src]
+        return self._shrank
+
+    @cached_property
+    def _shrank(self) -> Bools:
+        return self._layout_change < 0
 
     def reallocates(self) -> Bools:
         """BinderStep.reallocates: a new layout, or a different allocation behind the pointer."""
@@ -121,14 +129,22 @@ class PackedGraph:
     def _reallocates(self) -> Bools:
         live_pre, live_post = self.kind[self.src] != 0, self.kind[self.dst] != 0
         moved = (live_pre != live_post) | (live_pre & live_post & self.flag(FLAG_FRESH))
-        return (self.layout[self.dst] != self.layout[self.src]) | moved
+        return (self._layout_change != 0) | moved
 
     def shrink_failed(self) -> Bools:
         return self.flag(FLAG_ATTEMPTED) & ~self.flag(FLAG_SHRINK_OK)
 
     def shrink_refused(self) -> Bools:
         """properties.binder.shrink_refused: shrink_to returned Ok and left the layout as it was."""
-        return self.flag(FLAG_SHRINK_OK) & (self.layout[self.dst] == self.layout[self.src])
+        return self.flag(FLAG_SHRINK_OK) & (self._layout_change == 0)
+
+    @cached_property
+    def _layout_change(self) -> npt.NDArray[np.int8]:
+        """Each edge's sign of layout(dst) - layout(src): one byte an edge, where gathering both would take 16."""
+        from verify.search.packed_graph_loops import signs  # numba: compiled.py says why it is late
+
+        change: npt.NDArray[np.int8] = signs(self.layout, self.src, self.dst)
+        return change
 
     # --- states and steps as the Python model has them ----------------------------
 
@@ -201,10 +217,10 @@ class PackedGraph:
         distinct = np.ones(self.edges, dtype=np.bool_)
         distinct[1:] = (self.src[1:] != self.src[:-1]) | (self.dst[1:] != self.dst[:-1])
         s, d = self.src[distinct], self.dst[distinct]
-        succ_start = np.searchsorted(s, np.arange(self.states + 1))
-        by_dst = np.argsort(d, kind="stable")  # sources stay ascending within each target
-        pred_start = np.searchsorted(d[by_dst], np.arange(self.states + 1))
-        return d, succ_start, s[by_dst], pred_start
+        from verify.search.packed_graph_loops import by_target  # numba: compiled.py says why it is late
+
+        pred, pred_start = by_target(s, d, self.states)  # sources stay ascending within each target
+        return d, _starts(s, self.states), pred, pred_start
 
     def _bidirectional(self, source: int, target: int) -> list[int]:
         """networkx's _bidirectional_pred_succ and the path it builds, over arrays."""
@@ -259,7 +275,9 @@ class PackedGraph:
     def realloc_cycle(self) -> list[int] | None:
         """A reachable cycle of edges that all call the allocator, as explorer.realloc_cycle finds it."""
         realloc = np.nonzero(self.reallocates())[0]
-        if not _has_cycle(self.states, self.src[realloc], self.dst[realloc]):
+        from verify.search.packed_graph_loops import has_cycle
+
+        if not has_cycle(_starts(self.src[realloc], self.states), self.dst[realloc]):
             return None
         # networkx finds the same cycle the reference explorer reports, on the reallocating edges alone.
         import networkx as nx
@@ -271,39 +289,17 @@ class PackedGraph:
 
     def worst_reallocations(self, k_max: int) -> list[int]:
         """For k = 1..k_max, the most reallocating operations among any k consecutive ones."""
-        gain = self.reallocates().astype(np.int32)  # values at most k_max: narrow, less memory traffic
-        has_out = self.out_start[1:] > self.out_start[:-1]
-        starts = self.out_start[:-1][has_out]
-        best = np.zeros(self.states, dtype=np.int32)
-        table = []
-        for _ in range(k_max):
-            nxt = np.zeros(self.states, dtype=np.int32)
-            if len(starts):
-                nxt[has_out] = np.maximum.reduceat(gain + best[self.dst], starts)
-            best = nxt
-            table.append(int(best.max()))
-        return table
+        from verify.search.packed_graph_loops import worst_gains
+
+        return [int(x) for x in worst_gains(self.out_start, self.dst, self.reallocates().astype(np.int32), k_max)]
 
 
-def _has_cycle(nodes: int, src: Ids, dst: Ids) -> bool:
-    """Kahn's algorithm over arrays: a cycle is what is left once nodes without predecessors are peeled off."""
-    indeg = np.bincount(dst, minlength=nodes)
-    order = np.argsort(src, kind="stable")
-    s, d = src[order], dst[order]
-    start = np.searchsorted(s, np.arange(nodes + 1))
-    frontier = np.nonzero(indeg == 0)[0]
-    removed = 0
-    while len(frontier):
-        removed += len(frontier)
-        counts = start[frontier + 1] - start[frontier]
-        if not counts.sum():
-            break
-        # The out-edges of every frontier node, gathered at once.
-        offsets = np.repeat(start[frontier] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-        targets, drops = np.unique(d[offsets], return_counts=True)
-        indeg[targets] -= drops
-        frontier = targets[indeg[targets] == 0]
-    return removed < nodes
+def _starts(ordered: Ids, nodes: int) -> Ints:
+    """Where each node's run begins in an array sorted by node (and where the last one ends)."""
+    from verify.search.packed_graph_loops import starts  # numba: compiled.py says why it is late
+
+    result: Ints = starts(ordered, nodes)
+    return result
 
 
 def from_exploration(ex: Exploration) -> PackedGraph:
