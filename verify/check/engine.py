@@ -21,6 +21,7 @@ from models.allocator_z3 import SymOutcome
 from models.binder import Policy, with_faults
 from models.catalogue import ModelSpec
 from models.elements import Elements
+from models.elements_z3 import IndexElems
 from models.machine import BITS, Platform
 from models.vec import Action, Reserve, ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, SymReserve, SymShrinkTo, SymVec, lift_state, type_invariant
@@ -88,9 +89,8 @@ def canonical_pre(prefix: str, tracks_huge: bool = False) -> SymVec:
     generality, and a replay can rebuild them.
     """
     fresh = SymVec.fresh(prefix, tracks_huge)
-    i = z3.BitVec("i", BITS)
     buf = dataclasses.replace(fresh.buf, id=vec_z3.u64(1))
-    return SymVec(fresh.len, fresh.layout_len, buf, z3.Lambda([i], i), vec_z3.u64(2))
+    return SymVec(fresh.len, fresh.layout_len, buf, IndexElems(), vec_z3.u64(2))
 
 
 def check(
@@ -342,7 +342,7 @@ def _witnessed(
     """
     if premise is None:
         return Result(prop, model, Verdict.PROVED, time.perf_counter() - start)
-    witness = solve([*setting, premise], solving)
+    witness = solve([*setting, premise], solving, model_needed=False)
     seconds = time.perf_counter() - start
     if witness.answer is Answer.UNSAT:
         return Result(prop, model, Verdict.VACUOUS, seconds, detail=f"premise never happens: {prop.premise_text}")
