@@ -13,7 +13,7 @@ from properties.base import Verdict
 from properties.registry import all_properties
 from verify.check.engine import check
 from verify.cli import main
-from verify.search import confirm, solver
+from verify.search import confirm, portfolio, solver
 from verify.search.solver import Answer, Solving
 
 PAGE, TIMEOUT_MS = 4096, 60_000
@@ -151,14 +151,22 @@ def test_a_proof_is_confirmed_by_a_solver_other_than_the_one_that_answered(
     assert answered == ["bitwuzla", "z3" if second == "bitwuzla" else second]
 
 
-def test_a_quantified_query_is_answered_by_z3_and_confirmed_by_the_second_solver(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_z3_proof_is_confirmed_by_the_second_solver(monkeypatch: pytest.MonkeyPatch) -> None:
     answered = spied_solvers(monkeypatch)
-    x, y = z3.BitVecs("x y", 64)
-    query = [z3.ForAll([y], z3.ULE(y, x)), x != -1]
-    assert solver.solve(query, Solving(TIMEOUT_MS, second_solver="bitwuzla")).answer is Answer.UNSAT
+    monkeypatch.setattr(solver, "first_solver", lambda query: "z3")
+    x = z3.BitVec("x", 64)
+    assert solver.solve([z3.ULT(x, x)], Solving(TIMEOUT_MS, second_solver="bitwuzla")).answer is Answer.UNSAT
     assert answered == ["z3", "bitwuzla"]
+
+
+def test_the_rule_sends_single_checks_to_bitwuzla_and_minimisations_to_z3() -> None:
+    x = z3.BitVec("x", 64)
+    plain, quantified = z3.Solver(), z3.Solver()
+    plain.add(z3.ULT(x, 3))
+    quantified.add(z3.ForAll([x], z3.ULE(x, x)))
+    assert portfolio.first_solver(solver.export_smt2(plain)) == portfolio.BITWUZLA
+    assert portfolio.first_solver(solver.export_smt2(quantified)) == portfolio.BITWUZLA
+    assert portfolio.first_solver(plain.sexpr() + "(check-sat-assuming ((bvult x #x0000000000000001)))") == portfolio.Z3
 
 
 def test_a_bitwuzla_sat_is_asked_again_of_z3_for_its_model(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -116,17 +116,10 @@ def check(
         return _on_source(_check(prop, model, page_size, solving, bmc_depth, minimise, explorer), model)
     if proof_cache is None or not minimise:
         return _check(prop, model, page_size, solving, bmc_depth, minimise, explorer)
-    faults = ",".join(sorted(model.faults))
-    solvers = solver_version(solving.second_solver)
-    key = make_key(
-        solvers, prop.id, model.name, faults, str(page_size), str(solving.timeout_ms), str(bmc_depth),
-        explorer.describe(),
-    )
-    entry = proof_cache.get(key)
-    if entry is not None:
-        hit = _from_entry(prop, model, entry)
-        if hit is not None:
-            return hit
+    key = _cache_key(prop, model, page_size, solving, bmc_depth, explorer)
+    hit = _cached(prop, model, proof_cache, key)
+    if hit is not None:
+        return hit
     result = _check(prop, model, page_size, solving, bmc_depth, explorer=explorer)
     if decided(result):
         trace = None if result.counterexample is None else result.counterexample.text()
@@ -145,6 +138,42 @@ def decided(result: Result) -> bool:
     decided another time, so neither is stored.
     """
     return result.verdict is not Verdict.UNKNOWN and not result.undecided
+
+
+def cached(
+    prop: Property | SequenceProperty,
+    model: ModelSpec,
+    page_size: int,
+    solving: Solving,
+    bmc_depth: int,
+    proof_cache: ProofCache,
+    explorer: Instance = INSTANCE,
+) -> Result | None:
+    """The verdict `check` would take from the proof cache (its trace replayed), or None when it would solve.
+
+    A run answers these in its own process, so a run answered wholly from the
+    cache starts no worker processes.
+    """
+    if model.source is not None:
+        return None
+    return _cached(prop, model, proof_cache, _cache_key(prop, model, page_size, solving, bmc_depth, explorer))
+
+
+def _cache_key(
+    prop: Property | SequenceProperty, model: ModelSpec, page_size: int, solving: Solving, bmc_depth: int,
+    explorer: Instance,
+) -> str:
+    faults = ",".join(sorted(model.faults))
+    solvers = solver_version(solving.second_solver)
+    return make_key(
+        solvers, prop.id, model.name, faults, str(page_size), str(solving.timeout_ms), str(bmc_depth),
+        explorer.describe(),
+    )
+
+
+def _cached(prop: Property | SequenceProperty, model: ModelSpec, proof_cache: ProofCache, key: str) -> Result | None:
+    entry = proof_cache.get(key)
+    return None if entry is None else _from_entry(prop, model, entry)
 
 
 def _from_entry(prop: Property | SequenceProperty, model: ModelSpec, entry: dict[str, Any]) -> Result | None:
