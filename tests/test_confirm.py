@@ -179,3 +179,16 @@ def test_a_bitwuzla_sat_is_asked_again_of_z3_for_its_model(monkeypatch: pytest.M
     answered.clear()
     assert solver.solve([z3.UGT(x, 41)], Solving(TIMEOUT_MS), model_needed=False).answer is Answer.SAT
     assert answered == ["bitwuzla"]
+
+
+def test_a_minimised_counterexample_takes_its_model_from_the_minimisation_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answered = spied_solvers(monkeypatch)
+    x = z3.BitVec("x", 64)
+    query = [z3.UGT(x, 41)]
+    solved = solver.solve(query, Solving(TIMEOUT_MS), model_needed=False)
+    found = solver.least_model(query, [x], Solving(TIMEOUT_MS), solved)
+    assert found.answer is Answer.SAT
+    assert found.model.eval(x).as_long() == 42
+    assert answered == ["bitwuzla"]  # no second check of the query by Z3: the minimisation's checks suffice

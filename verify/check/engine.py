@@ -37,7 +37,7 @@ from properties.binder import (
 )
 from verify.check.cache import ProofCache, make_key
 from verify.search.explorer import Instance
-from verify.search.solver import Answer, Solving, fresh_context, minimal_model, solve, solver_version
+from verify.search.solver import Answer, Solving, fresh_context, least_model, solve, solver_version
 from verify.source import steps as source
 from verify.traces.replay import replay as replay_trace
 from verify.traces.trace import Trace, TraceError, load_text
@@ -321,7 +321,7 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, solving: S
     action = _sym_call(prop.operation)
     st = _vec_steps(model).sym(sp, pre, action)
     query = [*size_constraints, type_invariant(sp, pre), *st.constraints, z3.Not(prop.z3(sp, st, action))]
-    solved = solve(query, solving)
+    solved = solve(query, solving, model_needed=not minimise)
     if solved.answer is Answer.UNSAT:
         premise = None if prop.premise is None else prop.premise(sp, st, action)
         return _witnessed(prop, model, query[:-1], premise, solving, start)
@@ -334,7 +334,10 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, solving: S
     objectives += [] if sp.log2 is None else [sp.log2]
     objectives += [pre.buf.physical, pre.buf.vmalloc]
     objectives += [z3.Not(action.outcome.kmalloc_ok), z3.Not(action.outcome.vmalloc_ok)]
-    m = (minimal_model(query, objectives, solving) if minimise else None) or solved.model
+    found = least_model(query, objectives, solving, solved) if minimise else solved
+    if found.model is None:
+        return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=found.reason)
+    m = found.model
     plat = model.machine(_value(m, sp.elem_size), page_size)
     pre_py = _state_from_model(m, pre)
     action_py = prop.operation(_value(m, amount), _outcome_from_model(m, action.outcome))
@@ -406,7 +409,7 @@ def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, solving: S
     pre = lift_state(state)
     outcome = SymOutcome.fresh("outcome")
     st = steps.sym(sp, pre, SymShrinkTo(vec_z3.u64(prop.min_capacity), outcome))
-    solved = solve([*st.constraints, z3.Not(prop.z3(sp, st))], solving)
+    solved = solve([*st.constraints, z3.Not(prop.z3(sp, st))], solving, model_needed=not minimise)
     if solved.answer is Answer.UNSAT:
         premise = None if prop.premise is None else prop.premise(sp, st)
         return _witnessed(prop, model, list(st.constraints), premise, solving, start)
@@ -414,7 +417,10 @@ def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, solving: S
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     query = [*st.constraints, z3.Not(prop.z3(sp, st))]
     objectives = [z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok)]
-    m = (minimal_model(query, objectives, solving) if minimise else None) or solved.model
+    found = least_model(query, objectives, solving, solved) if minimise else solved
+    if found.model is None:
+        return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=found.reason)
+    m = found.model
     action = ShrinkTo(prop.min_capacity, _outcome_from_model(m, outcome))
     replayed = steps.py(plat, state, action)
     if prop.py(plat, replayed):
@@ -438,7 +444,7 @@ def _check_program(prop: KernelTest, model: ModelSpec, page_size: int, solving: 
     steps, outcomes = prop.encode(sp, model.faults)
     setting = [c for st in steps for c in st.constraints]
     query = [*setting, z3.Not(prop.claim(sp, steps, outcomes))]
-    solved = solve(query, solving)
+    solved = solve(query, solving, model_needed=not minimise)
     if solved.answer is Answer.UNSAT:
         premise = None if prop.premise is None else prop.premise(sp, steps)
         return _witnessed(prop, model, setting, premise, solving, start)
@@ -446,7 +452,10 @@ def _check_program(prop: KernelTest, model: ModelSpec, page_size: int, solving: 
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     # Allocations succeed unless failure is what the counterexample needs.
     objectives = [z3.Not(ok) for o in outcomes for ok in (o.kmalloc_ok, o.vmalloc_ok)]
-    m = (minimal_model(query, objectives, solving) if minimise else None) or solved.model
+    found = least_model(query, objectives, solving, solved) if minimise else solved
+    if found.model is None:
+        return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=found.reason)
+    m = found.model
     state, setup = VecState(), list[Action]()
     for call, outcome in zip(prop.calls, outcomes, strict=True):
         action = dataclasses.replace(call, outcome=_outcome_from_model(m, outcome))

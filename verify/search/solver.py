@@ -254,6 +254,27 @@ def _confirmed(first: str, second: str, query: str, timeout_ms: int, seconds: fl
     return Solved(Answer.UNKNOWN, None, seconds, reason)
 
 
+def least_model(assertions: list[Any], objectives: list[Any], solving: Solving, solved: Solved) -> Solved:
+    """A counterexample's model after the SAT answer `solved`: minimal in `objectives`, else the answer's own.
+
+    The minimisation asks Z3 itself, so `solved` needs no model of its own
+    (solve's model_needed=False): Bitwuzla's SAT then costs no second Z3 check.
+    When the minimisation finds no model (a timeout, or a Z3 that disagrees),
+    Z3 is asked for the first model as solve asks it; UNKNOWN, saying why, if
+    there is none.
+    """
+    model = minimal_model(assertions, objectives, solving)
+    if model is not None:
+        return Solved(Answer.SAT, model, solved.seconds)
+    if solved.model is not None:
+        return solved
+    again = solve(assertions, solving)
+    if again.answer is Answer.SAT:
+        return again
+    reason = again.reason or f"a SAT answer that z3 finds {again.answer.value}"
+    return Solved(Answer.UNKNOWN, None, again.seconds, reason)
+
+
 def minimal_model(assertions: list[Any], objectives: list[Any], solving: Solving) -> Any | None:
     """A model of `assertions` minimal in `objectives`, lexicographically, or None on timeout.
 
