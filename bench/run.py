@@ -341,7 +341,7 @@ def main() -> None:
         section = [PORTFOLIO_SECTION, "", stamp, *solver_portfolio.measured()]
         if len(sys.argv) > 2:
             section += ["", *solver_portfolio.cold_and_warm(Path(sys.argv[2]))]
-        section.append(f"- load average at the end {os.getloadavg()[0]:.1f}")
+        section += [f"- load average at the end {os.getloadavg()[0]:.1f}", ""]
         write_section(PORTFOLIO_SECTION, section)
         return
     if sys.argv[1:] == ["--policies"]:
