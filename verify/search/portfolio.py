@@ -3,7 +3,7 @@
 On the 422 queries of `verify run all` (bench/solver_portfolio.py; bench/RESULTS.md,
 "Solver portfolio") Bitwuzla decides every query of one check, plain or
 quantified (retain's "not found"), in about half of Z3's CPU time, and is the
-faster on 366 of those 402. Z3 stays the solver of the queries whose model a
+faster on 361 of those 402. Z3 stays the solver of the queries whose model a
 counterexample is read from: a counterexample's minimisation (several checks
 on one incremental solver), the incremental searches, and the model of a SAT
 answer (asked again of Z3; see verify.search.solver). Bitwuzla, SMT-COMP's
