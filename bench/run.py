@@ -13,8 +13,9 @@ measures and rewrites that section alone). `python bench/run.py --suite` times t
 and quick, and rewrites its section alone (bench/suite.py); a full run keeps that section as it was.
 `python bench/run.py --bmc` measures and rewrites its own
 section, "Deeper BMC": each binder BMC check in one process (`--jobs 1`) at the default depth (whole
-queries) and at depth 16 (incremental unrolling), side by side; `--portfolio` its section "Solver
-portfolio": bare Z3 beside bare Bitwuzla per kind of dumped query (bench/solver_portfolio.py).
+queries) and at depth 16 (incremental unrolling), side by side; `--portfolio [BASELINE_TREE]` its section "Solver
+portfolio": bare Z3 beside bare Bitwuzla per kind of dumped query (bench/solver_portfolio.py), and with a
+baseline tree `verify run all` cold and warm on it and on this tree.
 `python bench/run.py --policies` times `verify policies` on the default family, cold and warm
 (section "Policy sweep") and rewrites that section alone. `python bench/run.py --spin` runs
 bench/spin_peer.py and rewrites its section, "The explorer beside spin", alone.
@@ -401,9 +402,14 @@ def main() -> None:
     if sys.argv[1:] == ["--bmc"]:
         write_section(BMC_SECTION, bmc_section())
         return
-    if sys.argv[1:] == ["--portfolio"]:
+    if sys.argv[1:2] == ["--portfolio"]:
+        # `--portfolio [BASELINE_TREE]`: with a tree of an earlier commit, also `verify run all` cold and warm on both.
         stamp = f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {os.getloadavg()[0]:.1f}"
-        write_section(PORTFOLIO_SECTION, [PORTFOLIO_SECTION, "", stamp, *solver_portfolio.measured()])
+        section = [PORTFOLIO_SECTION, "", stamp, *solver_portfolio.measured()]
+        if len(sys.argv) > 2:
+            section += ["", *solver_portfolio.cold_and_warm(Path(sys.argv[2]))]
+        section += [f"- load average at the end {os.getloadavg()[0]:.1f}", ""]
+        write_section(PORTFOLIO_SECTION, section)
         return
     if sys.argv[1:] == ["--policies"]:
         write_section(POLICIES_SECTION, policies_section())

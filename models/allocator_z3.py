@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 import z3
 
 from models.allocator import MAX_CALLS, Fn
+from models.elements_z3 import SymElems
 from models.faults import DecisionPoints, Override
 from models.machine import BITS, INT_MAX, ISIZE_MAX, USIZE_MAX, Platform, kmalloc_size_classes
 
@@ -32,12 +33,14 @@ def fn_code(fn: Fn | None) -> BV:
 
 
 def ite(cond: Any, then: Any, other: Any) -> Any:
-    """If-then-else over Z3 terms, tuples and dataclasses of them, field by field."""
+    """If-then-else over Z3 terms, element sequences, tuples and dataclasses of them, field by field."""
     if dataclasses.is_dataclass(then) and not isinstance(then, type):
         values = {
             f.name: ite(cond, getattr(then, f.name), getattr(other, f.name)) for f in dataclasses.fields(then)
         }
         return type(then)(**values)
+    if isinstance(then, SymElems):
+        return then.chosen(cond, other)
     if isinstance(then, tuple):
         return tuple(ite(cond, a, b) for a, b in zip(then, other, strict=True))
     if isinstance(then, (int, str)) and then == other:

@@ -17,6 +17,7 @@ import z3
 from models import vec_z3
 from models.allocator_z3 import SymOutcome, ite, u64
 from models.binder import Policy
+from models.elements_z3 import IndexElems
 from models.vec_z3 import SymPlatform, SymPush, SymRetain, SymShrinkTo, SymStep, SymTruncate, SymVec
 
 
@@ -71,8 +72,7 @@ def deregister(
         step: SymBinderStep = policy.source.deregister_z3(sp, pre, pid, outcome, prefix, remove_one, at)
         return step
     if at is not None and "vec-in-binder-retain-drops-next" not in policy.faults:
-        i = z3.BitVec("i", 64)
-        shifted = z3.Lambda([i], z3.If(z3.ULT(i, at), pre.elems[i], pre.elems[i + 1]))
+        shifted = pre.elems.removed(at, u64(1))
         after, removal_constraints = dataclasses.replace(pre, len=pre.len - 1, elems=shifted), ()
         if present is not None:
             after = ite(present, after, pre)
@@ -98,8 +98,7 @@ def deregister(
 
 def initial() -> SymVec:
     """`KVVec::new()`: empty, dangling, no allocation yet."""
-    i = z3.BitVec("i", 64)
-    return SymVec(u64(0), u64(0), vec_z3.SymAlloc.none(), z3.Lambda([i], i), u64(1))
+    return SymVec(u64(0), u64(0), vec_z3.SymAlloc.none(), IndexElems(), u64(1))
 
 
 def any_state(prefix: str) -> SymVec:
@@ -108,8 +107,7 @@ def any_state(prefix: str) -> SymVec:
     Identities are only compared for equality, so fixing them loses no generality.
     """
     fresh = SymVec.fresh(prefix)
-    i = z3.BitVec("i", 64)
-    return SymVec(fresh.len, fresh.layout_len, fresh.buf, z3.Lambda([i], i), fresh.next_id)
+    return SymVec(fresh.len, fresh.layout_len, fresh.buf, IndexElems(), fresh.next_id)
 
 
 def with_next_id(v: SymVec, next_id: Any) -> SymVec:

@@ -3,7 +3,8 @@
 Each Python `return` becomes an exit guarded by the conditions that lead to it;
 `Exits.result` folds the disjoint exits into one If-chain. The element size is
 a 64-bit term: a constant for a fixed T, or a variable constrained to a range.
-Elements are an array from index to identity.
+Elements are a function from index to identity (elements_z3.py), built without
+`lambda` terms.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import z3
 from models import allocator_z3 as kv
 from models.allocator import Allocation, Fn, Kind, Outcome
 from models.allocator_z3 import BV, SymAlloc, SymEffects, SymOutcome, SymRecorder, ite, u64
-from models.elements import GARBAGE, Elements
+from models.elements import Elements
+from models.elements_z3 import ArrayElems, RunElems, SymElems
 from models.faults import DecisionPoints, Override
 from models.machine import BITS, ISIZE_MAX, USIZE_MAX, Platform
 from models.vec import Action, Clear, Pop, Push, Reserve, Retain, ShrinkTo, Truncate, VecState
@@ -28,7 +30,7 @@ class SymVec:
     len: Any
     layout_len: Any
     buf: SymAlloc
-    elems: Any  # Array(index -> identity)
+    elems: SymElems  # index -> identity
     next_id: Any
 
     @staticmethod
@@ -37,7 +39,7 @@ class SymVec:
             z3.BitVec(f"{prefix}.len", BITS),
             z3.BitVec(f"{prefix}.layout_len", BITS),
             SymAlloc.fresh(f"{prefix}.buf", tracks_huge),
-            z3.Array(f"{prefix}.elems", z3.BitVecSort(BITS), z3.BitVecSort(BITS)),
+            ArrayElems.fresh(f"{prefix}.elems"),
             z3.BitVec(f"{prefix}.next_id", BITS),
         )
 
@@ -169,27 +171,19 @@ class Exits:
         return ok, post
 
 
-def _garbage(name: str) -> Any:
-    """Contents of memory nobody wrote: an unconstrained array."""
-    return z3.Array(name, z3.BitVecSort(BITS), z3.BitVecSort(BITS))
+def _garbage(name: str) -> SymElems:
+    """Contents of memory nobody wrote: any identities at all."""
+    return ArrayElems.fresh(name)
 
 
-def _carried(sp: SymPlatform, old: SymVec, new_buf: SymAlloc, rec: SymRecorder) -> Any:
+def _carried(sp: SymPlatform, old: SymVec, new_buf: SymAlloc, rec: SymRecorder) -> SymElems:
     """The elements as they stand in `new_buf`: the counterpart of vec._carried."""
     unmoved = z3.Or(z3.Not(old.buf.live), z3.And(new_buf.live, new_buf.id == old.buf.id), old.len == 0)
     into_new = z3.And(rec.copy_made, new_buf.live, rec.copy_dst == new_buf.id)
     copied_elems = sp.over_size(rec.copy_nbytes)
     copied = z3.If(into_new, z3.If(z3.ULT(copied_elems, old.len), copied_elems, old.len), u64(0))
     garbage = rec.fresh("garbage", _garbage)
-    # Z3 builds a lambda by walking its whole body, and in a long unrolling
-    # `copied` and the old elements are large terms: building this lambda
-    # directly was most of a BMC check's time. A lambda over placeholders walks
-    # only the small body; substituting the terms in leaves them as they are.
-    i = z3.BitVec("i", BITS)
-    n = z3.BitVec("placeholder.copied", BITS)
-    src = z3.Array("placeholder.old", z3.BitVecSort(BITS), z3.BitVecSort(BITS))
-    moved = z3.Lambda([i], z3.If(z3.ULT(i, n), src[i], garbage[i]))
-    return z3.If(unmoved, old.elems, z3.substitute(moved, (n, copied), (src, old.elems)))
+    return old.elems.chosen(unmoved, old.elems.copied(copied, garbage))
 
 
 def _times_size(sp: SymPlatform, rec: SymRecorder, g: Any, x: BV) -> BV:
@@ -253,7 +247,7 @@ def push(
     """
     at = DecisionPoints(faults, PUSH_OVERRIDES, sp)
     ok, grown = reserve(sp, pre, u64(1), outcome, rec)
-    pushed = dataclasses.replace(grown, len=grown.len + 1, elems=z3.Store(grown.elems, grown.len, identity))
+    pushed = dataclasses.replace(grown, len=grown.len + 1, elems=grown.elems.store(grown.len, identity))
     post = ite(ok, pushed, grown)
     post = at("state after failed reserve", lambda pre, ok, post: post, pre, ok, post)
     return ok, at("buffer after reserve", lambda pre, ok, post: post, pre, ok, post)
@@ -285,8 +279,7 @@ def retain(pre: SymVec, drop: BV, rec: SymRecorder, faults: frozenset[str]) -> t
         z3.Implies(z3.Not(found), z3.ForAll([i], z3.Implies(z3.ULT(i, pre.len), pre.elems[i] != drop))),
     )
     gone = DecisionPoints(faults, RETAIN_OVERRIDES, rec)("removal", lambda pre, at: u64(1), pre, at)
-    shifted = z3.Lambda([i], z3.If(z3.ULT(i, at), pre.elems[i], pre.elems[i + gone]))
-    removed = dataclasses.replace(pre, len=pre.len - gone, elems=shifted)
+    removed = dataclasses.replace(pre, len=pre.len - gone, elems=pre.elems.removed(at, gone))
     return ite(found, removed, pre), constraints
 
 
@@ -497,17 +490,9 @@ def generic_shrink_to(
 # --- lifting reference-model values into Z3 constants --------------------------
 
 
-def lift_elems(elems: Elements, name: str = "lifted") -> Any:
-    """The array holding these identities at indices 0..len-1 (garbage slots stay free)."""
-    i = z3.BitVec("i", BITS)
-    body: Any = _garbage(f"{name}.garbage")[i]
-    offset = elems.count
-    for first, count in reversed(elems.runs):
-        offset -= count
-        if first != GARBAGE:
-            inside = z3.And(z3.UGE(i, offset), z3.ULT(i, offset + count))
-            body = z3.If(inside, u64(first - offset) + i, body)
-    return z3.Lambda([i], body)
+def lift_elems(elems: Elements, name: str = "lifted") -> SymElems:
+    """These identities at indices 0..len-1 (garbage slots and those beyond len stay free)."""
+    return RunElems(elems, _garbage(f"{name}.garbage"))
 
 
 def lift_alloc(a: Allocation | None) -> SymAlloc:

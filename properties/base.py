@@ -12,7 +12,8 @@ import z3
 from models import vec_z3
 from models.allocator_z3 import SymAlloc, SymOutcome
 from models.catalogue import ModelSpec
-from models.machine import BITS, Platform
+from models.elements_z3 import ArrayElems
+from models.machine import Platform
 from models.vec import Push, Reserve, ShrinkTo, Step, VecState
 from models.vec_z3 import SymPlatform, SymPush, SymReserve, SymShrinkTo, SymStep, SymVec, lift_state
 
@@ -124,11 +125,9 @@ class KernelTest:
 
     def encode(self, sp: SymPlatform, faults: frozenset[str]) -> tuple[list[SymStep], list[SymOutcome]]:
         """Every call in Z3 from `Vec::new()`, each with its own symbolic allocator outcome."""
-        # `Vec::new()`, its element array a plain array (lift_state's is a lambda over garbage, the same
-        # function, but a lambda the export for a second solver, --confirm, could not beta-reduce).
+        # `Vec::new()`, its elements any identities at all (nothing is stored yet).
         new = lift_state(VecState())
-        garbage = z3.Array("new.elems", z3.BitVecSort(BITS), z3.BitVecSort(BITS))
-        state = SymVec(new.len, new.layout_len, new.buf, garbage, new.next_id)
+        state = SymVec(new.len, new.layout_len, new.buf, ArrayElems.fresh("new.elems"), new.next_id)
         steps, outcomes = [], []
         for index, call in enumerate(self.calls):
             outcome = SymOutcome.fresh(f"call{index}.outcome")
@@ -161,7 +160,7 @@ def conjunction(parts: Sequence[Any]) -> Any:
 def _simplified(v: SymVec) -> SymVec:
     b = v.buf
     buf = SymAlloc(*(z3.simplify(x) for x in (b.live, b.id, b.vmalloc, b.requested, b.physical)))
-    return SymVec(z3.simplify(v.len), z3.simplify(v.layout_len), buf, z3.simplify(v.elems), z3.simplify(v.next_id))
+    return SymVec(z3.simplify(v.len), z3.simplify(v.layout_len), buf, v.elems, z3.simplify(v.next_id))
 
 
 def _symbolic(call: Call, outcome: SymOutcome) -> SymShrinkTo | SymReserve | SymPush:

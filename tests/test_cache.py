@@ -16,6 +16,7 @@ import z3
 from models.catalogue import model_named
 from properties.base import Verdict
 from properties.registry import all_properties
+from verify import workers
 from verify.check import engine
 from verify.check.cache import ProofCache
 from verify.check.engine import check
@@ -281,3 +282,21 @@ def test_a_trace_records_its_start() -> None:
     trace: Trace | None = check(PROPS[GROWS], U8, 4096, Solving(60_000)).counterexample
     assert trace is not None and trace.start == "arbitrary"
     assert json.loads(trace.text())["#meta"]["start"] == "arbitrary"
+
+
+def test_a_run_answered_wholly_from_the_cache_starts_no_workers(
+    cold_run: tuple[Path, list[str]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = _copied(cold_run, tmp_path)
+
+    def no_pool(*args: Any) -> None:
+        raise AssertionError("a worker pool was started for checks the cache answers")
+
+    monkeypatch.setattr(workers, "pool", no_pool)
+    argv = ["run", PATTERN, "--jobs", "2", "--cache-dir", str(cache), "--counterexamples", str(tmp_path / "t")]
+    code, lines = run(argv, capsys)
+    assert code == 0
+    assert len(rows(lines)) == len(rows(cold_run[1])) and all("cached" in row for row in rows(lines))

@@ -1,8 +1,9 @@
-"""--confirm: a second solver (Bitwuzla or cvc5) re-checks every proof on the query Z3 answered."""
+"""The portfolio and --confirm: Bitwuzla or Z3 answers, and a solver other than the one that answered re-checks."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import z3
@@ -12,7 +13,7 @@ from properties.base import Verdict
 from properties.registry import all_properties
 from verify.check.engine import check
 from verify.cli import main
-from verify.search import confirm, solver
+from verify.search import confirm, portfolio, solver
 from verify.search.solver import Answer, Solving
 
 PAGE, TIMEOUT_MS = 4096, 60_000
@@ -68,6 +69,8 @@ def test_confirmed_proofs_stay_proved(second: str, capsys: pytest.CaptureFixture
 
 @SECOND_SOLVERS
 def test_a_disagreement_between_solvers_is_unknown(second: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Z3 answers first here, as it does on a quantified query, and the second solver reads the wrong export.
+    monkeypatch.setattr(solver, "first_solver", lambda query: "z3")
     monkeypatch.setattr(solver, "export_smt2", without_last_assertion)
     solving = Solving(TIMEOUT_MS, second_solver=second)
     result = check(PROPS["shrink.no-overflow"], model_named("kvvec-v6/u64"), PAGE, solving)
@@ -84,13 +87,15 @@ def test_a_disagreement_ends_the_run_with_exit_two(
     out = capsys.readouterr().out
     assert code == 2
     assert "UNKNOWN   shrink.no-overflow                 kvvec-v6/u64" in out
-    assert "undecided: solvers disagree: z3 says unsat" in out
+    assert f"undecided: solvers disagree: {confirm.version('bitwuzla')} says sat, z3 says unsat" in out
 
 
-def test_without_confirm_the_wrong_export_is_never_consulted(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_confirm_a_bitwuzla_answer_z3_contradicts_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bitwuzla answers first from the export (here a wrong one); its SAT is asked again of Z3 for the model.
     monkeypatch.setattr(solver, "export_smt2", without_last_assertion)
     result = check(PROPS["shrink.no-overflow"], model_named("kvvec-v6/u64"), PAGE, Solving(TIMEOUT_MS))
-    assert result.verdict is Verdict.PROVED
+    assert result.verdict is Verdict.UNKNOWN
+    assert result.detail == f"solvers disagree: {confirm.version('bitwuzla')} says sat, z3 says unsat"
 
 
 @pytest.mark.parametrize(
@@ -98,30 +103,92 @@ def test_without_confirm_the_wrong_export_is_never_consulted(monkeypatch: pytest
     [
         ("shrink.elements-kept", "kvvec-v6/u8"),
         ("shrink.elements-kept", "kvvec-v6/t24"),
-        # The lambda of the failed reallocation sits under the push's store: one simplify pass leaves it.
+        # A failed reallocation's elements under the push's store.
         ("binder.failed-register-unchanged", "binder/v6"),
-        # A lambda under a store at a symbolic index, which the simplifier keeps: the array axioms remove it.
+        # Elements read after a call that may copy them, at a symbolic index.
         ("kunit.shrink", "kvvec-v6/u8"),
     ],
 )
-def test_proofs_over_element_arrays_are_confirmed(prop: str, model: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The element arrays are lambda terms; the second solver gets the query with them beta-reduced.
-    exported: list[str] = []
-    original = solver.lambda_free
-
-    def spy(query: str, assertions: list[object]) -> str:
-        exported.append(original(query, assertions))
-        return exported[-1]
-
-    monkeypatch.setattr(solver, "lambda_free", spy)
-    result = check(PROPS[prop], model_named(model), PAGE, Solving(TIMEOUT_MS, second_solver=confirm.DEFAULT))
+def test_proofs_over_element_arrays_are_confirmed(
+    prop: str, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The element arrays are built without lambda terms: every query goes to both solvers as it is.
+    answered = spied_solvers(monkeypatch)
+    solving = Solving(TIMEOUT_MS, dump_smt=tmp_path, second_solver=confirm.DEFAULT)
+    result = check(PROPS[prop], model_named(model), PAGE, solving)
     assert result.verdict is Verdict.PROVED, result.detail
-    assert exported and all("(lambda" not in text for text in exported)
+    queries = [p.read_text() for p in tmp_path.glob("*.smt2")]
+    assert queries and all("(lambda" not in text for text in queries)
+    assert "bitwuzla" in answered
 
 
-def test_lambda_free_keeps_a_query_without_lambda_as_it_is() -> None:
+def spied_solvers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The solvers asked, in order, as the list this returns: z3, bitwuzla or cvc5."""
+    answered: list[str] = []
+    by_smt2, by_z3 = confirm.check_smt2, solver._by_z3
+
+    def smt2(name: str, text: str, timeout_ms: int) -> Answer:
+        answered.append(name)
+        return by_smt2(name, text, timeout_ms)
+
+    def z3_check(*args: Any) -> solver.Solved:
+        answered.append("z3")
+        return by_z3(*args)
+
+    monkeypatch.setattr(confirm, "check_smt2", smt2)
+    monkeypatch.setattr(solver, "_by_z3", z3_check)
+    return answered
+
+
+@SECOND_SOLVERS
+def test_a_proof_is_confirmed_by_a_solver_other_than_the_one_that_answered(
+    second: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answered = spied_solvers(monkeypatch)
     x = z3.BitVec("x", 64)
-    s = z3.Solver()
-    s.add(z3.ULT(x, x))
-    text = solver.export_smt2(s)
-    assert solver.lambda_free(text, [z3.ULT(x, x)]) == text
+    solved = solver.solve([z3.ULT(x, x)], Solving(TIMEOUT_MS, second_solver=second))
+    assert solved.answer is Answer.UNSAT
+    assert answered == ["bitwuzla", "z3" if second == "bitwuzla" else second]
+
+
+def test_a_z3_proof_is_confirmed_by_the_second_solver(monkeypatch: pytest.MonkeyPatch) -> None:
+    answered = spied_solvers(monkeypatch)
+    monkeypatch.setattr(solver, "first_solver", lambda query: "z3")
+    x = z3.BitVec("x", 64)
+    assert solver.solve([z3.ULT(x, x)], Solving(TIMEOUT_MS, second_solver="bitwuzla")).answer is Answer.UNSAT
+    assert answered == ["z3", "bitwuzla"]
+
+
+def test_the_rule_sends_single_checks_to_bitwuzla_and_minimisations_to_z3() -> None:
+    x = z3.BitVec("x", 64)
+    plain, quantified = z3.Solver(), z3.Solver()
+    plain.add(z3.ULT(x, 3))
+    quantified.add(z3.ForAll([x], z3.ULE(x, x)))
+    assert portfolio.first_solver(solver.export_smt2(plain)) == portfolio.BITWUZLA
+    assert portfolio.first_solver(solver.export_smt2(quantified)) == portfolio.BITWUZLA
+    assert portfolio.first_solver(plain.sexpr() + "(check-sat-assuming ((bvult x #x0000000000000001)))") == portfolio.Z3
+
+
+def test_a_bitwuzla_sat_is_asked_again_of_z3_for_its_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    answered = spied_solvers(monkeypatch)
+    x = z3.BitVec("x", 64)
+    solved = solver.solve([z3.UGT(x, 41), z3.ULT(x, 43)], Solving(TIMEOUT_MS))
+    assert solved.answer is Answer.SAT
+    assert solved.model.eval(x).as_long() == 42
+    assert answered == ["bitwuzla", "z3"]
+    answered.clear()
+    assert solver.solve([z3.UGT(x, 41)], Solving(TIMEOUT_MS), model_needed=False).answer is Answer.SAT
+    assert answered == ["bitwuzla"]
+
+
+def test_a_minimised_counterexample_takes_its_model_from_the_minimisation_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answered = spied_solvers(monkeypatch)
+    x = z3.BitVec("x", 64)
+    query = [z3.UGT(x, 41)]
+    solved = solver.solve(query, Solving(TIMEOUT_MS), model_needed=False)
+    found = solver.least_model(query, [x], Solving(TIMEOUT_MS), solved)
+    assert found.answer is Answer.SAT
+    assert found.model.eval(x).as_long() == 42
+    assert answered == ["bitwuzla"]  # no second check of the query by Z3: the minimisation's checks suffice

@@ -522,6 +522,7 @@ def command_run(args: argparse.Namespace) -> int:
     if settings.confirm:
         print(
             f"--confirm: every UNSAT answer was re-checked by {confirm_version(settings.second_solver)}"
+            f"{' (by z3 where Bitwuzla answered)' if settings.second_solver == 'bitwuzla' else ''}"
             " on the same SMT-LIB2 query;"
             " a disagreement or an undecided re-check is UNKNOWN",
             file=stream,

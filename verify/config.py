@@ -38,7 +38,7 @@ class Settings:
     faults: tuple[str, ...] = ()
     counterexamples: str = "counterexamples"
     cache_dir: str = ".verify-cache"
-    confirm: bool = False  # the solvers: Z3 alone, or every Z3 proof re-checked by a second solver
+    confirm: bool = False  # the solvers: the portfolio alone, or every proof re-checked by another solver
     second_solver: str = DEFAULT_SECOND_SOLVER  # which one re-checks, with confirm
     source: str | None = None  # a kernel tree whose source every run also checks for conformance (verify source)
     platform: str | None = None  # a preset of models/machine.py; None: the page size's default preset

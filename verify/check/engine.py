@@ -21,6 +21,7 @@ from models.allocator_z3 import SymOutcome
 from models.binder import Policy, with_faults
 from models.catalogue import ModelSpec
 from models.elements import Elements
+from models.elements_z3 import IndexElems
 from models.machine import BITS, Platform
 from models.vec import Action, Reserve, ShrinkTo, Step, VecState, step
 from models.vec_z3 import SymPlatform, SymReserve, SymShrinkTo, SymVec, lift_state, type_invariant
@@ -36,7 +37,7 @@ from properties.binder import (
 )
 from verify.check.cache import ProofCache, make_key
 from verify.search.explorer import Instance
-from verify.search.solver import Answer, Solving, fresh_context, minimal_model, solve, solver_version
+from verify.search.solver import Answer, Solving, fresh_context, least_model, solve, solver_version
 from verify.source import steps as source
 from verify.traces.replay import replay as replay_trace
 from verify.traces.trace import Trace, TraceError, load_text
@@ -88,9 +89,8 @@ def canonical_pre(prefix: str, tracks_huge: bool = False) -> SymVec:
     generality, and a replay can rebuild them.
     """
     fresh = SymVec.fresh(prefix, tracks_huge)
-    i = z3.BitVec("i", BITS)
     buf = dataclasses.replace(fresh.buf, id=vec_z3.u64(1))
-    return SymVec(fresh.len, fresh.layout_len, buf, z3.Lambda([i], i), vec_z3.u64(2))
+    return SymVec(fresh.len, fresh.layout_len, buf, IndexElems(), vec_z3.u64(2))
 
 
 def check(
@@ -116,17 +116,10 @@ def check(
         return _on_source(_check(prop, model, page_size, solving, bmc_depth, minimise, explorer), model)
     if proof_cache is None or not minimise:
         return _check(prop, model, page_size, solving, bmc_depth, minimise, explorer)
-    faults = ",".join(sorted(model.faults))
-    solvers = solver_version(solving.second_solver)
-    key = make_key(
-        solvers, prop.id, model.name, faults, str(page_size), str(solving.timeout_ms), str(bmc_depth),
-        explorer.describe(),
-    )
-    entry = proof_cache.get(key)
-    if entry is not None:
-        hit = _from_entry(prop, model, entry)
-        if hit is not None:
-            return hit
+    key = _cache_key(prop, model, page_size, solving, bmc_depth, explorer)
+    hit = _cached(prop, model, proof_cache, key)
+    if hit is not None:
+        return hit
     result = _check(prop, model, page_size, solving, bmc_depth, explorer=explorer)
     if decided(result):
         trace = None if result.counterexample is None else result.counterexample.text()
@@ -145,6 +138,42 @@ def decided(result: Result) -> bool:
     decided another time, so neither is stored.
     """
     return result.verdict is not Verdict.UNKNOWN and not result.undecided
+
+
+def cached(
+    prop: Property | SequenceProperty,
+    model: ModelSpec,
+    page_size: int,
+    solving: Solving,
+    bmc_depth: int,
+    proof_cache: ProofCache,
+    explorer: Instance = INSTANCE,
+) -> Result | None:
+    """The verdict `check` would take from the proof cache (its trace replayed), or None when it would solve.
+
+    A run answers these in its own process, so a run answered wholly from the
+    cache starts no worker processes.
+    """
+    if model.source is not None:
+        return None
+    return _cached(prop, model, proof_cache, _cache_key(prop, model, page_size, solving, bmc_depth, explorer))
+
+
+def _cache_key(
+    prop: Property | SequenceProperty, model: ModelSpec, page_size: int, solving: Solving, bmc_depth: int,
+    explorer: Instance,
+) -> str:
+    faults = ",".join(sorted(model.faults))
+    solvers = solver_version(solving.second_solver)
+    return make_key(
+        solvers, prop.id, model.name, faults, str(page_size), str(solving.timeout_ms), str(bmc_depth),
+        explorer.describe(),
+    )
+
+
+def _cached(prop: Property | SequenceProperty, model: ModelSpec, proof_cache: ProofCache, key: str) -> Result | None:
+    entry = proof_cache.get(key)
+    return None if entry is None else _from_entry(prop, model, entry)
 
 
 def _from_entry(prop: Property | SequenceProperty, model: ModelSpec, entry: dict[str, Any]) -> Result | None:
@@ -292,7 +321,7 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, solving: S
     action = _sym_call(prop.operation)
     st = _vec_steps(model).sym(sp, pre, action)
     query = [*size_constraints, type_invariant(sp, pre), *st.constraints, z3.Not(prop.z3(sp, st, action))]
-    solved = solve(query, solving)
+    solved = solve(query, solving, model_needed=not minimise)
     if solved.answer is Answer.UNSAT:
         premise = None if prop.premise is None else prop.premise(sp, st, action)
         return _witnessed(prop, model, query[:-1], premise, solving, start)
@@ -305,7 +334,10 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, solving: S
     objectives += [] if sp.log2 is None else [sp.log2]
     objectives += [pre.buf.physical, pre.buf.vmalloc]
     objectives += [z3.Not(action.outcome.kmalloc_ok), z3.Not(action.outcome.vmalloc_ok)]
-    m = (minimal_model(query, objectives, solving) if minimise else None) or solved.model
+    found = least_model(query, objectives, solving, solved) if minimise else solved
+    if found.model is None:
+        return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=found.reason)
+    m = found.model
     plat = model.machine(_value(m, sp.elem_size), page_size)
     pre_py = _state_from_model(m, pre)
     action_py = prop.operation(_value(m, amount), _outcome_from_model(m, action.outcome))
@@ -342,7 +374,7 @@ def _witnessed(
     """
     if premise is None:
         return Result(prop, model, Verdict.PROVED, time.perf_counter() - start)
-    witness = solve([*setting, premise], solving)
+    witness = solve([*setting, premise], solving, model_needed=False)
     seconds = time.perf_counter() - start
     if witness.answer is Answer.UNSAT:
         return Result(prop, model, Verdict.VACUOUS, seconds, detail=f"premise never happens: {prop.premise_text}")
@@ -377,7 +409,7 @@ def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, solving: S
     pre = lift_state(state)
     outcome = SymOutcome.fresh("outcome")
     st = steps.sym(sp, pre, SymShrinkTo(vec_z3.u64(prop.min_capacity), outcome))
-    solved = solve([*st.constraints, z3.Not(prop.z3(sp, st))], solving)
+    solved = solve([*st.constraints, z3.Not(prop.z3(sp, st))], solving, model_needed=not minimise)
     if solved.answer is Answer.UNSAT:
         premise = None if prop.premise is None else prop.premise(sp, st)
         return _witnessed(prop, model, list(st.constraints), premise, solving, start)
@@ -385,7 +417,10 @@ def _check_scenario(prop: Scenario, model: ModelSpec, page_size: int, solving: S
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     query = [*st.constraints, z3.Not(prop.z3(sp, st))]
     objectives = [z3.Not(outcome.kmalloc_ok), z3.Not(outcome.vmalloc_ok)]
-    m = (minimal_model(query, objectives, solving) if minimise else None) or solved.model
+    found = least_model(query, objectives, solving, solved) if minimise else solved
+    if found.model is None:
+        return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=found.reason)
+    m = found.model
     action = ShrinkTo(prop.min_capacity, _outcome_from_model(m, outcome))
     replayed = steps.py(plat, state, action)
     if prop.py(plat, replayed):
@@ -409,7 +444,7 @@ def _check_program(prop: KernelTest, model: ModelSpec, page_size: int, solving: 
     steps, outcomes = prop.encode(sp, model.faults)
     setting = [c for st in steps for c in st.constraints]
     query = [*setting, z3.Not(prop.claim(sp, steps, outcomes))]
-    solved = solve(query, solving)
+    solved = solve(query, solving, model_needed=not minimise)
     if solved.answer is Answer.UNSAT:
         premise = None if prop.premise is None else prop.premise(sp, steps)
         return _witnessed(prop, model, setting, premise, solving, start)
@@ -417,7 +452,10 @@ def _check_program(prop: KernelTest, model: ModelSpec, page_size: int, solving: 
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     # Allocations succeed unless failure is what the counterexample needs.
     objectives = [z3.Not(ok) for o in outcomes for ok in (o.kmalloc_ok, o.vmalloc_ok)]
-    m = (minimal_model(query, objectives, solving) if minimise else None) or solved.model
+    found = least_model(query, objectives, solving, solved) if minimise else solved
+    if found.model is None:
+        return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=found.reason)
+    m = found.model
     state, setup = VecState(), list[Action]()
     for call, outcome in zip(prop.calls, outcomes, strict=True):
         action = dataclasses.replace(call, outcome=_outcome_from_model(m, outcome))

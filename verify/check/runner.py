@@ -21,7 +21,7 @@ from properties.binder import BMC_DEPTH, INSTANCE, SequenceProperty
 from properties.registry import all_properties
 from verify import workers
 from verify.check.cache import ProofCache
-from verify.check.engine import Result, check
+from verify.check.engine import Result, cached, check
 from verify.search.explorer import Instance
 from verify.search.solver import Solving
 
@@ -77,22 +77,46 @@ def _check_named(prop_id: str, model: ModelSpec, options: RunOptions) -> Result:
     return replace(result, prop=None)  # type: ignore[arg-type]
 
 
+def _cached_here(
+    pairs: Sequence[tuple[Property | SequenceProperty, ModelSpec]], options: RunOptions, proof_cache: ProofCache | None
+) -> dict[int, Result]:
+    """The pairs the proof cache answers, answered in this process: a worker costs its start-up and imports."""
+    if proof_cache is None:
+        return {}
+    found = {}
+    for i, (prop, model) in enumerate(pairs):
+        try:
+            hit = cached(
+                prop, model, options.page_size, options.solving, options.bmc_depth, proof_cache, options.explorer
+            )
+        except Exception:  # noqa: BLE001 - a miss: the check itself then runs, and reports what is wrong
+            hit = None
+        if hit is not None:
+            found[i] = hit
+    return found
+
+
 def run_checks(pairs: Sequence[tuple[Property | SequenceProperty, ModelSpec]], options: RunOptions) -> Iterator[Result]:
-    """Check every pair, in `options.jobs` worker processes."""
-    if workers.bounded(options.jobs, len(pairs)) <= 1:
-        proof_cache = _proof_cache(options)
-        for prop, model in pairs:
-            yield _guarded_check(prop, model, options, proof_cache)
+    """Check every pair, those the proof cache does not answer in `options.jobs` worker processes."""
+    proof_cache = _proof_cache(options)
+    answered = _cached_here(pairs, options, proof_cache)
+    unanswered = [i for i in range(len(pairs)) if i not in answered]
+    if workers.bounded(options.jobs, len(unanswered)) <= 1:
+        for i, (prop, model) in enumerate(pairs):
+            yield answered[i] if i in answered else _guarded_check(prop, model, options, proof_cache)
         return
     # Declared violations are the slow checks (their counterexamples are
     # minimised and replayed): submitting them first keeps every core busy to the end.
-    order = sorted(range(len(pairs)), key=lambda i: not pairs[i][0].expect_violated(pairs[i][1]))
-    with workers.pool(options.jobs, len(pairs)) as pool:
+    order = sorted(unanswered, key=lambda i: not pairs[i][0].expect_violated(pairs[i][1]))
+    with workers.pool(options.jobs, len(unanswered)) as pool:
         futures: dict[int, Future[Result]] = {}
         for i in order:
             prop, model = pairs[i]
             futures[i] = pool.submit(_check_named, prop.id, model, options)
         for i, (prop, model) in enumerate(pairs):
+            if i in answered:
+                yield answered[i]
+                continue
             try:
                 result = futures[i].result()
             except Exception as e:  # noqa: BLE001 - a worker that died (or a result that did not pickle)

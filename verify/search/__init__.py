@@ -1,4 +1,5 @@
 """The searches a property's proof runs.
 
-One SMT query (Z3, re-checked by a second solver), BMC and k-induction unrollings, explicit-state exploration.
+One SMT query (Bitwuzla or Z3 by kind, re-checked by another solver), BMC and k-induction
+unrollings, explicit-state exploration.
 """

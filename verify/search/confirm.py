@@ -1,20 +1,19 @@
-"""A second, independent solver re-checks the exact query Z3 proved UNSAT.
+"""The solvers besides Z3, each reading a query as Z3's SMT-LIB2 export of its assertions.
 
-The query is Z3's own SMT-LIB2 export of the assertions it answered, read by
-the second solver's SMT-LIB2 parser. Two are supported: Bitwuzla, a
-bit-vector and array solver (the default: it decides every query of
-`verify run all`), and cvc5 (some unrolled binder queries are beyond it in
-60 s). Only the proof is re-checked: a SAT answer is already confirmed
-independently, by replaying its counterexample on the Python model.
+Bitwuzla, a bit-vector and array solver, decides most queries first (see
+verify.search.portfolio) and is the default second solver of --confirm, which
+re-checks each proof with a solver other than the one that answered; cvc5 is
+the other second solver (some unrolled binder queries are beyond it in 60 s).
+Only proofs are re-checked: a SAT answer is already confirmed independently,
+by replaying its counterexample on the Python model. The solvers are imported
+when first used: a run answered from the proof cache needs neither.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from importlib.metadata import version as installed_version
-
-import bitwuzla
-import cvc5
 
 from verify.search.answer import Answer, checked_timeout_ms
 
@@ -35,6 +34,8 @@ class ConfirmError(Exception):
 
 
 def _cvc5(text: str, timeout_ms: int) -> Answer:
+    import cvc5
+
     tm = cvc5.TermManager()
     solver = cvc5.Solver(tm)
     solver.setOption("tlimit-per", str(timeout_ms))
@@ -58,6 +59,8 @@ def _cvc5(text: str, timeout_ms: int) -> Answer:
 
 
 def _bitwuzla(text: str, timeout_ms: int) -> Answer:
+    import bitwuzla
+
     options = bitwuzla.Options()
     options.set(bitwuzla.Option.TIME_LIMIT_PER, timeout_ms)
     options.set(bitwuzla.Option.SEED, 0)
@@ -82,6 +85,7 @@ SOLVERS: dict[str, tuple[Callable[[str, int], Answer], Callable[[], str]]] = {
 DEFAULT = "bitwuzla"
 
 
+@cache
 def version(name: str) -> str:
     return SOLVERS[name][1]()
 

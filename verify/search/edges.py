@@ -15,6 +15,7 @@ from models.allocator import Kind
 from models.allocator_z3 import SymOutcome, u64
 from models.binder import BinderStep, Deregister, Policy, Register
 from models.binder_z3 import SymBinderStep
+from models.elements_z3 import IndexElems
 from models.machine import BITS, Platform
 from models.vec_z3 import SymPlatform, SymVec
 from verify.search.fields import CrossCheckError, binder_step_fields, z3_solver
@@ -23,8 +24,7 @@ from verify.search.fields import CrossCheckError, binder_step_fields, z3_solver
 def _canonical_pre(prefix: str) -> SymVec:
     """The explorer's canonical states: any len, layout and buffer; processes 0, 1, 2, ...; buffer 1; next id 2."""
     fresh = SymVec.fresh(prefix)
-    i = z3.BitVec("i", BITS)
-    return SymVec(fresh.len, fresh.layout_len, replace(fresh.buf, id=u64(1)), z3.Lambda([i], i), u64(2))
+    return SymVec(fresh.len, fresh.layout_len, replace(fresh.buf, id=u64(1)), IndexElems(), u64(2))
 
 
 def _binding_values(s: BinderStep) -> tuple[int | bool, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -13,6 +14,7 @@ from typing import Any
 import z3
 
 from verify.search.answer import MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, Answer, checked_timeout_ms
+from verify.search.portfolio import BITWUZLA, Z3, first_solver
 from verify.workers import signals_deferred
 
 
@@ -51,12 +53,11 @@ def z3_version() -> str:
 
 
 def solver_version(second_solver: str | None = None) -> str:
-    """The solvers a verdict depends on: part of the proof cache's key."""
-    if second_solver is not None:
-        from verify.search.confirm import version
+    """The solvers a verdict depends on (the portfolio's, and --confirm's): part of the proof cache's key."""
+    from verify.search.confirm import version
 
-        return f"{z3_version()} + {version(second_solver)}"
-    return z3_version()
+    solvers = f"{z3_version()} + {version(BITWUZLA)}"
+    return solvers if second_solver is None else f"{solvers}; confirmed by {version(second_solver)}"
 
 
 def _dump(text: str, directory: Path | None) -> None:
@@ -97,28 +98,89 @@ def export_smt2(solver: Any) -> str:
     return str(solver.to_smt2())
 
 
-def solve(assertions: list[Any], solving: Solving) -> Solved:
-    """Check the conjunction of `assertions`; UNSAT of a negated property is its proof."""
-    timeout_ms = solving.timeout_ms
+def solve(assertions: list[Any], solving: Solving, model_needed: bool = True) -> Solved:
+    """Check the conjunction of `assertions`; UNSAT of a negated property is its proof.
+
+    The query goes first to the solver the portfolio's rule names for its kind
+    (verify.search.portfolio); a SAT answer comes with Z3's model unless
+    `model_needed` is False (a premise's witness only has to exist).
+    """
     solver = z3.Solver()
-    solver.set("timeout", checked_timeout_ms(timeout_ms))
+    solver.set("timeout", checked_timeout_ms(solving.timeout_ms))
     # Fixed seeds make answers (and counterexamples) repeatable run to run.
     solver.set("random_seed", 0)
     solver.add(*assertions)
     query = export_smt2(solver)
     _dump(query, solving.dump_smt)
+    if first_solver(query) == BITWUZLA:
+        decided = _by_bitwuzla(solver, query, solving, model_needed)
+        if decided is not None:
+            return decided
+    return _by_z3(solver, query, solving)
+
+
+def _by_z3(solver: Any, query: str, solving: Solving) -> Solved:
+    """Z3's answer, with its model when SAT; an UNSAT re-checked by the second solver under --confirm."""
     start = time.perf_counter()
     result = solver.check()
     seconds = time.perf_counter() - start
     if result == z3.unsat:
         if solving.second_solver is not None:
-            return _confirmed(solving.second_solver, lambda_free(query, assertions), timeout_ms, seconds)
+            return _confirmed(Z3, solving.second_solver, query, solving.timeout_ms, seconds)
         return Solved(Answer.UNSAT, None, seconds)
     if result == z3.sat:
         return Solved(Answer.SAT, solver.model(), seconds)
     reason = solver.reason_unknown()
     raise_if_interrupted(reason)
     return Solved(Answer.UNKNOWN, None, seconds, reason)
+
+
+def _by_bitwuzla(solver: Any, query: str, solving: Solving, model_needed: bool) -> Solved | None:
+    """Bitwuzla's answer; None when it could not decide, and Z3 then decides alone, with its whole timeout.
+
+    Its UNSAT is confirmed, under --confirm, by a solver other than Bitwuzla:
+    the second solver if that is another, else Z3. Its SAT is asked again of
+    Z3 for the model, and a Z3 that disagrees makes the answer UNKNOWN.
+    """
+    from verify.search.confirm import ConfirmError, check_smt2
+
+    start = time.perf_counter()
+    try:
+        answer = check_smt2(BITWUZLA, query, solving.timeout_ms)
+    except ConfirmError:
+        return None
+    seconds = time.perf_counter() - start
+    z3_alone = dataclasses.replace(solving, second_solver=None)
+    if answer is Answer.UNSAT:
+        second = solving.second_solver
+        if second is None:
+            return Solved(Answer.UNSAT, None, seconds)
+        if second != BITWUZLA:
+            return _confirmed(BITWUZLA, second, query, solving.timeout_ms, seconds)
+        return _agreed(BITWUZLA, Answer.UNSAT, _by_z3(solver, query, z3_alone), seconds)
+    if answer is Answer.SAT:
+        if not model_needed:
+            return Solved(Answer.SAT, None, seconds)
+        return _agreed(BITWUZLA, Answer.SAT, _by_z3(solver, query, z3_alone), seconds)
+    return None
+
+
+def _agreed(first: str, answer: Answer, by_z3: Solved, seconds: float) -> Solved:
+    """Z3's answer where it agrees with the first solver's `answer`; otherwise UNKNOWN, saying why."""
+    seconds += by_z3.seconds
+    if by_z3.answer is answer:
+        return dataclasses.replace(by_z3, seconds=seconds)
+    if by_z3.answer is Answer.UNKNOWN:
+        reason = f"{_named(first)} says {answer.value}; z3 could not decide it ({by_z3.reason})"
+        return Solved(Answer.UNKNOWN, None, seconds, reason)
+    reason = f"solvers disagree: {_named(first)} says {answer.value}, z3 says {by_z3.answer.value}"
+    return Solved(Answer.UNKNOWN, None, seconds, reason)
+
+
+def _named(solver: str) -> str:
+    from verify.search.confirm import version
+
+    return "z3" if solver == Z3 else version(solver)
 
 
 def first_not_unsat(setting: list[Any], queries: list[Any], solving: Solving) -> tuple[int, Solved]:
@@ -169,96 +231,48 @@ def raise_if_interrupted(reason: str) -> None:
         raise KeyboardInterrupt
 
 
-def lambda_free(query: str, assertions: list[Any]) -> str:
-    """The query as the second solver can read it: without `lambda` terms.
-
-    The element arrays are `lambda` terms, which Bitwuzla's SMT-LIB2 parser
-    does not read and cvc5 reads only in its higher-order logic, where
-    `select` on them is rejected. Every one of them
-    is only ever read through `select`, so Z3's simplifier, told to push
-    `select` through `ite` and `store` (expand_select_ite, expand_select_store),
-    beta-reduces them all; the result is equivalent, but that one rewriting
-    step is Z3's, not the second solver's. A query without `lambda` goes as it is.
-    """
-    if "(lambda" not in query:
-        return query
-    goal = z3.Goal()
-    goal.add(*assertions)
-    reduced = z3.Solver()
-    # One pass can leave a lambda under a store that the pass itself exposed; repeat to the fixpoint.
-    beta_reduce = z3.Repeat(z3.With("simplify", expand_select_ite=True, expand_select_store=True))
-    for subgoal in beta_reduce(goal):
-        reduced.add(*subgoal)
-    text = export_smt2(reduced)
-    if "(lambda" not in text:
-        return text
-    # The simplifier keeps a select of a store at a symbolic index (it rewrites only where it can compare
-    # the indices); the array axioms themselves take the lambda out (see _selects_reduced).
-    return _export_all(_selects_reduced(list(reduced.assertions())))
-
-
-def _export_all(assertions: list[Any]) -> str:
-    solver = z3.Solver()
-    solver.add(*assertions)
-    return export_smt2(solver)
-
-
-def _selects_reduced(assertions: list[Any]) -> list[Any]:
-    """The assertions with every `select` of a `store`, an `ite` or a `lambda` rewritten by the array axioms:
-    select(store(a, i, v), j) = ite(i = j, v, select(a, j)), select(ite(c, a, b), j) = ite(c, select(a, j),
-    select(b, j)), and select(lambda x. t, j) = t[x := j]. Equivalent, and free of the lambdas that are read
-    only through `select` (the element arrays). A quantifier's body is left as it is."""
-    terms: dict[int, Any] = {}
-    selects: dict[tuple[int, int], Any] = {}
-
-    def term(e: Any) -> Any:
-        key = e.get_id()
-        if key not in terms:
-            if z3.is_select(e):
-                terms[key] = select(e.arg(0), term(e.arg(1)))
-            elif z3.is_app(e) and e.num_args() > 0:
-                terms[key] = e.decl()(*[term(c) for c in e.children()])
-            else:
-                terms[key] = e
-        return terms[key]
-
-    def select(array: Any, index: Any) -> Any:
-        key = (array.get_id(), index.get_id())
-        if key not in selects:
-            if z3.is_store(array):
-                value = z3.If(term(array.arg(1)) == index, term(array.arg(2)), select(array.arg(0), index))
-            elif z3.is_app_of(array, z3.Z3_OP_ITE):
-                value = z3.If(term(array.arg(0)), select(array.arg(1), index), select(array.arg(2), index))
-            elif z3.is_quantifier(array) and array.is_lambda() and array.num_vars() == 1:
-                value = term(z3.substitute_vars(array.body(), index))
-            else:
-                value = z3.Select(term(array), index)
-            selects[key] = value
-        return selects[key]
-
-    return [term(a) for a in assertions]
-
-
-def _confirmed(second: str, query: str, timeout_ms: int, seconds: float) -> Solved:
-    """Z3's UNSAT if the second solver agrees on the same SMT-LIB2 query; otherwise UNKNOWN, saying why.
+def _confirmed(first: str, second: str, query: str, timeout_ms: int, seconds: float) -> Solved:
+    """The first solver's UNSAT if the second solver agrees on the same SMT-LIB2 query; otherwise UNKNOWN.
 
     A proof the two solvers disagree on, or that the second could not decide,
     is not a proof: UNKNOWN makes the run end with exit code 2.
     """
     from verify.search.confirm import ConfirmError, check_smt2, version
 
+    said = f"{_named(first)} says unsat"
     start = time.perf_counter()
     try:
         answer = check_smt2(second, query, timeout_ms)
     except ConfirmError as e:
-        return Solved(Answer.UNKNOWN, None, seconds, f"z3 says unsat; {version(second)} could not read the query: {e}")
+        return Solved(Answer.UNKNOWN, None, seconds, f"{said}; {version(second)} could not read the query: {e}")
     seconds += time.perf_counter() - start
     if answer is Answer.UNSAT:
         return Solved(Answer.UNSAT, None, seconds)
     if answer is Answer.SAT:
-        return Solved(Answer.UNKNOWN, None, seconds, f"solvers disagree: z3 says unsat, {version(second)} says sat")
-    reason = f"z3 says unsat; {version(second)} could not decide it (unknown or timeout)"
+        return Solved(Answer.UNKNOWN, None, seconds, f"solvers disagree: {said}, {version(second)} says sat")
+    reason = f"{said}; {version(second)} could not decide it (unknown or timeout)"
     return Solved(Answer.UNKNOWN, None, seconds, reason)
+
+
+def least_model(assertions: list[Any], objectives: list[Any], solving: Solving, solved: Solved) -> Solved:
+    """A counterexample's model after the SAT answer `solved`: minimal in `objectives`, else the answer's own.
+
+    The minimisation asks Z3 itself, so `solved` needs no model of its own
+    (solve's model_needed=False): Bitwuzla's SAT then costs no second Z3 check.
+    When the minimisation finds no model (a timeout, or a Z3 that disagrees),
+    Z3 is asked for the first model as solve asks it; UNKNOWN, saying why, if
+    there is none.
+    """
+    model = minimal_model(assertions, objectives, solving)
+    if model is not None:
+        return Solved(Answer.SAT, model, solved.seconds)
+    if solved.model is not None:
+        return solved
+    again = solve(assertions, solving)
+    if again.answer is Answer.SAT:
+        return again
+    reason = again.reason or f"a SAT answer that z3 finds {again.answer.value}"
+    return Solved(Answer.UNKNOWN, None, again.seconds, reason)
 
 
 def minimal_model(assertions: list[Any], objectives: list[Any], solving: Solving) -> Any | None:

@@ -310,10 +310,8 @@ class SymbolicProcs:
     def retain(self, identity: Any, kind: str) -> None:
         removal = self.removal if kind == "drop" and self.state is self.given else None
         if removal is not None and removal.at is not None:
-            i = z3.BitVec("i", 64)
             at, pre = removal.at, self.state
-            shifted = z3.Lambda([i], z3.If(z3.ULT(i, at), pre.elems[i], pre.elems[i + 1]))
-            removed = dataclasses.replace(pre, len=pre.len - 1, elems=shifted)
+            removed = dataclasses.replace(pre, len=pre.len - 1, elems=pre.elems.removed(at, u64(1)))
             self.state = removed if removal.present is None else ite(removal.present, removed, pre)
         elif removal is not None and removal.last:
             self._step(SymTruncate(self.state.len - 1), "retain")
