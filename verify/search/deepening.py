@@ -44,7 +44,8 @@ import z3
 
 from models import binder_z3
 from models.binder import Policy
-from models.machine import BITS, Platform
+from models.elements_z3 import ArrayElems
+from models.machine import Platform
 from models.vec_z3 import SymPlatform
 from verify.search.answer import Answer, checked_timeout_ms
 from verify.search.confirm import ConfirmError, check_smt2
@@ -150,7 +151,7 @@ class Deepening:
 def _without_elements(u: Unrolling) -> Unrolling:
     """The unrolling with its last state's elements replaced by an unconstrained array (see the module's doc)."""
     last = u.states[-1]
-    free = z3.Array(f"state{len(u.steps)}.elems", z3.BitVecSort(BITS), z3.BitVecSort(BITS))
+    free = ArrayElems.fresh(f"state{len(u.steps)}.elems")
     return dataclasses.replace(u, states=(*u.states[:-1], dataclasses.replace(last, elems=free)))
 
 
