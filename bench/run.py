@@ -23,6 +23,7 @@ bench/spin_peer.py and rewrites its section, "The explorer beside spin", alone.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -259,6 +260,16 @@ def write_section(heading: str, section: list[str]) -> None:
     print("\n".join(section))
 
 
+def _kept(heading: str) -> list[str]:
+    """The section under `heading` in RESULTS.md as it stands (up to the next `## `), or nothing."""
+    text = (ROOT / "bench" / "RESULTS.md").read_text()
+    if heading + "\n" not in text:
+        return []
+    body = text.split(heading + "\n", 1)[1]
+    end = body.find("\n## ")
+    return [heading, *(body if end < 0 else body[: end + 1]).rstrip("\n").split("\n"), ""]
+
+
 def write_source_section() -> None:
     """Measure the kernel-source section alone and put it in RESULTS.md in place of the old one."""
     results = ROOT / "bench" / "RESULTS.md"
@@ -392,29 +403,43 @@ def bmc_section() -> list[str]:
     return lines
 
 
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Measure verify on this machine and write bench/RESULTS.md.")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--source", action="store_true", help="measure the kernel-source section alone")
+    only.add_argument("--suite", action="store_true", help="time the test suite, full and quick, alone")
+    only.add_argument("--bmc", action="store_true", help="measure the deeper-BMC section alone")
+    only.add_argument("--portfolio", nargs="?", const="", metavar="BASELINE_TREE",
+                      help="measure the solver-portfolio section alone; with a tree of an earlier commit, also"
+                      " `verify run all` cold and warm on both")
+    only.add_argument("--policies", action="store_true", help="time `verify policies` alone")
+    only.add_argument("--spin", action="store_true", help="measure the explorer beside spin alone")
+    return parser.parse_args()
+
+
 def main() -> None:
-    if sys.argv[1:] == ["--source"]:
+    args = _arguments()  # a bad flag: argparse's one error line and exit code 2, nothing measured
+    if args.source:
         write_source_section()
         return
-    if sys.argv[1:] == ["--suite"]:
+    if args.suite:
         suite.write_section(ROOT / "bench" / "RESULTS.md")
         return
-    if sys.argv[1:] == ["--bmc"]:
+    if args.bmc:
         write_section(BMC_SECTION, bmc_section())
         return
-    if sys.argv[1:2] == ["--portfolio"]:
-        # `--portfolio [BASELINE_TREE]`: with a tree of an earlier commit, also `verify run all` cold and warm on both.
+    if args.portfolio is not None:
         stamp = f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {os.getloadavg()[0]:.1f}"
         section = [PORTFOLIO_SECTION, "", stamp, *solver_portfolio.measured()]
-        if len(sys.argv) > 2:
-            section += ["", *solver_portfolio.cold_and_warm(Path(sys.argv[2]))]
+        if args.portfolio:
+            section += ["", *solver_portfolio.cold_and_warm(Path(args.portfolio))]
         section += [f"- load average at the end {os.getloadavg()[0]:.1f}", ""]
         write_section(PORTFOLIO_SECTION, section)
         return
-    if sys.argv[1:] == ["--policies"]:
+    if args.policies:
         write_section(POLICIES_SECTION, policies_section())
         return
-    if sys.argv[1:] == ["--spin"]:
+    if args.spin:
         write_section(SPIN_SECTION, spin_section(spin_peer.measure()))
         return
     work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
@@ -512,7 +537,9 @@ def main() -> None:
             " effect) and element size; the 24-byte size's are the slowest."
         )
     lines += notes or ["Every target is met."]
-    lines += ["", *suite.kept_section(ROOT / "bench" / "RESULTS.md"), *policies_section(), *source_section()]
+    # The sections measured only by their own flag are kept as they were.
+    kept = [*_kept(suite.SECTION), *_kept(BMC_SECTION), *_kept(PORTFOLIO_SECTION)]
+    lines += ["", *kept, *policies_section(), *source_section()]
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

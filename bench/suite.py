@@ -99,13 +99,3 @@ def replace_section(results: Path, lines: list[str]) -> None:
         text = text.rstrip("\n") + "\n\n" + new
     results.write_text(text)
     print(new)
-
-
-def kept_section(results: Path) -> list[str]:
-    """The section a full `bench/run.py` keeps as it was: the suite is measured only by `--suite`."""
-    text = results.read_text() if results.exists() else ""
-    if SECTION not in text:
-        return []
-    rest = text.split(SECTION, 1)[1]
-    body = rest[: rest.index("\n## ") + 1] if "\n## " in rest else rest
-    return [SECTION + body.rstrip("\n"), ""]
