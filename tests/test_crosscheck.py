@@ -88,10 +88,13 @@ def draw_action(data: st.DataObject, v: VecState, fresh: int) -> Action:
     return Retain(fresh)  # an identity not in the vector: nothing is dropped
 
 
-# Each element size gets its own 60 examples: drawn as one more variable, a size
+# Each element size gets its own 20 examples: drawn as one more variable, a size
 # could get a single trace in a run (the size decides which paths are reachable).
+# 20, not more: the stateful machines below run the same actions for each element size, steered
+# to the allocator's edges, and test_every_branch_and_boundary_is_reached_within_the_budget
+# requires every branch and boundary reached; these unsteered traces add variety, not coverage.
 @pytest.mark.parametrize("elem_size", ELEM_SIZES)
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=20, deadline=None, derandomize=True)
 @given(data=st.data(), length=st.integers(1, 12))
 def test_random_traces_agree(elem_size: int, data: st.DataObject, length: int) -> None:
     plat = Platform(elem_size, 4096)

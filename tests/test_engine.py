@@ -214,7 +214,17 @@ CAUGHT: list[tuple[str, str, str, Callable[[Step], bool]]] = [
 ]
 
 
-@pytest.mark.parametrize(("prop_id", "fault", "model_name", "shows"), CAUGHT, ids=[f"{c[0]}-{c[1]}" for c in CAUGHT])
+# Some ninety CPU seconds, a third of the quick loop's solver time: the same fault is caught with the same
+# effect (capacity 10) by scenario.vmalloc-min-capacity-shrinks above, and this very cell (the fault, the
+# property, kvvec-v6/u8) is one the kill matrix in test_mutants.py decides; CI runs it.
+SLOW_CAUGHT = {("kunit.respects-min-capacity", "target-ignores-min-capacity")}
+
+
+@pytest.mark.parametrize(
+    ("prop_id", "fault", "model_name", "shows"),
+    [pytest.param(*c, marks=[pytest.mark.slow] if c[:2] in SLOW_CAUGHT else []) for c in CAUGHT],
+    ids=[f"{c[0]}-{c[1]}" for c in CAUGHT],
+)
 def test_seeded_fault_is_caught(prop_id: str, fault: str, model_name: str, shows: Callable[[Step], bool]) -> None:
     prop = PROPS[prop_id]
     model = model_named(model_name).with_faults(frozenset({fault}))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,10 @@ import pytest
 from verify.workers import signals_deferred
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, relies on prctl")
+# A stopped run ends within this much CPU time (a quiet machine needs well under a second)...
+STOP_CPU_SECONDS = 5.0
+# ...and within this much wall time, a bound against a hang only: a busy machine may delay it a lot.
+HANG = 300
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -43,6 +48,32 @@ def alive(pid: int) -> bool:
     return fields is not None and fields[0] != "Z"  # a zombie has ended; only its exit status is left
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """The CPU time the processes have used so far, with that of the children each has waited for."""
+    ticks = 0
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is not None:  # utime, stime, cutime, cstime: fields 14 to 17 of proc(5)
+            ticks += sum(int(f) for f in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def stopped(run: subprocess.Popen[str], workers: list[int], stop: Callable[[], None]) -> tuple[str, str, float]:
+    """Stop the run; its output and the CPU seconds the run and its workers spent after the signal.
+
+    "At once" is measured in CPU time, not wall time: on a loaded machine the run may wait many
+    seconds for a core, yet the work it does after the signal stays what it is. A run that went
+    on checking after the signal spends the rest of `verify run all`, far more than the bound.
+    """
+    before = cpu_seconds([run.pid, *workers])
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stop()
+    out, err = run.communicate(timeout=HANG)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # now with the run's and its reaped workers' time
+    spent = (after.ru_utime - reaped.ru_utime) + (after.ru_stime - reaped.ru_stime)
+    return out, err, spent - before
+
+
 def wait_until(condition: object, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -52,6 +83,16 @@ def wait_until(condition: object, seconds: float) -> bool:
     return False
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT at its default in the run, as a command typed in a terminal has it.
+
+    A process inherits an ignored SIGINT: a shell starts its background jobs so, and then
+    Python never turns Ctrl-C into KeyboardInterrupt and the run rightly goes on. The suite
+    started in the background (a benchmark, a CI script) must not make these tests fail.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def started_run(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
     """`verify run all` solving in 2 workers (or in-process, with jobs 1), in its own process group."""
@@ -59,14 +100,15 @@ def started_run(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tupl
     argv = [sys.executable, "-m", "verify", "run", "all", "--jobs", str(jobs), "--cache-dir", "cache"]
     argv += ["--counterexamples", "traces", "--format", "json", "--output", "report.json"]
     run = subprocess.Popen(
-        argv, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        argv, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     try:
         if jobs > 1:
-            assert wait_until(lambda: len(children(run.pid)) == jobs, 60), "the workers never started"
+            assert wait_until(lambda: len(children(run.pid)) == jobs, HANG), "the workers never started"
         workers = children(run.pid)
         # Stopped once it has written cache entries, so that a write may be under way.
-        assert wait_until(lambda: any((tmp_path / "cache").rglob("*.json")), 60), "no check finished"
+        assert wait_until(lambda: any((tmp_path / "cache").rglob("*.json")), HANG), "no check finished"
         assert run.poll() is None, "the run ended before it could be stopped"
         yield run, workers
     finally:
@@ -102,10 +144,8 @@ def test_a_stopped_run_ends_at_once_leaving_no_process_and_no_partial_file(
     started_run: tuple[subprocess.Popen[str], list[int]], tmp_path: Path, stop: object, code: int, line: str
 ) -> None:
     run, workers = started_run
-    started = time.monotonic()
-    stop(run)  # type: ignore[operator]
-    _, err = run.communicate(timeout=20)
-    assert time.monotonic() - started < 10, "the run went on after it was stopped"
+    _, err, spent = stopped(run, workers, lambda: stop(run))  # type: ignore[operator]
+    assert spent < STOP_CPU_SECONDS, f"the run went on after it was stopped ({spent:.1f} s of CPU)"
     assert run.returncode == code and err.endswith(line) and "Traceback" not in err
     assert not any(alive(w) for w in workers)
     assert not (tmp_path / "report.json").exists()
@@ -116,8 +156,8 @@ def test_a_stopped_run_ends_at_once_leaving_no_process_and_no_partial_file(
 def test_ctrl_c_stops_a_run_solving_in_process(started_run: tuple[subprocess.Popen[str], list[int]]) -> None:
     """Z3 catches SIGINT itself and answers "unknown": that must stop the run, not become one more UNKNOWN row."""
     run, _ = started_run
-    os.killpg(run.pid, signal.SIGINT)
-    out, err = run.communicate(timeout=20)
+    out, err, spent = stopped(run, [], lambda: os.killpg(run.pid, signal.SIGINT))
+    assert spent < STOP_CPU_SECONDS, f"the run went on after it was stopped ({spent:.1f} s of CPU)"
     assert run.returncode == 130 and err.endswith("verify: interrupted\n") and "Traceback" not in err
     assert "UNKNOWN" not in out  # the rows: with --output, on standard output
 
