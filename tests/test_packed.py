@@ -213,3 +213,15 @@ def test_the_compiled_passes_over_the_edges_are_the_numpy_ones(policy: Policy) -
     realloc = g.reallocates()
     sub = nx.DiGraph(zip(g.src[realloc].tolist(), g.dst[realloc].tolist(), strict=True))
     assert (g.realloc_cycle() is None) == nx.is_directed_acyclic_graph(sub)
+
+
+def test_a_cache_compiled_with_other_constants_is_dropped() -> None:
+    # numba does not see a change of the constants packed_kernel.py imports; its own check does.
+    from verify.search import packed_kernel
+
+    assert not packed_kernel.refresh_if_stale()
+    assert packed_kernel.refresh_if_stale((0,) * len(packed_kernel.IMPORTED))  # as if compiled with others
+    packed, reference = _pair(policy_named("v6"), 40)  # compiled afresh
+    for name in ARRAYS:
+        assert np.array_equal(getattr(packed, name), getattr(reference, name)), name
+    assert not packed_kernel.refresh_if_stale()

@@ -18,10 +18,11 @@ together.
 
 The step and the level share this file because numba's on-disk cache is keyed
 by the file of the function compiled (compiled.py): a step kept in another
-file could change without the cached level noticing. The edge flags taken from
-packed_graph.py are frozen into the cached code the same way; whoever changes
-them deletes verify/search/__pycache__/packed_kernel.* (tests/test_packed.py
-would fail otherwise). This module is imported only when a graph is explored.
+file could change without the cached level noticing. The constants imported from
+other files (the edge flags, the element size) are frozen into the cached code
+without numba noticing when they change, so on import `refresh_if_stale`
+compares them with the ones the cache was compiled with and, when they differ,
+drops the whole cache. This module is imported only when a graph is explored.
 """
 
 from __future__ import annotations
@@ -253,3 +254,27 @@ def expand(
                     src[edges], dst[edges], col[edges], flg[edges] = first_id + i, to[e], e, post_flags[e]
                     edges += 1
     return found, edges, pruned
+
+
+# The constants this file takes from other files, as the running code defines them.
+IMPORTED = (ELEM_SIZE, CALLS_SHIFT, FLAG_ATTEMPTED, FLAG_FRESH, FLAG_OK, FLAG_SHRINK_OK)
+
+
+@compiled
+def _imported_when_compiled() -> tuple[int, int, int, int, int, int]:
+    """IMPORTED as the cached machine code has it frozen."""
+    return (ELEM_SIZE, CALLS_SHIFT, FLAG_ATTEMPTED, FLAG_FRESH, FLAG_OK, FLAG_SHRINK_OK)
+
+
+def refresh_if_stale(current: tuple[int, ...] = IMPORTED) -> bool:
+    """Whether the cache was compiled with other constants than `current`; if so, every function of this file
+    is compiled afresh on its next call (numba's `recompile` flushes a function's cache)."""
+    if tuple(_imported_when_compiled()) == current:
+        return False
+    for fn in (kvmalloc, kvrealloc, flags, register, deregister, _slot, find_or_add, rehash, unpack, expand,
+               _imported_when_compiled):
+        fn.recompile()  # type: ignore[union-attr]
+    return True
+
+
+refresh_if_stale()
