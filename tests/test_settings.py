@@ -75,14 +75,15 @@ def test_dump_smt_reaches_the_worker_processes(tmp_path: Path, capsys: pytest.Ca
 def test_confirm_reaches_the_worker_processes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The exported query loses its last assertion (the forked workers inherit the change): only a
-    # second solver that runs in the workers can disagree with Z3 and make the checks UNKNOWN.
+    # The exported query loses its last assertion and Z3 answers first (the forked workers inherit both
+    # changes): only a second solver that runs in the workers can disagree with Z3 and make the checks UNKNOWN.
     def without_last_assertion(full: z3.Solver) -> str:
         wrong = z3.Solver()
         wrong.add(*list(full.assertions())[:-1])
         return str(wrong.to_smt2())
 
     monkeypatch.setattr(solver, "export_smt2", without_last_assertion)
+    monkeypatch.setattr(solver, "first_solver", lambda query: solver.Z3)
     argv = ["run", "shrink.no-overflow", "--confirm", "--no-cache", "--jobs", "2", "--counterexamples", str(tmp_path)]
     assert main(argv) == 2
     # One per model: the 5 kvvec-v6 models and the 6 generic ones.
