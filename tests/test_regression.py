@@ -93,18 +93,23 @@ def test_plot_is_a_png(traces: dict[str, Trace], name: str) -> None:
 # --- the pytest module ---------------------------------------------------------------------
 
 
-def run_pytest(source: str, tmp_path: Path) -> str:
-    """pytest's output on one generated module, run in a subprocess as a user would."""
-    path = tmp_path / "test_generated.py"
-    path.write_text(source)
+def _pytest_output(target: Path, timeout: int) -> str:
+    """pytest's output on a generated module or a directory of them, run in a subprocess as a user would."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(path)],
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(target)],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     return done.stdout + done.stderr
+
+
+def run_pytest(source: str, tmp_path: Path) -> str:
+    """pytest's output on one generated module."""
+    path = tmp_path / "test_generated.py"
+    path.write_text(source)
+    return _pytest_output(path, 120)
 
 
 GENERATED = ["single", "binder", "setup", "binder-arbitrary", "binder-fault", "reserve", "program", "binder-custom"]
@@ -126,14 +131,7 @@ def generated_outcomes(traces: dict[str, Trace], tmp_path_factory: pytest.TempPa
         source = as_pytest(traces[name])
         compile(source, _module_file(name), "exec")
         (directory / _module_file(name)).write_text(source)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(directory)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    out = done.stdout + done.stderr
+    out = _pytest_output(directory, 300)
     assert f"{len(GENERATED)} failed, {len(GENERATED)} passed" in out, out
     outcome = r"^(?:PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) \S*"
     return {name: re.findall(rf"{outcome}{re.escape(_module_file(name))}::\S+", out, re.M) for name in GENERATED}
