@@ -242,32 +242,36 @@ def policies_section() -> list[str]:
     ]
 
 
+def _split_at(text: str, heading: str) -> tuple[str, str, str] | None:
+    """RESULTS.md's text before the section under `heading`, the section's body (up to the next `## `) and the
+    rest; None when there is no such section."""
+    before, found, after = text.partition(heading + "\n")
+    if not found:
+        return None
+    end = after.find("\n## ")
+    return (before, after, "") if end < 0 else (before, after[: end + 1], after[end + 1:])
+
+
 def write_section(heading: str, section: list[str]) -> None:
-    """Put `section` in RESULTS.md in place of the one under `heading` (up to the next `## `), else before the
-    kernel-source section, else at the end."""
+    """Put `section` in RESULTS.md in place of the one under `heading`, else before the kernel-source section,
+    else at the end."""
     results = ROOT / "bench" / "RESULTS.md"
     text = results.read_text()
-    before, found, after = text.partition(heading + "\n")
-    rest = ""
-    if found:
-        end = after.find("\n## ")
-        rest = "" if end < 0 else after[end + 1:]
+    parts = _split_at(text, heading)
+    if parts is not None:
+        before, _, rest = parts
     elif SOURCE_SECTION in text:  # before the kernel-source section, which `--source` rewrites to the end
         before, rest = text[:text.index(SOURCE_SECTION)], text[text.index(SOURCE_SECTION):]
     else:
-        before = text.rstrip("\n") + "\n\n"
+        before, rest = text.rstrip("\n") + "\n\n", ""
     results.write_text(before + "\n".join(section) + "\n" + rest)
     print("\n".join(section))
 
 
 def _kept(heading: str) -> list[str]:
-    """The section under `heading` in RESULTS.md as it stands (up to the next `## `), or nothing."""
-    text = (ROOT / "bench" / "RESULTS.md").read_text()
-    if heading + "\n" not in text:
-        return []
-    body = text.split(heading + "\n", 1)[1]
-    end = body.find("\n## ")
-    return [heading, *(body if end < 0 else body[: end + 1]).rstrip("\n").split("\n"), ""]
+    """The section under `heading` in RESULTS.md as it stands, or nothing."""
+    parts = _split_at((ROOT / "bench" / "RESULTS.md").read_text(), heading)
+    return [] if parts is None else [heading, *parts[1].rstrip("\n").split("\n"), ""]
 
 
 def write_source_section() -> None:
