@@ -19,7 +19,7 @@ PACKAGES = ("verify", "models", "properties")
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("models",),
     # The version, the process and signal plumbing, reading a user's file: used at every level.
-    ("verify", "verify.workers", "verify.files"),
+    ("verify", "verify.workers", "verify.files", "verify.interrupts"),
     ("verify.search",),
     ("properties",),
     ("verify.traces",),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from verify.workers import signals_deferred
+from verify.interrupts import signals_held
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, relies on prctl")
 # A stopped run ends within this much CPU time (a quiet machine needs well under a second)...
@@ -170,7 +170,7 @@ def test_signals_wait_until_a_deferred_block_ends() -> None:
     other = threading.Thread(target=done.wait)
     other.start()
     try:
-        with signals_deferred():
+        with signals_held():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.05)
             assert received == []  # held back while a file would be half written

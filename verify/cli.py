@@ -38,6 +38,7 @@ from verify.check.mutants import summary as mutants_summary
 from verify.check.runner import RunOptions, default_jobs, run_checks
 from verify.config import ConfigError, Settings
 from verify.config import load as load_config
+from verify.interrupts import solvers_interruptible
 from verify.report.display import NORMAL, QUIET, VERBOSE, Display, interactive
 from verify.report.gate import EXIT_ERROR, EXIT_OK, EXIT_UNEXPECTED, Checked, exit_code
 from verify.report.output import OutputExists, check_new, usable_directory, write_new
@@ -803,7 +804,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             argcomplete.autocomplete(parser)  # answers a shell's completion request, then exits
         args = parser.parse_args(argv)
         verbose = bool(getattr(args, "verbose", False))
-        with _sigterm_raises():
+        with _sigterm_raises(), solvers_interruptible():
             code = _dispatch(args)
             sys.stdout.flush()  # here, not at exit, so that a closed pipe is handled below
         return code

@@ -14,7 +14,7 @@ check. Here:
 - when the parent leaves the pool early (Ctrl-C, SIGTERM, an error), it sends
   SIGTERM to every worker, waits for them and kills what remains;
 - a worker writing a file holds SIGTERM back until the file is whole and in
-  place (`signals_deferred`), so a stopped run leaves no temporary file.
+  place (`verify.interrupts.signals_held`), so a stopped run leaves no temporary file.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+
+from verify.interrupts import no_signal_wakeup
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # Solving is CPU-bound: beyond a few workers per core, more only costs memory.
@@ -50,40 +51,13 @@ def _die_with_parent(parent: int) -> None:
     # Blocked as well as ignored: Z3 installs its own SIGINT handler while it solves.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler, inherited by fork, would wait for Python
+    no_signal_wakeup()
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """SIGTERM and SIGINT wait until the block ends: a file being written is finished and renamed first.
-
-    They are held by a handler, then raised again as they would have acted
-    (a worker's SIGTERM ends it, the parent's raises). A thread mask would not
-    do: the kernel hands a process's signal to any thread that does not block it.
-    Only the main thread can set handlers; elsewhere the block runs as it is.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    previous = {}
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        handler = signal.getsignal(signum)
-        if handler is not None:  # None: set outside Python, which could not be put back
-            previous[signum] = handler
-            signal.signal(signum, lambda number, _: held.append(number))
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for number in held:
-            signal.raise_signal(number)
 
 
 def _stop(executor: ProcessPoolExecutor) -> None:

@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from verify.workers import signals_deferred
+from verify.interrupts import signals_held
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("models", "properties", "verify")
@@ -87,7 +87,7 @@ class ProofCache:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"format": ENTRY_FORMAT, "key": key, "digest": entry_digest(key, content), "content": content}
-        with signals_deferred():  # a run stopped meanwhile leaves no temporary file
+        with signals_held():  # a run stopped meanwhile leaves no temporary file
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "w") as f:
                 json.dump(entry, f)

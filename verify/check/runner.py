@@ -22,6 +22,7 @@ from properties.registry import all_properties
 from verify import workers
 from verify.check.cache import ProofCache
 from verify.check.engine import Result, cached, check
+from verify.interrupts import stop_if_signalled
 from verify.search.explorer import Instance
 from verify.search.solver import Solving
 
@@ -64,11 +65,13 @@ def _guarded_check(
 ) -> Result:
     start = time.perf_counter()
     try:
-        return check(
+        result = check(
             prop, model, options.page_size, options.solving, options.bmc_depth, proof_cache, explorer=options.explorer
         )
     except Exception as e:  # noqa: BLE001 - any bug in one check must not stop the others
-        return internal_error(prop, model, e, time.perf_counter() - start)
+        result = internal_error(prop, model, e, time.perf_counter() - start)
+    stop_if_signalled()  # a signal whose exception was lost in the check: its result is not the check's
+    return result
 
 
 def _check_named(prop_id: str, model: ModelSpec, options: RunOptions) -> Result:

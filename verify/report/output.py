@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from verify.workers import signals_deferred
+from verify.interrupts import signals_held
 
 
 class OutputExists(Exception):
@@ -30,7 +30,7 @@ def write_new(path: Path, content: str | bytes) -> None:
     check_new(path)
     data = content.encode() if isinstance(content, str) else content
     # Ctrl-C or SIGTERM waits for the few system calls below: no temporary file is left behind.
-    with signals_deferred():
+    with signals_held():
         try:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         except OSError as e:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import cache
 from importlib.metadata import version as installed_version
 
+from verify.interrupts import signals_held
 from verify.search.answer import Answer, checked_timeout_ms
 
 # Z3 writes unsigned multiplication without overflow as its own function
@@ -70,7 +71,11 @@ def _bitwuzla(text: str, timeout_ms: int) -> Answer:
         parser.parse(PRELUDE + text, True, False)
     except bitwuzla.BitwuzlaException as e:
         raise ConfirmError(str(e).strip().splitlines()[0]) from None
-    result = parser.bitwuzla().check_sat()
+    solver = parser.bitwuzla()
+    # Bitwuzla keeps the interpreter while it solves: a signal held meanwhile makes its terminator stop it.
+    with signals_held() as held:
+        solver.configure_terminator(lambda: bool(held))
+        result = solver.check_sat()
     if result == bitwuzla.Result.UNSAT:
         return Answer.UNSAT
     if result == bitwuzla.Result.SAT:

@@ -47,6 +47,7 @@ from models.binder import Policy
 from models.elements_z3 import ArrayElems
 from models.machine import Platform
 from models.vec_z3 import SymPlatform
+from verify.interrupts import interrupted_with_main, stop_if_signalled
 from verify.search.answer import Answer, checked_timeout_ms
 from verify.search.confirm import ConfirmError, check_smt2
 from verify.search.sequences import Unrolling, extended
@@ -70,6 +71,7 @@ class Deepening:
 
     def __init__(self, plat: Platform, policy: Policy, by_retain: bool) -> None:
         self._context = z3.Context()
+        interrupted_with_main(self._context)
         self._policy, self._by_retain = policy, by_retain
         self._refuted: set[tuple[str, int]] = set()
         with self._building():
@@ -97,6 +99,7 @@ class Deepening:
 
     def _check(self, condition: Any, timeout_ms: int) -> tuple[Answer, str]:
         """Whether the unrolling allows `condition`: Bitwuzla's answer, or Z3's where Bitwuzla cannot read it."""
+        stop_if_signalled()
         self._solver.push()
         try:
             self._solver.add(condition)

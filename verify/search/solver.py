@@ -13,9 +13,9 @@ from typing import Any
 
 import z3
 
+from verify.interrupts import signals_held, stop_if_signalled
 from verify.search.answer import MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, Answer, checked_timeout_ms
 from verify.search.portfolio import BITWUZLA, Z3, first_solver
-from verify.workers import signals_deferred
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _dump(text: str, directory: Path | None) -> None:
         path = Path(directory) / f"{digest}.smt2"
         if not path.exists():
             # Whole or not at all: written aside, then renamed, with Ctrl-C and SIGTERM held back meanwhile.
-            with signals_deferred():
+            with signals_held():
                 fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".smt2")
                 try:
                     with os.fdopen(fd, "w") as f:
@@ -105,6 +105,7 @@ def solve(assertions: list[Any], solving: Solving, model_needed: bool = True) ->
     (verify.search.portfolio); a SAT answer comes with Z3's model unless
     `model_needed` is False (a premise's witness only has to exist).
     """
+    stop_if_signalled()
     solver = z3.Solver()
     solver.set("timeout", checked_timeout_ms(solving.timeout_ms))
     # Fixed seeds make answers (and counterexamples) repeatable run to run.
@@ -205,6 +206,7 @@ def first_not_unsat(setting: list[Any], queries: list[Any], solving: Solving) ->
     solver.add(*setting)
     solved = Solved(Answer.UNSAT, None, 0.0)
     for i, query in enumerate(queries):
+        stop_if_signalled()
         solver.push()
         solver.add(query)
         start = time.perf_counter()
@@ -225,8 +227,11 @@ def raise_if_interrupted(reason: str) -> None:
     """Z3 catches Ctrl-C (SIGINT) during a check and answers "unknown": that is the user stopping the run.
 
     Without this, each Ctrl-C would end only the query running, as one more
-    UNKNOWN, and the run would go on to the next check.
+    UNKNOWN, and the run would go on to the next check. A query interrupted
+    by `verify.interrupts` ends "canceled", its signal's handler run already,
+    unless its exception was lost: then it is raised here.
     """
+    stop_if_signalled()
     if reason == "interrupted from keyboard":
         raise KeyboardInterrupt
 
@@ -295,6 +300,7 @@ def minimal_model(assertions: list[Any], objectives: list[Any], solving: Solving
     script = [solver.sexpr()]  # the same work as an SMT-LIB2 script, for --dump-smt
 
     def check(*assumptions: Any) -> Any:
+        stop_if_signalled()
         remaining = int((deadline - time.perf_counter()) * 1000)
         if remaining <= 0:
             return z3.unknown
