@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -87,3 +88,22 @@ def test_without_a_signal_nothing_stops_and_z3_is_as_it_was() -> None:
         solver.add(z3.BitVec("x", 8) == 3)
         assert solver.check() == z3.sat
     assert z3.get_param("ctrl_c") == before
+
+
+class _CtrlCWhileLoading:
+    """A module finder that is "interrupted" when the command line's module loads."""
+
+    def find_spec(self, name: str, path: object, target: object = None) -> None:
+        if name == "verify.cli":
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_the_modules_load_is_one_line_and_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from verify.__main__ import run
+
+    monkeypatch.delitem(sys.modules, "verify.cli", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_CtrlCWhileLoading(), *sys.meta_path])
+    assert run() == 130
+    assert capsys.readouterr().err == "verify: interrupted\n"

@@ -125,10 +125,15 @@ def _recorded(handler: Handler) -> Handler:
 
 
 def _lost_signal_unprinted(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """A handler's exception lost in a finalizer is not printed: the run stops on its signal all the same."""
+    """Once a signal has come, what finalizers raise is not printed: the run is stopping, as at exit.
+
+    A handler's exception raised in a finalizer is lost there, as itself or
+    wrapped (ctypes turns it into an ArgumentError inside Z3's `__del__`); the
+    run stops on its signal all the same.
+    """
 
     def unless_signalled(unraisable: Any) -> Any:
-        if _signalled and not isinstance(unraisable.exc_value, Exception):
+        if _signalled:
             return None
         return hook(unraisable)
 
