@@ -21,11 +21,11 @@ the property that looks for one (binder.policy-arithmetic).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import z3
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -294,9 +294,18 @@ def _bool_z3(e: BoolExpr, n: Any, cap: Any) -> tuple[Any, Any]:
 # --- numpy: the rule over whole arrays of (len, cap), for the packed explorer -------------
 # Object arrays of Python ints, so the values are exact and wrap as a usize; a division by zero takes
 # SMT-LIB's value, as above. Both operands of && and || are computed (no faults are reported here).
+# numpy is imported in these functions, not at the top: only the packed explorer passes arrays, and a
+# command that does not explore (a run answered from the proof cache) then does not load it.
+
+
+def _is_array(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")  # an array exists only once numpy is loaded
+    return numpy is not None and isinstance(value, numpy.ndarray)
 
 
 def _int_np(e: IntExpr, n: Any, cap: Any) -> Any:
+    import numpy as np
+
     if isinstance(e, Number):
         return e.value
     if isinstance(e, Variable):
@@ -315,6 +324,8 @@ def _int_np(e: IntExpr, n: Any, cap: Any) -> Any:
 
 
 def _bool_np(e: BoolExpr, n: Any, cap: Any) -> Any:
+    import numpy as np
+
     if isinstance(e, BoolConst):
         return np.full(np.shape(n), e.value)
     if isinstance(e, Negate):
@@ -326,6 +337,8 @@ def _bool_np(e: BoolExpr, n: Any, cap: Any) -> Any:
 
 
 def _objects(values: Any) -> Any:
+    import numpy as np
+
     return np.asarray(values).astype(object)
 
 
@@ -368,9 +381,9 @@ def compile_policy(text: str) -> Compiled:
     return Compiled(
         text,
         # Python ints, or numpy arrays of them (the packed explorer's levels).
-        lambda n, cap: _bool_np(trigger, _objects(n), _objects(cap)) if isinstance(n, np.ndarray)
+        lambda n, cap: _bool_np(trigger, _objects(n), _objects(cap)) if _is_array(n)
         else _bool_py(trigger, n, cap, []),
-        lambda n, cap: _int_np(target, _objects(n), _objects(cap)) if isinstance(n, np.ndarray)
+        lambda n, cap: _int_np(target, _objects(n), _objects(cap)) if _is_array(n)
         else _int_py(target, n, cap, []),
         lambda n, cap: _bool_z3(trigger, n, cap)[0],
         lambda n, cap: _int_z3(target, n, cap)[0],

@@ -20,9 +20,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import z3
 
 from models import binder_z3
@@ -38,10 +37,11 @@ from properties.base import Verdict
 from properties.shrink import state_equal_py, state_equal_z3
 from verify.search.deepening import Reached, deepening
 from verify.search.explorer import Instance, canonical, explore
-from verify.search.packed import explore_packed
-from verify.search.packed_graph import DEREGISTER, REGISTER, Bools, PackedGraph, from_exploration
 from verify.search.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches, state_from_model
 from verify.search.solver import Answer, Solving, fresh_context, minimal_model, solve
+
+if TYPE_CHECKING:
+    from verify.search.packed_graph import Bools, PackedGraph
 
 INSTANCE = Instance(page_size=64, max_capacity=40)  # the default; `verify run --max-capacity N` sets another
 EXPLORER_PAGE_SIZES = (64, *PAGE_SIZES)  # the pages a binder trace may have (verify.traces.trace_input)
@@ -238,7 +238,11 @@ def _exploration(policy: Policy, instance: Instance) -> PackedGraph:
     or one read from source (its operations are the source interpreter's), is explored by the reference
     explorer, on the Python model itself.
     """
+    # The explorers (and numpy) are imported here, not at the top: a run answered from the proof cache
+    # explores nothing and does not load them.
     from verify.search.edges import check_explored_edges
+    from verify.search.packed import explore_packed
+    from verify.search.packed_graph import from_exploration
 
     reference = bool(policy.faults) or policy.source is not None
     ex = from_exploration(explore(policy, instance)) if reference else explore_packed(policy, instance)
@@ -251,15 +255,19 @@ def _scope(ex: PackedGraph) -> str:
 
 
 # The judges above, over every explored edge at once (tests/test_packed.py holds each to its judge).
-EdgeTest = Callable[[PackedGraph], Bools]
+EdgeTest = Callable[["PackedGraph"], "Bools"]
 
 
-def _is(action: int) -> EdgeTest:
-    return lambda ex: ex.is_register() == (action == REGISTER)
+def _registering(ex: PackedGraph) -> Bools:
+    return ex.is_register()
+
+
+def _deregistering(ex: PackedGraph) -> Bools:
+    return ~ex.is_register()
 
 
 def _shrinking_deregistration(ex: PackedGraph) -> Bools:
-    return _is(DEREGISTER)(ex) & ex.shrank()
+    return _deregistering(ex) & ex.shrank()
 
 
 def _reallocating_registration(ex: PackedGraph) -> Bools:
@@ -267,20 +275,22 @@ def _reallocating_registration(ex: PackedGraph) -> Bools:
 
 
 def _wasteful(ex: PackedGraph) -> Bools:
-    kept = _is(DEREGISTER)(ex) & ~ex.shrink_failed() & ~ex.shrink_refused()
+    kept = _deregistering(ex) & ~ex.shrink_failed() & ~ex.shrink_refused()
     return kept & (ex.layout >= 4 * (ex.len + 1))[ex.dst]  # judged per state, then looked up per edge: less memory
 
 
 def _over_reclaim_bound(ex: PackedGraph) -> Bools:
+    import numpy as np
+
     plat = ex.instance.platform
     bound = np.array([reclaim_bound(plat, n) for n in range(int(ex.len.max()) + 1)], dtype=np.int64)
-    return _is(DEREGISTER)(ex) & ~ex.shrink_failed() & (ex.physical > bound[ex.len])[ex.dst]
+    return _deregistering(ex) & ~ex.shrink_failed() & (ex.physical > bound[ex.len])[ex.dst]
 
 
 # judge -> (test of the last edge) or (test of the first, test of the second) of a violating pair
 EDGE_TESTS: dict[Callable[[Platform, list[BinderStep], int], bool], tuple[EdgeTest, ...]] = {
     regrow: (_shrinking_deregistration, _reallocating_registration),
-    shrank_then_registers: (_shrinking_deregistration, _is(REGISTER)),
+    shrank_then_registers: (_shrinking_deregistration, _registering),
     waste: (_wasteful,),
     reclaim: (_over_reclaim_bound,),
 }

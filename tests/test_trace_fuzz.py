@@ -7,10 +7,17 @@ limit, a sample of them also through every command (the FIFO and /dev/zero in a 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import pytest
+
+from verify.traces import trace_input
+from verify.traces.trace_input import TraceError, check_schema, parse_json
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,3 +49,35 @@ def test_the_generator_covers_every_kind_of_damage() -> None:
         assert any(kind in label for label in labels), kind
     assert any("-> " in label and label.startswith("states/") for label in labels)  # recorded values edited
     assert any("= 18446744073709551616" in label or "= 1000000000000000000000000000000" in label for label in labels)
+
+
+def _reference_verdict(doc: Any) -> bool:
+    return bool(trace_input._validator().is_valid(doc))
+
+
+def test_the_compiled_schema_check_gives_the_reference_verdict() -> None:
+    # trace_input takes "valid" from the compiled validator (jsonschema-rs) and leaves every refusal to the
+    # reference one (jsonschema): on the committed traces and fuzzed edits of them, the two agree.
+    fuzz = _fuzzer()
+    docs = [parse_json(text, "committed") for text in fuzz.originals()]
+    for case in fuzz.cases(seed=1, count=300):
+        with contextlib.suppress(TraceError):
+            docs.append(parse_json(case.text or "", case.label))
+    verdicts = [(trace_input._schema_valid(doc), _reference_verdict(doc)) for doc in docs]
+    assert [compiled for compiled, _ in verdicts] == [reference for _, reference in verdicts]
+    assert sum(reference for _, reference in verdicts) > 40 and sum(not r for _, r in verdicts) > 40
+
+
+def test_where_the_two_validators_differ_the_reference_decides() -> None:
+    fuzz = _fuzzer()
+    doc = parse_json(fuzz.originals()[0], "committed")
+    # Python's `$` also matches before a final newline, Rust's does not: the reference validator accepts
+    # this #bigint, so the trace is accepted as it always was (int() reads it as 5).
+    doc["states"][1]["len"] = {"#bigint": "5\n"}
+    assert not trace_input._schema_valid(doc) and _reference_verdict(doc)
+    check_schema(doc, "t")
+    # A key that is not UTF-8 the compiled validator cannot take at all; the reference one refuses it.
+    doc["states"][1]["\ud800"] = 1
+    assert not trace_input._schema_valid(doc) and not _reference_verdict(doc)
+    with pytest.raises(TraceError, match="states/1: Additional properties are not allowed"):
+        check_schema(doc, "t")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import itf_py
 import pytest
@@ -14,7 +15,7 @@ from verify.check.engine import check
 from verify.cli import main
 from verify.search.solver import Solving
 from verify.traces.replay import replay
-from verify.traces.trace import FORMAT, Trace, TraceError, load, save
+from verify.traces.trace import FORMAT, Trace, TraceError, from_itf, load, save, value_from_itf
 
 REPO = Path(__file__).resolve().parent.parent
 COMMITTED = sorted((REPO / "counterexamples").glob("*.itf.json"))
@@ -33,6 +34,37 @@ def test_every_committed_trace_is_itf_and_replays(path: Path) -> None:
     assert parsed.meta["format"] == FORMAT and parsed.meta["failing_step"] == len(parsed.states) - 1
     assert {"solver", "tool", "seed", "parameters", "variant", "property", "model"} <= set(parsed.meta)
     assert replay(load(path)).reproduces
+
+
+def _shape(value: Any) -> Any:
+    """A decoded value with its types spelled out: records by field names, lists apart from tuples."""
+    if hasattr(value, "_fields"):
+        return ("record", value._fields, [_shape(v) for v in value])
+    if isinstance(value, (list, tuple, frozenset)):
+        return (type(value).__name__, [_shape(v) for v in value])
+    if isinstance(value, dict):
+        return (type(value).__name__, {k: _shape(v) for k, v in value.items()})
+    return (type(value).__name__, value)
+
+
+def _itf_states(trace: itf_py.Trace) -> Any:
+    return [(s.meta, _shape(s.values)) for s in trace.states]
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_traces_are_read_to_the_values_itf_py_reads(path: Path) -> None:
+    raw = json.loads(path.read_text())
+    mine, theirs = from_itf(raw), itf_py.trace_from_json(raw)
+    assert _itf_states(mine) == _itf_states(theirs)
+    assert (mine.meta, mine.params, mine.vars, mine.loop) == (theirs.meta, theirs.params, theirs.vars, theirs.loop)
+
+
+@pytest.mark.parametrize("value", [
+    {"#set": [1, {"#bigint": "2"}]}, {"#map": [[1, [2]]]}, {"tag": "Some", "value": {"x": 1}},
+    {"tag": "Empty", "value": "u"}, {"#unserializable": "f"}, {"a": [{"#tup": [1, {"b": True}]}], "c": None},
+])
+def test_every_kind_of_itf_value_is_read_as_itf_py_reads_it(value: Any) -> None:
+    assert _shape(value_from_itf(value)) == _shape(itf_py.value_from_json(value))
 
 
 def _trace(prop_id: str, model: str) -> Trace:

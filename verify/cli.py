@@ -48,8 +48,7 @@ from verify.report.text import row, summary
 from verify.search.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
 from verify.search.confirm import SOLVERS as SECOND_SOLVERS
 from verify.search.confirm import version as confirm_version
-from verify.search.explorer import Instance, explore
-from verify.search.packed import MAX_CAPACITY
+from verify.search.explorer import MAX_CAPACITY, Instance, explore
 from verify.search.solver import seconds_to_ms, timeout_problem
 from verify.source import command as source_command
 from verify.source import steps as source_steps

@@ -18,7 +18,7 @@ from models.machine import PAGE_SIZES, PRESETS
 from properties.binder import BMC_DEPTH, EXPLORER_PAGE_SIZES, INSTANCE
 from verify.search.confirm import DEFAULT as DEFAULT_SECOND_SOLVER
 from verify.search.confirm import SOLVERS as SECOND_SOLVERS
-from verify.search.packed import MAX_CAPACITY
+from verify.search.explorer import MAX_CAPACITY
 from verify.search.solver import timeout_problem
 
 

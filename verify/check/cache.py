@@ -22,19 +22,23 @@ from typing import Any
 
 from verify.interrupts import signals_held
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent  # the repository: this file is verify/check/cache.py
 SOURCE_DIRS = ("models", "properties", "verify")
 ENTRY_FORMAT = "verify-cache/2"
+
+
+def source_files() -> list[Path]:
+    """The code that decides verdicts, as source_digest reads it."""
+    return [path for directory in SOURCE_DIRS for path in sorted((ROOT / directory).rglob("*.py"))]
 
 
 @cache
 def source_digest() -> str:
     """A digest of the code that decides verdicts: any change to it invalidates every entry."""
     h = hashlib.sha256()
-    for directory in SOURCE_DIRS:
-        for path in sorted((ROOT / directory).rglob("*.py")):
-            h.update(str(path.relative_to(ROOT)).encode())
-            h.update(path.read_bytes())
+    for path in source_files():
+        h.update(str(path.relative_to(ROOT)).encode())
+        h.update(path.read_bytes())
     return h.hexdigest()
 
 

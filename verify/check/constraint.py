@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
@@ -131,14 +132,18 @@ def _listed(names: Any) -> str:
     return ", ".join(sorted(names))
 
 
-_PARSER = Lark(_GRAMMAR, parser="lalr")
+@cache
+def _parser() -> Lark:
+    # Built on first use, not at import: every command imports this module for the policies command's
+    # flags, and only --best parses a constraint.
+    return Lark(_GRAMMAR, parser="lalr")
 
 
 def parse(text: str) -> Constraint:
     """The constraint `text`, or a ConstraintError naming the column."""
     builder = _Build()
     try:
-        test = builder.transform(_PARSER.parse(text))
+        test = builder.transform(_parser().parse(text))
     except VisitError as e:
         if isinstance(e.orig_exc, ConstraintError):
             raise e.orig_exc from None

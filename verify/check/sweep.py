@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from models.catalogue import ModelSpec
 from properties.base import Verdict
@@ -33,10 +33,12 @@ from properties.binder import (
 from verify.check.all_sizes import RegrowForAllSizes, WasteForAllSizes, regrow_cell, waste_cell
 from verify.check.cache import ProofCache, make_key
 from verify.check.engine import check
-from verify.check.policy_metrics import Metrics, measure
 from verify.check.runner import RunOptions, internal_error
 from verify.search.solver import solver_version
 from verify.source import steps as source
+
+if TYPE_CHECKING:
+    from verify.check.policy_metrics import Metrics
 
 EXPLICIT = tuple(p for p in PROPERTIES if p.method == "explicit-state")
 SYMBOLIC = tuple(p for p in PROPERTIES if p.method != "explicit-state")
@@ -107,6 +109,10 @@ def _cache(options: RunOptions) -> ProofCache | None:
 
 def explore_cell(model: ModelSpec, options: RunOptions) -> tuple[Metrics, list[Cell]]:
     """The metrics and the explicit-state verdicts of one policy: the instance explored once, in one process."""
+    # Imported here: the metrics need numpy, and `verify run` imports this module (for the policies
+    # command's flags) without measuring anything.
+    from verify.check.policy_metrics import Metrics, measure
+
     proof_cache = _cache(options)
     cells = [_cell(p, model, options, proof_cache) for p in EXPLICIT if p.applies(model)]
     key = None

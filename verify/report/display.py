@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING, TextIO
 
 from verify.report.gate import Checked
 from verify.report.text import row
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 
@@ -28,6 +28,10 @@ def interactive(stream: TextIO) -> bool:
 
 def progress_bar(label: str, stream: TextIO) -> Progress:
     """A bar that counts tasks done, with the time taken and what is being done, gone when stopped."""
+    # rich is imported here, not at the top: a run that is piped or in CI draws no bar and does not load it.
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn(f"[bold]{label}[/bold]"),
         BarColumn(),

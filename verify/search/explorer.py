@@ -26,6 +26,12 @@ if TYPE_CHECKING:  # networkx is imported where a graph is made or searched: a c
     import networkx as nx
 
 
+# The largest capacity bound an instance may have: the packed explorer's key (verify/search/packed.py) stays
+# within int64 (checked there); 4096 already explores 5.6 million states. Here, not in packed.py, so that
+# the command line checks a bound without loading numpy.
+MAX_CAPACITY = 1 << 16
+
+
 @dataclass(frozen=True)
 class Instance:
     page_size: int = 64

@@ -30,12 +30,11 @@ from models import allocator as kv
 from models.allocator import ALL_OUTCOMES
 from models.binder import ELEM_SIZE, Policy
 from models.machine import INT_MAX, Platform
-from verify.search.explorer import Instance
+from verify.search.explorer import MAX_CAPACITY, Instance
 from verify.search.packed_graph import COLUMNS, PackedGraph
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
-MAX_CAPACITY = 1 << 16  # a packed key stays within int64 (checked); 4096 already explores 5.6 million states
 FIRST_TABLE_SLOTS = 1 << 16  # the visited table's first size: a small instance never grows it
 
 

@@ -14,15 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import itf_py
-
 from models.binder import BinderStep, Deregister, Policy, Register, binder_step, with_faults
 from models.catalogue import ModelSpec
 from models.machine import Platform
 from models.vec import Action, ShrinkTo, Step, VecState, step
 from properties.base import KernelTest, Property, Scenario, StepProperty
 from properties.binder import SequenceProperty
-from verify.traces.trace import VARS, LoadedTrace, Trace, TraceError
+from verify.traces.trace import VARS, LoadedTrace, Trace, TraceError, from_itf
 from verify.traces.trace_input import shown
 
 
@@ -171,7 +169,7 @@ def _is_call(prop: KernelTest, action: object, index: int) -> bool:
 
 def _compare(loaded: LoadedTrace, replayed: Trace) -> None:
     """Every recorded value equals the replay's; the first that does not is refused."""
-    computed = itf_py.trace_from_json(replayed.to_itf()).states
+    computed = from_itf(replayed.to_itf()).states
     for index, (recorded, state) in enumerate(zip(loaded.states, computed, strict=True)):
         for var in VARS:
             mine, theirs = _plain(recorded[var]), _plain(state.values[var])

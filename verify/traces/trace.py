@@ -19,13 +19,16 @@ import json
 import os
 import re
 import tempfile
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import itf_py
+from itf_py.itf import ImmutableList
 
 from models.allocator import Allocation, Effects, Kind, Outcome
 from models.binder import BinderAction, BinderStep, Deregister, Register
@@ -123,6 +126,12 @@ class Trace:
         return variant
 
     def text(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:
+        # Computed once: saving a trace names the file after it and writes it. The trace is frozen, so
+        # the text cannot go stale.
         return json.dumps(self.to_itf(), indent=1, sort_keys=True) + "\n"
 
     def file_name(self) -> str:
@@ -321,7 +330,7 @@ def load_text(text: str, origin: str) -> LoadedTrace:
     raw = parse_json(text, origin)
     check_schema(raw, origin)
     subject = check_meta(raw["#meta"], origin)
-    trace = itf_py.trace_from_json(raw)
+    trace = from_itf(raw)
     meta = trace.meta
     states = tuple(dict(s.values) for s in trace.states)
     for index, state in enumerate(trace.states):
@@ -348,6 +357,46 @@ def load_text(text: str, origin: str) -> LoadedTrace:
         meta, plat, frozenset(variant["faults"]), variant["policy"], setup, recorded_state(states[0]), actions,
         states, subject.model, subject.prop, subject.start, origin,
     )
+
+
+# --- ITF to Python values ----------------------------------------------------------------------
+# itf_py.trace_from_json defines a new namedtuple class for every record it reads (hundreds in a trace),
+# most of the time of reading one. These functions read a trace to the same values (records as
+# namedtuples, lists as itf-py's ImmutableList, #bigint as int, #tup as tuple) with one class for each set
+# of field names; what a verify trace never holds (#set, #map, tagged unions) itf-py still reads itself.
+# The reference: itf_py/itf.py, value_from_json and trace_from_json (https://github.com/informalsystems/itf-py).
+
+_ITF_ONLY = ("#set", "#map", "#unserializable")
+
+
+@lru_cache(maxsize=256)
+def _record_type(fields: tuple[str, ...]) -> Any:
+    return namedtuple("Rec", fields)  # fields known only at run time, as in itf-py
+
+
+def value_from_itf(value: Any) -> Any:
+    """A JSON value of an ITF state as itf_py.value_from_json decodes it."""
+    if isinstance(value, list):
+        return ImmutableList([value_from_itf(v) for v in value])
+    if not isinstance(value, dict):
+        return value
+    if "#bigint" in value:
+        return int(value["#bigint"])
+    if "#tup" in value:
+        return tuple(value_from_itf(v) for v in value["#tup"])
+    if any(key in value for key in _ITF_ONLY) or value.keys() == {"tag", "value"}:
+        return itf_py.value_from_json(value)
+    return _record_type(tuple(value))(*(value_from_itf(v) for v in value.values()))
+
+
+def from_itf(data: dict[str, Any]) -> itf_py.Trace:
+    """An ITF document as itf_py.trace_from_json reads it."""
+    states = [
+        itf_py.State(meta=s.get("#meta", {}), values={k: value_from_itf(v) for k, v in s.items() if k != "#meta"})
+        for s in data["states"]
+    ]
+    return itf_py.Trace(meta=data.get("#meta", {}), params=data.get("params", []), vars=data["vars"], states=states,
+                        loop=data.get("loop"))
 
 
 def _setup_json(a: Action) -> dict[str, Any]:
