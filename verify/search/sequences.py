@@ -134,11 +134,13 @@ BadAt = Callable[[SymPlatform, Unrolling, int], Any]
 
 
 def reaches(
-    sp: SymPlatform, policy: Policy, k: int, at: BadAt, solving: Solving, by_retain: bool = False
+    sp: SymPlatform, policy: Policy, k: int, at: BadAt, solving: Solving, by_retain: bool = False,
+    model_needed: bool = True,
 ) -> tuple[Solved, Unrolling]:
-    """Whether some sequence of k operations from new() satisfies `at` at some operation."""
+    """Whether some sequence of k operations from new() satisfies `at` at some operation (with Z3's model of
+    one when SAT, unless `model_needed` is False: see verify.search.solver.solve)."""
     u = UNROLLINGS.get(sp, policy, k, None, by_retain)
-    return solve([*u.constraints, z3.Or([at(sp, u, i) for i in range(k)])], solving), u
+    return solve([*u.constraints, z3.Or([at(sp, u, i) for i in range(k)])], solving, model_needed), u
 
 
 def bmc(
@@ -160,12 +162,13 @@ def induction_step(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, solvi
 
     The first state is any that satisfies the type invariants (with the
     model's allocation-id bookkeeping, which every state reached from new()
-    has), so UNSAT covers every reachable state and more.
+    has), so UNSAT covers every reachable state and more. A SAT answer only
+    says the step does not hold for this k: no model is asked for.
     """
     u = UNROLLINGS.get(sp, policy, k + 1, "start")
     start = u.states[0]
     clean = [z3.Not(bad_at(sp, u, j)) for j in range(k)]
-    return solve([type_invariant(sp, start), *u.constraints, *clean, bad_at(sp, u, k)], solving)
+    return solve([type_invariant(sp, start), *u.constraints, *clean, bad_at(sp, u, k)], solving, model_needed=False)
 
 
 def actions_from_model(m: Any, u: Unrolling) -> list[BinderAction]:
