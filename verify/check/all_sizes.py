@@ -87,12 +87,13 @@ def _shortest(policy: Policy, plat: Platform, options: RunOptions, bad: JudgedPr
     """A violation with its shortest trace from `KVVec::new()`, whose length is the same in any process.
 
     `found`'s trace is the first model Z3 gives for a query of the whole depth,
-    cut where the violation first shows: which model comes first is not a
-    function of the query alone (naive's regrow witness had 7 operations in a
-    fresh process and 8 after other checks), so its length is not a fact about
-    the policy. BMC one depth after another (properties.binder.bmc_from_new)
+    cut where the violation first shows: any model will do for Z3, and which
+    one comes first depends on the solver's state and version, not on the
+    policy (a run once gave naive's regrow witness 8 operations where a fresh
+    process gives 7). BMC one depth after another (properties.binder.bmc_from_new)
     stops at the least depth with a violation: a number the policy and the
-    platform determine. `found` itself when that search does not decide.
+    platform determine, whatever the solver ran before. `found` itself when
+    that search does not decide.
     """
     if found.verdict is not Verdict.VIOLATED:
         return found
