@@ -542,7 +542,7 @@ def _bmc_happens(policy: Policy, page: PlatformOrPage, solving: Solving, depth: 
     if _incremental(solving, depth, bad):
         search = deepening(_platform(page), policy, bad.by_retain)
         return search.first(bad.name, bad.at, depth, solving.timeout_ms).answer
-    return reaches(_sym(page), policy, depth, bad.at, solving)[0].answer
+    return reaches(_sym(page), policy, depth, bad.at, solving, model_needed=False)[0].answer
 
 
 def shrank_then_registers_at(sp: SymPlatform, u: Unrolling, i: int) -> Any:

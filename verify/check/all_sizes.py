@@ -13,10 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.binder import Policy
 from models.catalogue import ModelSpec
+from models.machine import Platform
 from properties.base import Verdict
 from properties.binder import (
     Finding,
+    JudgedPredicate,
+    bmc_from_new,
     bmc_then_induction,
     replay,
     room_under,
@@ -79,6 +83,24 @@ def _every_sequence(found: Finding) -> bool:
     return found.verdict is Verdict.PROVED and "induction" in found.scope and not found.undecided
 
 
+def _shortest(policy: Policy, plat: Platform, options: RunOptions, bad: JudgedPredicate, found: Finding) -> Finding:
+    """A violation with its shortest trace from `KVVec::new()`, whose length is the same in any process.
+
+    `found`'s trace is the first model Z3 gives for a query of the whole depth,
+    cut where the violation first shows: any model will do for Z3, and which
+    one comes first depends on the solver's state and version, not on the
+    policy (a run once gave naive's regrow witness 8 operations where a fresh
+    process gives 7). BMC one depth after another (properties.binder.bmc_from_new)
+    stops at the least depth with a violation: a number the policy and the
+    platform determine, whatever the solver ran before. `found` itself when
+    that search does not decide.
+    """
+    if found.verdict is not Verdict.VIOLATED:
+        return found
+    shortest = bmc_from_new(policy, plat, options.solving, options.bmc_depth, bad)
+    return shortest if shortest.verdict is Verdict.VIOLATED else found
+
+
 def waste_cell(model: ModelSpec, instance_waste: int, options: RunOptions) -> WasteForAllSizes:
     """WasteForAllSizes of one policy: one BMC and k-induction query pair per factor tried."""
     fresh_context()
@@ -87,7 +109,8 @@ def waste_cell(model: ModelSpec, instance_waste: int, options: RunOptions) -> Wa
     depth, solving = options.bmc_depth, options.solving
 
     def tried(c: int) -> Finding:
-        return bmc_then_induction(policy, plat, solving, depth, waste_over(c))
+        return _shortest(policy, plat, options, waste_over(c), bmc_then_induction(policy, plat, solving, depth,
+                                                                                   waste_over(c)))
 
     first = tried(instance_waste)
     if not _every_sequence(first):
@@ -130,7 +153,8 @@ def regrow_cell(model: ModelSpec, instance_window: int | None, options: RunOptio
     def under(r: int) -> Finding:
         """A shrink leaving fewer than r free slots: PROVED for every sequence, every shrink leaves r or more."""
         if r not in found:
-            found[r] = bmc_then_induction(policy, plat, solving, depth, room_under(r))
+            found[r] = _shortest(policy, plat, options, room_under(r),
+                                 bmc_then_induction(policy, plat, solving, depth, room_under(r)))
         return found[r]
 
     room = next((r for r in range(instance_window - 1, 0, -1) if _every_sequence(under(r))), 0)

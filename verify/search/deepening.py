@@ -35,8 +35,8 @@ too.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,7 @@ from verify.interrupts import interrupted_with_main, stop_if_signalled
 from verify.search.answer import Answer, checked_timeout_ms
 from verify.search.confirm import ConfirmError, check_smt2
 from verify.search.sequences import Unrolling, extended
-from verify.search.solver import export_smt2, raise_if_interrupted
+from verify.search.solver import building_in, export_smt2, raise_if_interrupted
 
 # A violation at operation i of an unrolling (as verify.search.sequences.BadAt).
 At = Callable[[SymPlatform, Unrolling, int], Any]
@@ -81,15 +81,9 @@ class Deepening:
             self._solver.set("random_seed", 0)
             self._unrolling = Unrolling((binder_z3.initial(),), (), (), (), ())
 
-    @contextmanager
-    def _building(self) -> Iterator[None]:
+    def _building(self) -> AbstractContextManager[None]:
         """Terms built meanwhile belong to this search's context (the model's encodings use the default one)."""
-        saved = z3.z3._main_ctx
-        z3.z3._main_ctx = self._context
-        try:
-            yield
-        finally:
-            z3.z3._main_ctx = saved
+        return building_in(self._context)
 
     def _deepen_to(self, k: int) -> None:
         while len(self._unrolling.steps) < k:

@@ -19,6 +19,7 @@ from models.elements_z3 import IndexElems
 from models.machine import BITS, Platform
 from models.vec_z3 import SymPlatform, SymVec
 from verify.search.fields import CrossCheckError, binder_step_fields, z3_solver
+from verify.search.solver import building_in
 
 
 def _canonical_pre(prefix: str) -> SymVec:
@@ -124,12 +125,12 @@ class _Open:
                                          lambda n, cap: self.target, faults))
         assert len(applied) == 1, "binder_z3.deregister applies the rule once"
         self.rule_inputs = _pack(applied[0])
-        self.context = z3.main_ctx()
 
 
 class _Shared:
     """What the check learns on the open steps (_Open) of one platform and set of seeded faults, as plain
-    values, so it outlives the Z3 context it was computed in (verify.search.solver.fresh_context).
+    values. The open steps live in a Z3 context of their own, built once for every policy: each check
+    starts a fresh default context (verify.search.solver.fresh_context), which would build them again.
 
     Any policy's step is the open one with its trigger and target terms substituted for `shrink` and
     `target`; once those are constants on an edge's inputs, the policy's step there is the open one's under
@@ -138,35 +139,33 @@ class _Shared:
     """
 
     def __init__(self, plat: Platform, faults: frozenset[str]) -> None:
-        self.plat, self.faults = plat, faults
-        self._open: _Open | None = None
-        self.forced = self.open().steps.choices_forced()
+        self._context = z3.Context()
+        with building_in(self._context):
+            self._open = _Open(plat, faults)
+            self.forced = self._open.steps.choices_forced()
         self.rule_inputs: dict[tuple[Any, ...], tuple[int, int] | None] = {}
         self.packed: dict[tuple[Any, ...], int | None] = {}
-
-    def open(self) -> _Open:
-        """The open steps, built again in the current Z3 context when that is a new one."""
-        if self._open is None or self._open.context is not z3.main_ctx():
-            self._open = _Open(self.plat, self.faults)
-        return self._open
 
     def inputs(self, s: BinderStep) -> tuple[int, int] | None:
         """The (len, capacity) the rule is applied to on a deregistration edge, if constant there."""
         key = _binding_values(s)
         if key not in self.rule_inputs:
-            o = self.open()
-            value = z3.simplify(z3.substitute(o.rule_inputs, *o.steps.binding(s)))
-            self.rule_inputs[key] = divmod(value.as_long(), 1 << BITS) if z3.is_bv_value(value) else None
+            o = self._open
+            with building_in(self._context):
+                value = z3.simplify(z3.substitute(o.rule_inputs, *o.steps.binding(s)))
+                self.rule_inputs[key] = divmod(value.as_long(), 1 << BITS) if z3.is_bv_value(value) else None
         return self.rule_inputs[key]
 
     def value(self, s: BinderStep, decision: tuple[bool, int] | None) -> int | None:
         """The open step's packed fields on the edge's inputs under `decision` (None on a registration)."""
         key = (type(s.action), _binding_values(s), decision)
         if key not in self.packed:
-            o = self.open()
-            extra = [] if decision is None else [(o.shrink, z3.BoolVal(decision[0])), (o.target, u64(decision[1]))]
-            value = z3.simplify(z3.substitute(o.steps.packed[type(s.action)], *o.steps.binding(s), *extra))
-            self.packed[key] = value.as_long() if z3.is_bv_value(value) else None
+            o = self._open
+            with building_in(self._context):
+                extra = [] if decision is None else [(o.shrink, z3.BoolVal(decision[0])),
+                                                     (o.target, u64(decision[1]))]
+                value = z3.simplify(z3.substitute(o.steps.packed[type(s.action)], *o.steps.binding(s), *extra))
+                self.packed[key] = value.as_long() if z3.is_bv_value(value) else None
         return self.packed[key]
 
 

@@ -11,7 +11,7 @@ of any length has one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,16 +95,52 @@ def extended(sp: SymPlatform, policy: Policy, u: Unrolling, by_retain: bool = Fa
     )
 
 
+class Unrollings:
+    """The unrollings built in the current Z3 context, each kept and extended rather than built again.
+
+    A check unrolls the same operations several times: BMC for one depth after
+    another (each a prefix of the next), its premise over the same depth, the
+    induction step for k = 1 and 2. Every term of an unrolling is named after its
+    operation, so building it again gives the same terms (Z3 shares equal terms),
+    and each query is the one it was; only the Python work of building it is
+    saved. Kept for the current context alone (verify.search.solver.fresh_context
+    starts another): a term never outlives the context it was made in.
+    """
+
+    def __init__(self) -> None:
+        self._context: Any = None
+        self._built: dict[Hashable, list[Unrolling]] = {}
+
+    def get(self, sp: SymPlatform, policy: Policy, k: int, start: str | None, by_retain: bool = False) -> Unrolling:
+        """k operations from `KVVec::new()`, or (`start`, a name) from binder_z3.any_state(start)."""
+        context = z3.main_ctx()
+        if context is not self._context:
+            self._context, self._built = context, {}
+        key = (sp.plat, None if sp.log2 is None else sp.log2.get_id(), policy, start, by_retain)
+        built = self._built.setdefault(key, [])
+        if not built:
+            built.append(Unrolling((binder_z3.initial() if start is None else binder_z3.any_state(start),), (), (),
+                                   (), ()))
+        while len(built) <= k:
+            built.append(extended(sp, policy, built[-1], by_retain))
+        return built[k]
+
+
+UNROLLINGS = Unrollings()
+
+
 # A violation at operation i of an unrolling: a formula over the unrolling.
 BadAt = Callable[[SymPlatform, Unrolling, int], Any]
 
 
 def reaches(
-    sp: SymPlatform, policy: Policy, k: int, at: BadAt, solving: Solving, by_retain: bool = False
+    sp: SymPlatform, policy: Policy, k: int, at: BadAt, solving: Solving, by_retain: bool = False,
+    model_needed: bool = True,
 ) -> tuple[Solved, Unrolling]:
-    """Whether some sequence of k operations from new() satisfies `at` at some operation."""
-    u = unroll(sp, policy, k, by_retain=by_retain)
-    return solve([*u.constraints, z3.Or([at(sp, u, i) for i in range(k)])], solving), u
+    """Whether some sequence of k operations from new() satisfies `at` at some operation (with Z3's model of
+    one when SAT, unless `model_needed` is False: see verify.search.solver.solve)."""
+    u = UNROLLINGS.get(sp, policy, k, None, by_retain)
+    return solve([*u.constraints, z3.Or([at(sp, u, i) for i in range(k)])], solving, model_needed), u
 
 
 def bmc(
@@ -126,12 +162,13 @@ def induction_step(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, solvi
 
     The first state is any that satisfies the type invariants (with the
     model's allocation-id bookkeeping, which every state reached from new()
-    has), so UNSAT covers every reachable state and more.
+    has), so UNSAT covers every reachable state and more. A SAT answer only
+    says the step does not hold for this k: no model is asked for.
     """
-    start = binder_z3.any_state("start")
-    u = unroll(sp, policy, k + 1, start)
+    u = UNROLLINGS.get(sp, policy, k + 1, "start")
+    start = u.states[0]
     clean = [z3.Not(bad_at(sp, u, j)) for j in range(k)]
-    return solve([type_invariant(sp, start), *u.constraints, *clean, bad_at(sp, u, k)], solving)
+    return solve([type_invariant(sp, start), *u.constraints, *clean, bad_at(sp, u, k)], solving, model_needed=False)
 
 
 def actions_from_model(m: Any, u: Unrolling) -> list[BinderAction]:

@@ -7,6 +7,8 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,22 @@ def fresh_context() -> None:
     when that is None.
     """
     z3.z3._main_ctx = None
+
+
+@contextmanager
+def building_in(context: Any) -> Iterator[None]:
+    """Terms built meanwhile (with no context named) belong to `context`, not to the default one.
+
+    A search that keeps its terms across checks builds them in a context of its
+    own, which fresh_context leaves alone and whose history no check's answer
+    depends on.
+    """
+    saved = z3.z3._main_ctx
+    z3.z3._main_ctx = context
+    try:
+        yield
+    finally:
+        z3.z3._main_ctx = saved
 
 
 @dataclass(frozen=True)
