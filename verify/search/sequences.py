@@ -100,16 +100,20 @@ BadAt = Callable[[SymPlatform, Unrolling, int], Any]
 
 
 def reaches(
-    sp: SymPlatform, policy: Policy, k: int, at: BadAt, solving: Solving, by_retain: bool = False
+    sp: SymPlatform, policy: Policy, k: int, at: BadAt, solving: Solving, by_retain: bool = False,
+    model_needed: bool = True,
 ) -> tuple[Solved, Unrolling]:
-    """Whether some sequence of k operations from new() satisfies `at` at some operation."""
+    """Whether some sequence of k operations from new() satisfies `at` at some operation (with a model, if needed)."""
     u = unroll(sp, policy, k, by_retain=by_retain)
-    return solve([*u.constraints, z3.Or([at(sp, u, i) for i in range(k)])], solving), u
+    return solve([*u.constraints, z3.Or([at(sp, u, i) for i in range(k)])], solving, model_needed), u
 
 
 def bmc(
     sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, solving: Solving, by_retain: bool = False
 ) -> tuple[Solved, Unrolling]:
+    # Z3's model of the first query is asked for even when the readable one below is SAT: Z3's
+    # model of that one depends on what its context solved before (solver.fresh_context), and so
+    # does the trace a violation reports.
     solved, u = reaches(sp, policy, k, bad_at, solving, by_retain)
     if solved.answer is not Answer.SAT:
         return solved, u
@@ -131,7 +135,8 @@ def induction_step(sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, solvi
     start = binder_z3.any_state("start")
     u = unroll(sp, policy, k + 1, start)
     clean = [z3.Not(bad_at(sp, u, j)) for j in range(k)]
-    return solve([type_invariant(sp, start), *u.constraints, *clean, bad_at(sp, u, k)], solving)
+    # A SAT step case only means k is too small: no model is read from it.
+    return solve([type_invariant(sp, start), *u.constraints, *clean, bad_at(sp, u, k)], solving, model_needed=False)
 
 
 def actions_from_model(m: Any, u: Unrolling) -> list[BinderAction]:
