@@ -39,12 +39,9 @@ if name == "z3":
         return z3.Z3_eval_smtlib2_string(ctx.ref(), text).split()
 else:
     import bitwuzla
-    from verify.search.confirm import PRELUDE
+    from verify.search.confirm import PRELUDE, bitwuzla_options
     def run(text):
-        options = bitwuzla.Options()
-        options.set(bitwuzla.Option.TIME_LIMIT_PER, timeout_ms)
-        options.set(bitwuzla.Option.SEED, 0)
-        parser = bitwuzla.Parser(bitwuzla.TermManager(), options)
+        parser = bitwuzla.Parser(bitwuzla.TermManager(), bitwuzla_options(timeout_ms))
         parser.parse(PRELUDE + text, True, False)  # parse only: the assertions, then one check
         return [str(parser.bitwuzla().check_sat())]
 for path in paths:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import z3
+from z3.z3core import Z3_mk_ite
 
 from models.allocator import MAX_CALLS, Fn
 from models.elements_z3 import SymElems
@@ -45,15 +46,36 @@ def ite(cond: Any, then: Any, other: Any) -> Any:
         return tuple(ite(cond, a, b) for a, b in zip(then, other, strict=True))
     if isinstance(then, (int, str)) and then == other:
         return then
-    if z3.is_expr(then) and z3.is_expr(other) and then.eq(other):
+    # Z3 shares equal terms, so one address is one term (what AstRef.eq asks Z3, at ten times the cost).
+    if isinstance(then, z3.ExprRef) and isinstance(other, z3.ExprRef) and then.as_ast().value == other.as_ast().value:
         return then
+    return term_if(cond, then, other)
+
+
+def term_if(cond: Any, then: Any, other: Any) -> Any:
+    """z3.If(cond, then, other), made by Z3 directly when all three are terms of one context.
+
+    z3.If first coerces its arguments (Python values, sorts, contexts), which
+    costs five times the term itself; the encodings make hundreds of thousands
+    of these. Z3 still checks the sorts, and raises on a mismatch.
+    """
+    if isinstance(cond, z3.BoolRef) and isinstance(then, z3.ExprRef) and isinstance(other, z3.ExprRef) and (
+        cond.ctx is then.ctx is other.ctx
+    ):
+        ctx = then.ctx
+        made = Z3_mk_ite(ctx.ref(), cond.as_ast(), then.as_ast(), other.as_ast())
+        if isinstance(then, z3.BitVecRef):
+            return z3.BitVecRef(made, ctx)
+        if isinstance(then, z3.BoolRef):
+            return z3.BoolRef(made, ctx)
+        return z3.If(cond, then, other)  # another sort: made again through the API, which picks its class
     return z3.If(cond, then, other)
 
 
 def div_ceil(value: BV, divisor: int) -> BV:
     """`usize::div_ceil` without the overflow of (value + divisor - 1) / divisor."""
     d = u64(divisor)
-    return z3.UDiv(value, d) + z3.If(z3.URem(value, d) == 0, u64(0), u64(1))
+    return z3.UDiv(value, d) + term_if(z3.URem(value, d) == 0, u64(0), u64(1))
 
 
 @dataclass(frozen=True)
@@ -137,6 +159,21 @@ class SymRecorder:
         self.free_id, self.free_nbytes = u64(0), u64(0)
         self.copy_before_free: Any = z3.BoolVal(False)
         self.overflow: Any = z3.BoolVal(False)
+        # (decision point, the input's address) -> (the input, kept so no other term takes its address; the value)
+        self._sizes: dict[tuple[str, int], tuple[BV, BV]] = {}
+
+    def size_at(self, at: DecisionPoints, point: str, rule: Any, nbytes: BV) -> BV:
+        """`at(point, rule, nbytes)`, made once per step and request size.
+
+        One reallocation asks kmalloc's physical size of the same request on
+        up to three paths (a fresh allocation, a move, the vmalloc fallback);
+        Z3 shares the equal terms, but building the size-class chain again
+        through the Python API is a large part of the encoding's time.
+        """
+        key = (point, nbytes.as_ast().value)
+        if key not in self._sizes:
+            self._sizes[key] = (nbytes, at(point, rule, nbytes))
+        return self._sizes[key][1]
 
     def call(self, g: Any, fn: Fn, new_bytes: BV, old_bytes: BV) -> None:
         for k in range(MAX_CALLS):
@@ -212,7 +249,7 @@ def kmalloc_physical(plat: Platform, nbytes: BV) -> BV:
     pages = div_ceil(nbytes, plat.page_size)
     result: BV = u64(plat.page_size) * next_power_of_two(pages)
     for size_class in reversed(kmalloc_size_classes(plat.page_size, plat.kmalloc_min_align)):
-        result = z3.If(z3.ULE(nbytes, size_class), u64(size_class), result)
+        result = term_if(z3.ULE(nbytes, size_class), u64(size_class), result)
     return result
 
 
@@ -304,7 +341,7 @@ def kmalloc(plat: Platform, g: Any, nbytes: BV, outcome: SymOutcome, rec: SymRec
     at = _at(plat, rec)
     fits = at("kmalloc: within KMALLOC_MAX_SIZE", lambda n: z3.ULE(n, plat.kmalloc_max_size), nbytes)
     ok = z3.And(fits, outcome.kmalloc_ok)
-    physical = at("kmalloc: physical size", functools.partial(kmalloc_physical, plat), nbytes)
+    physical = rec.size_at(at, "kmalloc: physical size", functools.partial(kmalloc_physical, plat), nbytes)
     alloc = rec.new_allocation(z3.And(g, ok), z3.BoolVal(False), nbytes, physical)
     return ok, alloc
 

@@ -668,17 +668,16 @@ def _single_step(
     scope = f"z3: one operation from every state, all 64-bit values, PAGE_SIZE {_page(page)} B"
     for constraints, operation in claim(sp, pre):
         query = [*assumptions, *constraints]
-        solved = solve(query, solving)
+        solved = solve(query, solving, model_needed=False)
         if solved.answer is Answer.UNKNOWN:
             return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=solved.reason)
         if solved.answer is Answer.SAT:
-            return _violation_from_model(query, solved.model, pre, operation, scope, page, solving)
+            return _violation_from_model(query, pre, operation, scope, page, solving)
     return Finding(Verdict.PROVED, scope, page_size=_page(page))
 
 
 def _violation_from_model(
     query: list[Any],
-    model: Any,
     pre: SymVec,
     operation: SymOperation,
     scope: str,
@@ -690,11 +689,10 @@ def _violation_from_model(
     Allocation identities are only compared for equality, so a model with the
     canonical ones (the buffer 1, the next allocation 2) is asked for first,
     the smallest list, process and object first, allocations that succeed unless
-    failure is needed, for a readable trace; the first model otherwise.
+    failure is needed, for a readable trace; the first model of `query` (satisfiable) otherwise.
     """
     canonical = [*query, z3.Implies(pre.buf.live, pre.buf.id == 1), pre.next_id == 2]
-    m = model
-    canonical_solved = solve(canonical, solving)
+    canonical_solved = solve(canonical, solving, model_needed=False)
     if canonical_solved.answer is Answer.UNKNOWN:
         # The raw model's identities need not satisfy the Python model's ghost invariants: no trace, no verdict.
         detail = f"a violation found, but its canonical pre-state not decided: {canonical_solved.reason}"
@@ -703,7 +701,12 @@ def _violation_from_model(
         o = operation.outcome
         objectives = [pre.layout_len, pre.len, operation.pid, pre.buf.physical]
         objectives += [z3.Not(o.kmalloc_ok), z3.Not(o.vmalloc_ok)]
-        m = minimal_model(canonical, objectives, solving) or canonical_solved.model
+        m = minimal_model(canonical, objectives, solving) or _model(canonical, solving)
+    else:
+        m = _model(query, solving)
+    if m is None:
+        detail = "a violation found, but no model of it from z3"
+        return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=detail, undecided=True)
     outcome = Outcome(
         z3.is_true(m.eval(operation.outcome.kmalloc_ok, True)), z3.is_true(m.eval(operation.outcome.vmalloc_ok, True))
     )
@@ -712,6 +715,11 @@ def _violation_from_model(
         pid, outcome
     )
     return Finding(Verdict.VIOLATED, scope, (action,), _page(page), start=state_from_model(m, pre))
+
+
+def _model(query: list[Any], solving: Solving) -> Any | None:
+    """Z3's model of a query found satisfiable, asked for only when a trace is read from it."""
+    return solve(query, solving).model
 
 
 def _deregistration(pid: Any) -> SymOperation:
@@ -891,13 +899,13 @@ def check_invariant(policy: Policy, page: PlatformOrPage, solving: Solving, _dep
     kept_reg, kept_dereg = type_invariant(sp, reg.post, ghost=False), type_invariant(sp, dereg.post, ghost=False)
     post = z3.If(is_register, z3.Not(kept_reg), z3.Not(kept_dereg))
     query = [*assumptions, *reg.constraints, *dereg.constraints, post]
-    step = solve(query, solving)
+    step = solve(query, solving, model_needed=False)
     if step.answer is Answer.UNSAT:
         return Finding(Verdict.PROVED, scope, page_size=_page(page))
     if step.answer is Answer.UNKNOWN:
         return Finding(Verdict.UNKNOWN, scope, page_size=_page(page), detail=step.reason)
     operation = SymOperation(is_register, z3.If(is_register, pre.next_id + 1000, pid), outcome)
-    return _violation_from_model(query, step.model, pre, operation, scope, page, solving)
+    return _violation_from_model(query, pre, operation, scope, page, solving)
 
 
 PROPERTIES: tuple[SequenceProperty, ...] = (

@@ -11,7 +11,7 @@ import z3
 from models.catalogue import model_named
 from properties.base import Verdict
 from properties.registry import all_properties
-from verify.check.engine import check
+from verify.check.engine import check, decided_by
 from verify.cli import main
 from verify.search import confirm, portfolio, solver
 from verify.search.solver import Answer, Solving
@@ -192,3 +192,27 @@ def test_a_minimised_counterexample_takes_its_model_from_the_minimisation_alone(
     assert found.answer is Answer.SAT
     assert found.model.eval(x).as_long() == 42
     assert answered == ["bitwuzla"]  # no second check of the query by Z3: the minimisation's checks suffice
+
+
+def test_a_row_names_the_solvers_that_answered_its_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    solving = Solving(TIMEOUT_MS)
+    proof = check(PROPS["shrink.no-overflow"], model_named("kvvec-v6/u64"), PAGE, solving)
+    assert (proof.verdict, proof.method) == (Verdict.PROVED, "bitwuzla: all 64-bit values")
+    # A violation: Bitwuzla's SAT, then Z3's minimised model, the counterexample.
+    violation = check(PROPS["shrink.physical-never-grows"], model_named("kvvec-v6/u8"), PAGE, solving)
+    assert (violation.verdict, violation.method) == (Verdict.VIOLATED, "bitwuzla + z3: all 64-bit values")
+    monkeypatch.setattr(solver, "first_solver", lambda query: "z3")
+    by_z3 = check(PROPS["shrink.no-overflow"], model_named("kvvec-v6/u64"), PAGE, solving)
+    assert (by_z3.verdict, by_z3.method) == (Verdict.PROVED, "z3: all 64-bit values")
+
+
+def test_a_confirming_solver_is_not_named_as_the_one_that_answered() -> None:
+    solving = Solving(TIMEOUT_MS, second_solver="bitwuzla")  # Bitwuzla answers, so Z3 re-checks
+    result = check(PROPS["shrink.no-overflow"], model_named("kvvec-v6/u64"), PAGE, solving)
+    assert (result.verdict, result.method) == (Verdict.PROVED, "bitwuzla: all 64-bit values")
+
+
+def test_a_method_without_a_solver_is_kept_as_declared() -> None:
+    assert decided_by("explicit-state: 749 states", ["z3"]) == "explicit-state: 749 states"
+    assert decided_by("z3 BMC from KVVec::new()", []) == "z3 BMC from KVVec::new()"
+    assert decided_by("z3 BMC from KVVec::new()", ["bitwuzla", "z3"]) == "bitwuzla + z3 BMC from KVVec::new()"

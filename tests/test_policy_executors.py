@@ -59,7 +59,7 @@ def test_the_sweep_runs_every_property_and_caches_its_verdicts(filled: tuple[Pat
     assert set(row.cells) == {p.id for p in PROPERTIES if p.applies(model)}
     assert row.cells["binder.waste-bound"].verdict == "VIOLATED"  # one halving leaves capacity 16 for 0
     assert row.cells["binder.no-immediate-regrow"].verdict == "PROVED"
-    assert row.cells["binder.keeps-others"].scope.startswith("z3: one operation from every state")
+    assert row.cells["binder.keeps-others"].scope.startswith("bitwuzla: one operation from every state")
     assert not any(c.cached for c in row.cells.values())
     (again,) = sweep(_candidates(), _options(cache), LocalExecutor(1), "all")
     assert all(c.cached for c in again.cells.values())

@@ -37,7 +37,7 @@ from properties.binder import (
 )
 from verify.check.cache import ProofCache, make_key
 from verify.search.explorer import Instance
-from verify.search.solver import Answer, Solving, fresh_context, least_model, solve, solver_version
+from verify.search.solver import Answer, Solving, answering, fresh_context, least_model, solve, solver_version
 from verify.source import steps as source
 from verify.traces.replay import replay as replay_trace
 from verify.traces.trace import Trace, TraceError, load_text
@@ -220,14 +220,31 @@ def _check(
     explorer: Instance = INSTANCE,
 ) -> Result:
     fresh_context()
-    if isinstance(prop, StepProperty):
-        return _check_step(prop, model, page_size, solving, minimise)
-    if isinstance(prop, SequenceProperty):
-        with explored_instance(explorer):
-            return _check_sequence(prop, model, page_size, solving, bmc_depth)
-    if isinstance(prop, KernelTest):
-        return _check_program(prop, model, page_size, solving, minimise)
-    return _check_scenario(prop, model, page_size, solving, minimise)
+    with answering() as solvers:
+        if isinstance(prop, StepProperty):
+            result = _check_step(prop, model, page_size, solving, minimise)
+        elif isinstance(prop, SequenceProperty):
+            with explored_instance(explorer):
+                result = _check_sequence(prop, model, page_size, solving, bmc_depth)
+        elif isinstance(prop, KernelTest):
+            result = _check_program(prop, model, page_size, solving, minimise)
+        else:
+            result = _check_scenario(prop, model, page_size, solving, minimise)
+    method = decided_by(result.method, solvers)
+    return result if method == result.method else dataclasses.replace(result, scope=method)
+
+
+def decided_by(method: str, solvers: list[str]) -> str:
+    """The method as it ran: a declared "z3" replaced by the solvers that answered the check's queries.
+
+    The portfolio (verify.search.portfolio) sends most queries to Bitwuzla
+    first, so the solver a method declares is not always the one that decided:
+    "bitwuzla: all 64-bit values" for a proof Bitwuzla found, "bitwuzla + z3"
+    where Z3 then built the counterexample's model.
+    """
+    if solvers and (method.startswith("z3:") or method.startswith("z3 ")):
+        return " + ".join(solvers) + method[len("z3"):]
+    return method
 
 
 def _check_sequence(

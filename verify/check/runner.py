@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 from models.catalogue import ModelSpec
@@ -74,10 +75,42 @@ def _guarded_check(
     return result
 
 
-def _check_named(prop_id: str, model: ModelSpec, options: RunOptions) -> Result:
-    prop = next(p for p in all_properties(options.page_size) if p.id == prop_id)
-    result = _guarded_check(prop, model, options, _proof_cache(options))
-    return replace(result, prop=None)  # type: ignore[arg-type]
+@cache
+def _properties(page_size: int) -> dict[str, Property | SequenceProperty]:
+    """The properties by id, built once per worker: building them costs more than a quick check."""
+    return {p.id: p for p in all_properties(page_size)}
+
+
+def _check_named(named: list[tuple[str, ModelSpec]], options: RunOptions) -> list[Result]:
+    """Check (property id, model) pairs in turn, in one worker."""
+    proof_cache = _proof_cache(options)
+    results = []
+    for prop_id, model in named:
+        result = _guarded_check(_properties(options.page_size)[prop_id], model, options, proof_cache)
+        results.append(replace(result, prop=None))  # type: ignore[arg-type]
+    return results
+
+
+def _batches(
+    pairs: Sequence[tuple[Property | SequenceProperty, ModelSpec]], indices: list[int]
+) -> list[list[int]]:
+    """The checks a worker takes at once: one alone, or a model's explicit-state checks together.
+
+    The explicit-state checks of one model explore the same instance (properties.binder keeps the
+    exploration in the process), so in one worker it is explored once, not once in each worker.
+    """
+    batches: list[list[int]] = []
+    explored: dict[str, list[int]] = {}
+    for i in indices:
+        prop, model = pairs[i]
+        if prop.method != "explicit-state":
+            batches.append([i])
+        elif model.name in explored:
+            explored[model.name].append(i)
+        else:
+            explored[model.name] = [i]
+            batches.append(explored[model.name])
+    return batches
 
 
 def _cached_here(
@@ -110,18 +143,20 @@ def run_checks(pairs: Sequence[tuple[Property | SequenceProperty, ModelSpec]], o
         return
     # Declared violations are the slow checks (their counterexamples are
     # minimised and replayed): submitting them first keeps every core busy to the end.
-    order = sorted(unanswered, key=lambda i: not pairs[i][0].expect_violated(pairs[i][1]))
-    with workers.pool(options.jobs, len(unanswered)) as pool:
-        futures: dict[int, Future[Result]] = {}
-        for i in order:
-            prop, model = pairs[i]
-            futures[i] = pool.submit(_check_named, prop.id, model, options)
+    batches = _batches(pairs, unanswered)
+    order = sorted(batches, key=lambda b: not any(pairs[i][0].expect_violated(pairs[i][1]) for i in b))
+    with workers.pool(options.jobs, len(batches)) as pool:
+        futures: dict[int, tuple[Future[list[Result]], int]] = {}
+        for batch in order:
+            future = pool.submit(_check_named, [(pairs[i][0].id, pairs[i][1]) for i in batch], options)
+            futures.update((i, (future, n)) for n, i in enumerate(batch))
         for i, (prop, model) in enumerate(pairs):
             if i in answered:
                 yield answered[i]
                 continue
+            future, n = futures[i]
             try:
-                result = futures[i].result()
+                result = future.result()[n]
             except Exception as e:  # noqa: BLE001 - a worker that died (or a result that did not pickle)
                 result = internal_error(prop, model, e, 0.0)
             yield replace(result, prop=prop)

@@ -50,8 +50,9 @@ from models.vec_z3 import SymPlatform
 from verify.interrupts import interrupted_with_main, stop_if_signalled
 from verify.search.answer import Answer, checked_timeout_ms
 from verify.search.confirm import ConfirmError, check_smt2
+from verify.search.portfolio import BITWUZLA, Z3
 from verify.search.sequences import Unrolling, extended
-from verify.search.solver import building_in, export_smt2, raise_if_interrupted
+from verify.search.solver import answered, building_in, export_smt2, raise_if_interrupted
 
 # A violation at operation i of an unrolling (as verify.search.sequences.BadAt).
 At = Callable[[SymPlatform, Unrolling, int], Any]
@@ -98,15 +99,18 @@ class Deepening:
         try:
             self._solver.add(condition)
             try:
-                answer = check_smt2("bitwuzla", export_smt2(self._solver), timeout_ms)
+                answer = check_smt2(BITWUZLA, export_smt2(self._solver), timeout_ms)
+                answered(BITWUZLA, answer)
                 return answer, "" if answer is not Answer.UNKNOWN else "Bitwuzla: timeout or incomplete"
             except ConfirmError:
                 pass
             self._solver.set("timeout", checked_timeout_ms(timeout_ms))
             result = self._solver.check()
             if result == z3.unsat:
+                answered(Z3, Answer.UNSAT)
                 return Answer.UNSAT, ""
             if result == z3.sat:
+                answered(Z3, Answer.SAT)
                 return Answer.SAT, ""
             reason = self._solver.reason_unknown()
             raise_if_interrupted(reason)

@@ -9,6 +9,8 @@ from typing import Any
 
 import z3
 from z3 import z3util
+from z3.z3core import Z3_substitute
+from z3.z3types import Ast
 
 from models import binder_z3
 from models.allocator import Kind
@@ -152,7 +154,7 @@ class _Shared:
         if key not in self.rule_inputs:
             o = self._open
             with building_in(self._context):
-                value = z3.simplify(z3.substitute(o.rule_inputs, *o.steps.binding(s)))
+                value = z3.simplify(_substituted(o.rule_inputs, [*o.steps.binding(s)]))
                 self.rule_inputs[key] = divmod(value.as_long(), 1 << BITS) if z3.is_bv_value(value) else None
         return self.rule_inputs[key]
 
@@ -164,9 +166,25 @@ class _Shared:
             with building_in(self._context):
                 extra = [] if decision is None else [(o.shrink, z3.BoolVal(decision[0])),
                                                      (o.target, u64(decision[1]))]
-                value = z3.simplify(z3.substitute(o.steps.packed[type(s.action)], *o.steps.binding(s), *extra))
+                value = z3.simplify(_substituted(o.steps.packed[type(s.action)], [*o.steps.binding(s), *extra]))
                 self.packed[key] = value.as_long() if z3.is_bv_value(value) else None
         return self.packed[key]
+
+
+def _substituted(term: Any, pairs: list[tuple[Any, Any]]) -> Any:
+    """z3.substitute(term, *pairs), asked of Z3 directly.
+
+    z3.substitute first compares the sorts of every pair in Python, which took
+    two thirds of an edge's check; Z3 compares them again itself, and raises
+    on a mismatch. Terms of another context go through z3.substitute, which refuses them.
+    """
+    ctx = term.ctx
+    if any(source.ctx is not ctx or target.ctx is not ctx for source, target in pairs):
+        return z3.substitute(term, *pairs)
+    sources, targets = (Ast * len(pairs))(), (Ast * len(pairs))()
+    for i, (source, target) in enumerate(pairs):
+        sources[i], targets[i] = source.as_ast(), target.as_ast()
+    return z3.ExprRef(Z3_substitute(ctx.ref(), term.as_ast(), len(pairs), sources, targets), ctx)
 
 
 @cache
@@ -185,7 +203,7 @@ class _Rule:
 
     def decision(self, inputs: tuple[int, int]) -> tuple[bool, int] | None:
         if inputs not in self.decided:
-            value = z3.simplify(z3.substitute(self.packed, (self.n, u64(inputs[0])), (self.cap, u64(inputs[1]))))
+            value = z3.simplify(_substituted(self.packed, [(self.n, u64(inputs[0])), (self.cap, u64(inputs[1]))]))
             found = divmod(value.as_long(), 1 << BITS) if z3.is_bv_value(value) else None
             self.decided[inputs] = None if found is None else (bool(found[0]), found[1])
         return self.decided[inputs]
@@ -257,7 +275,7 @@ def _canonical_edge(s: BinderStep) -> None:
 
 def _check_edge(plat: Platform, policy: Policy, steps: _Steps, s: BinderStep) -> None:
     binding = steps.binding(s)
-    value = z3.simplify(z3.substitute(steps.packed[type(s.action)], *binding))
+    value = z3.simplify(_substituted(steps.packed[type(s.action)], [*binding]))
     if not (z3.is_bv_value(value) and value.as_long() == _pack_value((True, *_edge_values(s)))):
         fields = binder_step_fields("", steps.steps[type(s.action)], s)
         differing = [f for f in fields if not z3.is_true(z3.simplify(z3.substitute(f.formula, *binding)))]

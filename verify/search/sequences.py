@@ -146,6 +146,9 @@ def reaches(
 def bmc(
     sp: SymPlatform, policy: Policy, k: int, bad_at: BadAt, solving: Solving, by_retain: bool = False
 ) -> tuple[Solved, Unrolling]:
+    # Z3's model of the first query is asked for even when the readable one below is SAT: Z3's
+    # model of that one depends on what its context solved before (solver.fresh_context), and so
+    # does the trace a violation reports.
     solved, u = reaches(sp, policy, k, bad_at, solving, by_retain)
     if solved.answer is not Answer.SAT:
         return solved, u

@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,32 @@ class Solved:
     model: Any  # a z3.ModelRef when SAT
     seconds: float
     reason: str = ""  # why UNKNOWN, as the solver said it
+
+
+# The solvers whose answers the current check received (`answering`), in the order they first answered.
+_ANSWERED: ContextVar[list[str] | None] = ContextVar("answered", default=None)
+
+
+@contextmanager
+def answering() -> Iterator[list[str]]:
+    """The names of the solvers that answer the queries made inside, SAT or UNSAT: what a verdict rests on.
+
+    A solver that only re-checks a proof (--confirm) is not one of them; Z3
+    is, where a counterexample's model is its own.
+    """
+    names: list[str] = []
+    token = _ANSWERED.set(names)
+    try:
+        yield names
+    finally:
+        _ANSWERED.reset(token)
+
+
+def answered(name: str, answer: Answer) -> None:
+    """Note that solver `name` decided a query (SAT or UNSAT) for the check being answered, if any."""
+    names = _ANSWERED.get()
+    if names is not None and answer is not Answer.UNKNOWN and name not in names:
+        names.append(name)
 
 
 def fresh_context() -> None:
@@ -134,8 +161,13 @@ def solve(assertions: list[Any], solving: Solving, model_needed: bool = True) ->
     if first_solver(query) == BITWUZLA:
         decided = _by_bitwuzla(solver, query, solving, model_needed)
         if decided is not None:
+            answered(BITWUZLA, decided.answer)
+            if decided.model is not None:
+                answered(Z3, decided.answer)  # the model a counterexample is read from
             return decided
-    return _by_z3(solver, query, solving)
+    by_z3 = _by_z3(solver, query, solving)
+    answered(Z3, by_z3.answer)
+    return by_z3
 
 
 def _by_z3(solver: Any, query: str, solving: Solving) -> Solved:
@@ -231,11 +263,13 @@ def first_not_unsat(setting: list[Any], queries: list[Any], solving: Solving) ->
         result = solver.check()
         seconds = time.perf_counter() - start
         if result == z3.sat:
+            answered(Z3, Answer.SAT)
             return i, Solved(Answer.SAT, solver.model(), seconds)
         if result != z3.unsat:
             reason = solver.reason_unknown()
             raise_if_interrupted(reason)
             return i, Solved(Answer.UNKNOWN, None, seconds, reason)
+        answered(Z3, Answer.UNSAT)
         solved = Solved(Answer.UNSAT, None, seconds)
         solver.pop()
     return len(queries) - 1, solved
@@ -288,6 +322,7 @@ def least_model(assertions: list[Any], objectives: list[Any], solving: Solving, 
     """
     model = minimal_model(assertions, objectives, solving)
     if model is not None:
+        answered(Z3, Answer.SAT)
         return Solved(Answer.SAT, model, solved.seconds)
     if solved.model is not None:
         return solved
