@@ -196,6 +196,8 @@ def test_a_python_claim_about_uncopied_memory_is_not_the_only_outcome() -> None:
 
 
 # The stateful machines: long random programs over every operation and allocator outcome.
+# Slow (some 35 CPU seconds, README): the quick loop runs the same machines briefly through the command below.
+@pytest.mark.slow
 def test_every_branch_and_boundary_is_reached_within_the_budget() -> None:
     # A machine per element size and per policy (PAGE_SIZE 64), each steered to the edges.
     Coverage.reset()
