@@ -196,6 +196,8 @@ def test_a_python_claim_about_uncopied_memory_is_not_the_only_outcome() -> None:
 
 
 # The stateful machines: long random programs over every operation and allocator outcome.
+# Slow (some 35 CPU seconds, README): the quick loop runs the same machines briefly through the command below.
+@pytest.mark.slow
 def test_every_branch_and_boundary_is_reached_within_the_budget() -> None:
     # A machine per element size and per policy (PAGE_SIZE 64), each steered to the edges.
     Coverage.reset()
@@ -345,6 +347,7 @@ def test_the_crosscheck_command_reports_its_coverage(
     assert main(["crosscheck", "--examples", "2", "--steps", "5"]) == 0
     out = capsys.readouterr().out
     assert "  kmalloc_physical (PAGE_SIZE 64): 3199 inputs, 6 run proofs: agree" in out
+    assert "  vmalloc_physical on arm64-64k-nohuge (PAGE_SIZE 65536): " in out  # the presets' limits, compared too
     assert re.search(r"^\d+ steps agreed in .* steps/s\)$", out, re.M)
     assert "vec " in out and "binder " in out and "not refuted after 2 programs per machine" in out
 
@@ -359,6 +362,9 @@ def test_the_crosscheck_command_exits_1_when_a_function_disagrees(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(agreement, "AGREEMENT_PAGE_SIZES", (64,))
+    # Nor the presets' own allocator limits (most of the command's agreement time): the coverage test above
+    # runs them; here one disagreeing function on one page is the point.
+    monkeypatch.setattr(agreement, "PRESETS", {})
     monkeypatch.setattr(agreement.kv, "vmalloc_physical", lambda plat, n: n // plat.page_size * plat.page_size)
     assert main(["crosscheck", "--examples", "1", "--steps", "2"]) == 1
     out = capsys.readouterr().out
@@ -373,7 +379,8 @@ def test_the_crosscheck_command_exits_1_on_a_disagreement(
         return replace(s, ok=z3.Not(s.ok)) if isinstance(action, SymPush) else s
 
     monkeypatch.setattr(crosscheck, "sym_step", inverted)
-    assert main(["crosscheck", "--examples", "20", "--steps", "5"]) == 1
+    # Programs of two steps: one push shows the disagreement, and a short program is shrunk in a second, not five.
+    assert main(["crosscheck", "--examples", "20", "--steps", "2"]) == 1
     out = capsys.readouterr().out
     assert "state = VecMachine0()" in out and "DISAGREEMENT in VecMachine0" in out
 

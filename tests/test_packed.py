@@ -108,8 +108,7 @@ def test_the_edge_tests_are_the_judges(policy: Policy) -> None:
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.name)
 @pytest.mark.parametrize("bound", [40, 128])
 def test_shortest_traces_are_the_reference_explorers(policy: Policy, bound: int) -> None:
-    packed, _ = _pair(policy, bound)
-    reference = explore(policy, Instance(64, bound))
+    packed, reference = explore_packed(policy, Instance(64, bound)), explore(policy, Instance(64, bound))
     dist = nx.single_source_shortest_path_length(reference.graph, reference.initial)
     plat = reference.instance.platform
     for judge, tests in EDGE_TESTS.items():
