@@ -58,25 +58,38 @@ def signals_held() -> Iterator[list[int]]:
     (a worker's SIGTERM ends it, the parent's raises). A thread mask would not
     do: the kernel hands a process's signal to any thread that does not block it.
     Only the main thread can set handlers; elsewhere the block runs as it is.
-    A signal ignored or left at its default is left so.
     """
     held: list[int] = []
     if not _in_main_thread():
         yield held
         return
+
+    def hold(number: int, _: Any) -> None:
+        held.append(number)
+
+    # None: a handler set outside Python, which could not be put back.
+    try:
+        with _handlers_replaced(lambda _: hold, lambda handler: handler is not None):
+            yield held
+    finally:
+        for number in held:
+            signal.raise_signal(number)
+
+
+@contextlib.contextmanager
+def _handlers_replaced(replacement: Callable[[Any], Handler], replaced: Callable[[Any], bool]) -> Iterator[None]:
+    """Within the block, SIGTERM's and SIGINT's handlers that `replaced` picks are `replacement(handler)`."""
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGINT):
         handler = signal.getsignal(signum)
-        if handler is not None:  # None: set outside Python, which could not be put back
+        if replaced(handler):
             previous[signum] = handler
-            signal.signal(signum, lambda number, _: held.append(number))
+            signal.signal(signum, replacement(handler))
     try:
-        yield held
+        yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        for number in held:
-            signal.raise_signal(number)
 
 
 @contextlib.contextmanager
@@ -87,12 +100,6 @@ def solvers_interruptible() -> Iterator[None]:
         return
     import z3
 
-    previous = {}
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        handler = signal.getsignal(signum)
-        if callable(handler):  # ignored or at its default, a signal has no handler to run, nor to lose
-            previous[signum] = handler
-            signal.signal(signum, _recorded(handler))
     unraisable_hook = sys.unraisablehook
     sys.unraisablehook = _lost_signal_unprinted(unraisable_hook)
     ctrl_c = z3.get_param("ctrl_c")
@@ -103,15 +110,15 @@ def solvers_interruptible() -> Iterator[None]:
     watcher = threading.Thread(target=_interrupt_z3_on_signal, args=(read_end,), daemon=True)
     watcher.start()
     try:
-        yield
+        # Ignored or at its default, a signal has no handler to run, nor to lose.
+        with _handlers_replaced(_recorded, callable):
+            yield
     finally:
         signal.set_wakeup_fd(previous_fd)
         os.close(write_end)  # the watcher reads the end of the pipe and returns
         watcher.join()
         os.close(read_end)
         z3.set_param("ctrl_c", ctrl_c)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
         sys.unraisablehook = unraisable_hook
         _signalled.clear()
 
