@@ -58,6 +58,9 @@ class StepProperty:
     premise_text: str = ""
     # The call the property is about: shrink_to(min_capacity), or reserve(additional) for the growth path.
     operation: type[ShrinkTo | Reserve] = ShrinkTo
+    # Prove the claim conjunct by conjunct (verify.search.solver.any_of): the same proof,
+    # in less solver time where the claim is a conjunction of independent clauses.
+    by_conjunct: bool = False
 
     method = "z3: all 64-bit values"
 

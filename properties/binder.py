@@ -38,7 +38,7 @@ from properties.shrink import state_equal_py, state_equal_z3
 from verify.search.deepening import Reached, deepening
 from verify.search.explorer import Instance, canonical, explore
 from verify.search.sequences import Unrolling, actions_from_model, bmc, induction_step, reaches, state_from_model
-from verify.search.solver import Answer, Solving, fresh_context, minimal_model, solve
+from verify.search.solver import Answer, Solving, any_of, conjuncts, fresh_context, minimal_model, solve
 
 if TYPE_CHECKING:
     from verify.search.packed_graph import Bools, PackedGraph
@@ -898,8 +898,12 @@ def check_invariant(policy: Policy, page: PlatformOrPage, solving: Solving, _dep
     dereg = binder_z3.deregister(sp, policy, pre, pid, outcome, "dereg")
     kept_reg, kept_dereg = type_invariant(sp, reg.post, ghost=False), type_invariant(sp, dereg.post, ghost=False)
     post = z3.If(is_register, z3.Not(kept_reg), z3.Not(kept_dereg))
-    query = [*assumptions, *reg.constraints, *dereg.constraints, post]
-    step = solve(query, solving, model_needed=False)
+    setting = [*assumptions, *reg.constraints, *dereg.constraints]
+    query = [*setting, post]
+    # Each operation's each invariant in a query of its own: the same proof in about half the solver time.
+    broken = [z3.And(is_register, z3.Not(part)) for part in conjuncts(kept_reg)]
+    broken += [z3.And(z3.Not(is_register), z3.Not(part)) for part in conjuncts(kept_dereg)]
+    step = any_of(setting, broken, solving)
     if step.answer is Answer.UNSAT:
         return Finding(Verdict.PROVED, scope, page_size=_page(page))
     if step.answer is Answer.UNKNOWN:

@@ -719,6 +719,7 @@ PROPERTIES: tuple[StepProperty, ...] = (
         applies=merged_sized,
         premise=copies_z3,
         premise_text="shrink_to copies the elements into a new buffer",
+        by_conjunct=True,
     ),
     StepProperty(
         "reserve.memory-safe",
@@ -758,6 +759,7 @@ PROPERTIES: tuple[StepProperty, ...] = (
         invariants_kept_py,
         premise=has_work_z3,
         premise_text=HAS_WORK,
+        by_conjunct=True,
     ),
     StepProperty(
         "shrink.physical-never-grows",

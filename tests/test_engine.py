@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -261,3 +262,23 @@ def test_sixteen_k_pages_change_the_physical_finding_but_not_the_proofs() -> Non
     result = check(PROPS["shrink.physical-never-grows"], model_named("kvvec-v6/u64"), 16384, Solving(TIMEOUT_MS))
     assert result.verdict is Verdict.VIOLATED and result.counterexample is not None
     assert result.counterexample.page_size == 16384
+
+
+@pytest.mark.parametrize(
+    ("prop_id", "fault", "model_name"),
+    [
+        ("shrink.invariants-kept", "kmalloc-unrounded", "kvvec-v6/u8"),
+        ("shrink.memory-safe", "copy-one-too-long", "kvvec-v6/u64"),
+        ("shrink.invariants-kept", None, "kvvec-v6/t24"),
+    ],
+)
+def test_a_claim_proved_conjunct_by_conjunct_has_the_whole_claims_verdict_and_trace(
+    prop_id: str, fault: str | None, model_name: str
+) -> None:
+    prop = PROPS[prop_id]
+    assert isinstance(prop, StepProperty) and prop.by_conjunct
+    model = model_named(model_name).with_faults(frozenset({fault} if fault else ()))
+    split = check(prop, model, PAGE, Solving(TIMEOUT_MS))
+    whole = check(dataclasses.replace(prop, by_conjunct=False), model, PAGE, Solving(TIMEOUT_MS))
+    assert split.verdict is whole.verdict is (Verdict.PROVED if fault is None else Verdict.VIOLATED)
+    assert split.counterexample == whole.counterexample

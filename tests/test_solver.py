@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import z3
 
-from verify.search.solver import Answer, Solving, minimal_model, solve
+from verify.search.solver import Answer, Solved, Solving, any_of, conjuncts, minimal_model, solve
 
 
 def test_minimal_model_is_the_lexicographic_least() -> None:
@@ -42,3 +45,39 @@ def test_a_query_beyond_its_timeout_is_unknown_not_a_proof() -> None:
     solved = solve(query, Solving(1))
     assert solved.answer is Answer.UNKNOWN
     assert minimal_model(query, [a], Solving(1)) is None
+
+
+def test_any_of_answers_as_one_query_over_the_disjunction() -> None:
+    x, y = z3.BitVecs("x y", 16)
+    setting = [z3.ULT(x, 100), y == x * 3]
+    holding = [z3.UGE(y, 300), x == 100, z3.ULT(y, x)]  # each impossible under the setting
+    assert any_of(setting, holding, Solving(10_000)).answer is Answer.UNSAT
+    assert solve([*setting, z3.Or(holding)], Solving(10_000)).answer is Answer.UNSAT
+    # One possible case among impossible ones makes the whole SAT, wherever it is.
+    for i in range(len(holding) + 1):
+        cases = [*holding[:i], y == 297, *holding[i:]]
+        assert any_of(setting, cases, Solving(10_000)).answer is Answer.SAT
+
+
+def test_any_of_is_unknown_only_if_no_case_is_sat(monkeypatch: pytest.MonkeyPatch) -> None:
+    import verify.search.solver as solver
+
+    said = {"unknown": Answer.UNKNOWN, "unsat": Answer.UNSAT, "sat": Answer.SAT}
+
+    def scripted(assertions: list[Any], _solving: Solving, model_needed: bool = True) -> Solved:
+        assert not model_needed  # each case is asked without a model
+        answer = said[str(assertions[-1])]
+        return Solved(answer, None, 1.0, "timeout" if answer is Answer.UNKNOWN else "")
+
+    monkeypatch.setattr(solver, "solve", scripted)
+    unknown, unsat, sat = z3.Bools("unknown unsat sat")
+    assert any_of([], [unknown, unsat, sat], Solving(10_000)).answer is Answer.SAT
+    undecided = any_of([], [unsat, unknown, unsat], Solving(10_000))
+    assert (undecided.answer, undecided.reason, undecided.seconds) == (Answer.UNKNOWN, "timeout", 3.0)
+    assert any_of([], [unsat, unsat], Solving(10_000)).answer is Answer.UNSAT
+
+
+def test_conjuncts_of_a_term() -> None:
+    a, b, c = z3.Bools("a b c")
+    assert conjuncts(z3.And(a, z3.Or(b, c))) == [a, z3.Or(b, c)]
+    assert conjuncts(z3.Or(a, b)) == [z3.Or(a, b)]

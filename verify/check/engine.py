@@ -37,7 +37,17 @@ from properties.binder import (
 )
 from verify.check.cache import ProofCache, make_key
 from verify.search.explorer import Instance
-from verify.search.solver import Answer, Solving, answering, fresh_context, least_model, solve, solver_version
+from verify.search.solver import (
+    Answer,
+    Solving,
+    answering,
+    any_of,
+    conjuncts,
+    fresh_context,
+    least_model,
+    solve,
+    solver_version,
+)
 from verify.source import steps as source
 from verify.traces.replay import replay as replay_trace
 from verify.traces.trace import Trace, TraceError, load_text
@@ -337,11 +347,18 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, solving: S
     pre = canonical_pre("pre", model.code.tracks_huge)
     action = _sym_call(prop.operation)
     st = _vec_steps(model).sym(sp, pre, action)
-    query = [*size_constraints, type_invariant(sp, pre), *st.constraints, z3.Not(prop.z3(sp, st, action))]
-    solved = solve(query, solving, model_needed=not minimise)
+    setting = [*size_constraints, type_invariant(sp, pre), *st.constraints]
+    claim = prop.z3(sp, st, action)
+    query = [*setting, z3.Not(claim)]
+    if prop.by_conjunct:
+        solved = any_of(setting, [z3.Not(part) for part in conjuncts(claim)], solving)
+        if solved.answer is Answer.SAT and not minimise:
+            solved = solve(query, solving)  # the first counterexample of the whole claim, as below
+    else:
+        solved = solve(query, solving, model_needed=not minimise)
     if solved.answer is Answer.UNSAT:
         premise = None if prop.premise is None else prop.premise(sp, st, action)
-        return _witnessed(prop, model, query[:-1], premise, solving, start)
+        return _witnessed(prop, model, setting, premise, solving, start)
     if solved.answer is Answer.UNKNOWN:
         return Result(prop, model, Verdict.UNKNOWN, time.perf_counter() - start, detail=solved.reason)
     # Smallest buffer first, then the other inputs; kmalloc before vmalloc, and

@@ -234,6 +234,38 @@ def _named(solver: str) -> str:
     return "z3" if solver == Z3 else version(solver)
 
 
+def any_of(setting: list[Any], cases: list[Any], solving: Solving) -> Solved:
+    """Whether `setting` with any one of `cases` is satisfiable, asked one case at a time: UNSAT only if every one is.
+
+    The same answer as one query over the disjunction of `cases`; a proof of a
+    conjunction, conjunct by conjunct, passes each conjunct's negation as a
+    case. Where a single violated clause is far easier to refute than the
+    whole conjunction's negation (the type invariants), the cases together
+    cost about half the solver time of the one query (bench/RESULTS.md,
+    "Solver portfolio"). A SAT answer comes without a model: the caller asks
+    for its counterexample over the whole query, so that it is the one a
+    single query gives. A case that is SAT decides at once; an UNKNOWN one
+    decides only if no later case is SAT.
+    """
+    seconds = 0.0
+    undecided: Solved | None = None
+    for case in cases:
+        solved = solve([*setting, case], solving, model_needed=False)
+        seconds += solved.seconds
+        if solved.answer is Answer.SAT:
+            return dataclasses.replace(solved, seconds=seconds)
+        if solved.answer is Answer.UNKNOWN and undecided is None:
+            undecided = solved
+    if undecided is not None:
+        return dataclasses.replace(undecided, seconds=seconds)
+    return Solved(Answer.UNSAT, None, seconds)
+
+
+def conjuncts(claim: Any) -> list[Any]:
+    """The top-level conjuncts of a Z3 Boolean term: its children if it is an And, else the term itself."""
+    return list(claim.children()) if z3.is_and(claim) else [claim]
+
+
 def first_not_unsat(setting: list[Any], queries: list[Any], solving: Solving) -> tuple[int, Solved]:
     """The first of several queries over one shared setting that is not UNSAT (its index), else the last answer.
 
