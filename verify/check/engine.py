@@ -367,6 +367,9 @@ def _check_step(prop: StepProperty, model: ModelSpec, page_size: int, solving: S
     objectives = [pre.layout_len, pre.len, amount]
     objectives += [] if sp.log2 is None else [sp.log2]
     objectives += [pre.buf.physical, pre.buf.vmalloc]
+    # Small pages before a huge mapping where the platform has both: the trace records which, and an
+    # objective fixes it, so that the least values determine every field of the trace.
+    objectives += [pre.buf.huge] if z3.is_expr(pre.buf.huge) else []
     objectives += [z3.Not(action.outcome.kmalloc_ok), z3.Not(action.outcome.vmalloc_ok)]
     found = least_model(query, objectives, solving, solved) if minimise else solved
     if found.model is None:
