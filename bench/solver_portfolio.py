@@ -75,8 +75,9 @@ def timed(solver: str, paths: list[Path]) -> dict[str, tuple[float, str]]:
 
 
 # `verify run all --jobs 1 --dump-smt DIR` in this process, timing every solver call the dumped queries
-# stand for: Bitwuzla's checks, and Z3's checks made by verify.search.solver (single queries, re-asks for a
-# model, minimisations). The explorer's edge checks (verify.search.edges) are not dumped, so not counted.
+# stand for: Bitwuzla's checks and its searches for a counterexample's least values, and Z3's checks
+# made by verify.search.solver (single queries, models asked again, minimisations). The explorer's edge
+# checks (verify.search.edges) are not dumped, so not counted.
 RUN_TIMING_SOLVERS = r"""
 import json, sys, time
 import z3
@@ -90,6 +91,15 @@ def timed_bitwuzla(text, timeout_ms):
     finally:
         spent["bitwuzla"] += time.process_time() - start
 confirm.SOLVERS["bitwuzla"] = (timed_bitwuzla, bitwuzla_check[1])
+from verify.search import least
+search_least = least.least_values
+def timed_least(*args):
+    start = time.process_time()
+    try:
+        return search_least(*args)
+    finally:
+        spent["bitwuzla"] += time.process_time() - start
+least.least_values = timed_least
 z3_check = z3.Solver.check
 def timed_z3(self, *assumptions):
     if not sys._getframe(1).f_code.co_filename.endswith("verify/search/solver.py"):

@@ -3,11 +3,11 @@
 On the 422 queries of `verify run all` (bench/solver_portfolio.py; bench/RESULTS.md,
 "Solver portfolio") Bitwuzla decides every query of one check, plain or
 quantified (retain's "not found"), in about half of Z3's CPU time, and is the
-faster on 361 of those 402. Z3 stays the solver of the queries whose model a
-counterexample is read from: a counterexample's minimisation (several checks
-on one incremental solver), the incremental searches, and the model of a SAT
-answer (asked again of Z3; see verify.search.solver). Bitwuzla, SMT-COMP's
-bit-vector specialist: https://bitwuzla.github.io/
+faster on 361 of those 402. Z3 stays the solver of the models a counterexample
+is read from (a SAT answer asked again of Z3, or a model with the least values
+Bitwuzla found fixed; see verify.search.solver and verify.search.least), of
+the incremental searches, and of a binder counterexample's minimisation.
+Bitwuzla, SMT-COMP's bit-vector specialist: https://bitwuzla.github.io/
 """
 
 from __future__ import annotations

@@ -346,13 +346,16 @@ def _confirmed(first: str, second: str, query: str, timeout_ms: int, seconds: fl
 def least_model(assertions: list[Any], objectives: list[Any], solving: Solving, solved: Solved) -> Solved:
     """A counterexample's model after the SAT answer `solved`: minimal in `objectives`, else the answer's own.
 
-    The minimisation asks Z3 itself, so `solved` needs no model of its own
-    (solve's model_needed=False): Bitwuzla's SAT then costs no second Z3 check.
-    When the minimisation finds no model (a timeout, or a Z3 that disagrees),
-    Z3 is asked for the first model as solve asks it; UNKNOWN, saying why, if
-    there is none.
+    Bitwuzla searches the least values (verify.search.least), and Z3 builds
+    the model with them fixed; where that fails, Z3 minimises alone. So
+    `solved` needs no model of its own (solve's model_needed=False):
+    Bitwuzla's SAT then costs no second Z3 check. When the minimisation finds
+    no model (a timeout, or a Z3 that disagrees), Z3 is asked for the first
+    model as solve asks it; UNKNOWN, saying why, if there is none.
     """
-    model = minimal_model(assertions, objectives, solving)
+    model = _least_by_bitwuzla(assertions, objectives, solving)
+    if model is None:
+        model = minimal_model(assertions, objectives, solving)
     if model is not None:
         answered(Z3, Answer.SAT)
         return Solved(Answer.SAT, model, solved.seconds)
@@ -363,6 +366,33 @@ def least_model(assertions: list[Any], objectives: list[Any], solving: Solving, 
         return again
     reason = again.reason or f"a SAT answer that z3 finds {again.answer.value}"
     return Solved(Answer.UNKNOWN, None, again.seconds, reason)
+
+
+def _least_by_bitwuzla(assertions: list[Any], objectives: list[Any], solving: Solving) -> Any | None:
+    """Z3's model of `assertions` with `objectives` at the least values Bitwuzla finds; None if either fails.
+
+    The least values are unique, and every field of a counterexample's trace
+    is one of them or follows from them (verify.check.engine), so the trace is
+    the one Z3's own minimisation gives.
+    """
+    from verify.search.least import least_values
+
+    found = least_values(assertions, objectives, solving.timeout_ms)
+    if found is None:
+        return None
+    values, script = found
+    _dump(script, solving.dump_smt)
+    stop_if_signalled()
+    solver = z3.Solver()
+    solver.set("timeout", checked_timeout_ms(solving.timeout_ms))
+    solver.set("random_seed", 0)
+    solver.add(*assertions)
+    solver.add(*(t if v is True else z3.Not(t) if v is False else t == v
+                 for t, v in zip(objectives, values, strict=True)))
+    query = export_smt2(solver)
+    _dump(query, solving.dump_smt)
+    fixed = _by_z3(solver, query, dataclasses.replace(solving, second_solver=None))
+    return fixed.model if fixed.answer is Answer.SAT else None
 
 
 def minimal_model(assertions: list[Any], objectives: list[Any], solving: Solving) -> Any | None:
