@@ -13,6 +13,7 @@ import z3
 
 from verify.interrupts import solvers_interruptible, stop_if_signalled
 from verify.search.confirm import check_smt2
+from verify.search.least import least_values
 
 # Two 31-bit primes and a 32-bit one: finding the factors of their product is far beyond a few seconds.
 PRODUCT = 2147483629 * 2147483587 * 4294967291
@@ -57,6 +58,17 @@ def test_ctrl_c_stops_a_bitwuzla_query_at_once() -> None:
         start = _cpu()
         with pytest.raises(KeyboardInterrupt):
             check_smt2("bitwuzla", query, 60_000)
+        timer.join()
+    assert _cpu() - start < STOP_CPU_SECONDS
+
+
+def test_ctrl_c_stops_bitwuzlas_search_for_least_values_at_once() -> None:
+    query = _factoring_query()
+    with solvers_interruptible():
+        timer = _sigint_after(0.3)
+        start = _cpu()
+        with pytest.raises(KeyboardInterrupt):
+            least_values(query, [z3.BitVec("x", 64)], 60_000)
         timer.join()
     assert _cpu() - start < STOP_CPU_SECONDS
 
