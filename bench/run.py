@@ -59,7 +59,8 @@ import spin_peer  # noqa: E402
 import suite  # noqa: E402
 
 VERIFY = [sys.executable, "-m", "verify"]
-TARGETS = {"cold": 30.0, "warm": 3.0, "confirm": 60.0, "ratio": 1.5, "memory_mib": 1024.0, "source": 5.0,
+# cold and warm as issue 15 tightened them (from 30 s and 3 s); the cold target was set on 97 checks.
+TARGETS = {"cold": 10.0, "warm": 0.5, "confirm": 60.0, "ratio": 1.5, "memory_mib": 1024.0, "source": 5.0,
            "policies": 120.0}
 SOURCE_SECTION = "## Kernel source"
 POLICIES_SECTION = "## Policy sweep"
@@ -449,7 +450,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
     cache = work / "cache"
     traces = work / "traces"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cold, cold_mib, _ = timed_run(["run", "all", "--no-cache", "--counterexamples", str(traces)])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cold_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     timed_run(["run", "all", "--cache-dir", str(cache), "--counterexamples", str(traces)])
     warm, warm_mib, _ = timed_run(["run", "all", "--cache-dir", str(cache), "--counterexamples", str(traces)])
     confirmed, confirmed_mib, _ = timed_run(["run", "all", "--confirm", "--no-cache", "--counterexamples", str(traces)])
@@ -487,9 +491,9 @@ def main() -> None:
         "",
         "| measure | value | target | |",
         "|---|---|---|---|",
-        f"| `verify run all`, cold (no cache, all cores) | {cold:.1f} s | <= {TARGETS['cold']:.0f} s |"
-        f" {mark(cold <= TARGETS['cold'])} |",
-        f"| `verify run all`, warm (cache filled) | {warm:.2f} s | <= {TARGETS['warm']:.0f} s |"
+        f"| `verify run all`, cold (no cache, all cores; {cold_cpu:.1f} s of CPU) | {cold:.1f} s |"
+        f" <= {TARGETS['cold']:.0f} s | {mark(cold <= TARGETS['cold'])} |",
+        f"| `verify run all`, warm (cache filled) | {warm:.2f} s | <= {TARGETS['warm']} s |"
         f" {mark(warm <= TARGETS['warm'])} |",
         f"| `verify run all --confirm`, cold (every proof re-checked by {confirm_version(DEFAULT)}) |"
         f" {confirmed:.1f} s | <= {TARGETS['confirm']:.0f} s | {mark(confirmed <= TARGETS['confirm'])} |",
@@ -520,9 +524,13 @@ def main() -> None:
     ]
     notes = []
     if cold > TARGETS["cold"]:
+        cores = os.cpu_count() or 1
         notes.append(
-            "- cold run: the slowest checks are in the table above; the slow ones are submitted first so"
-            " both cores stay busy to the end."
+            f"- cold run: {cold_cpu:.1f} s of CPU on {cores} cores is at least {cold_cpu / cores:.1f} s of wall"
+            " time, however quiet the machine; more than half of it is Bitwuzla deciding the queries (section"
+            " \"Solver portfolio\"). The target was set on the 97 checks of 7668307; the run has grown to every"
+            " model and platform since, and those 97 checks alone are timed in \"Solver portfolio\". The slowest"
+            " checks are in the table above; the slow ones are submitted first so both cores stay busy to the end."
         )
     if confirmed > TARGETS["confirm"]:
         notes.append(
