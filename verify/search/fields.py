@@ -15,6 +15,7 @@ from models.allocator import Allocation, Kind
 from models.allocator_z3 import SymAlloc
 from models.binder import BinderStep
 from models.binder_z3 import SymBinderStep
+from verify.search.solver import new_solver
 
 TIMEOUT_MS = 30_000
 
@@ -51,11 +52,7 @@ def alloc_fields(prefix: str, sym: SymAlloc, alloc: Allocation) -> list[Field]:
 
 def z3_solver(constraints: tuple[Any, ...]) -> z3.Solver:
     """A solver over `constraints` with the cross-checks' timeout and a fixed seed."""
-    solver = z3.Solver()
-    solver.set("timeout", TIMEOUT_MS)
-    solver.set("random_seed", 0)
-    solver.add(*constraints)
-    return solver
+    return new_solver(constraints, TIMEOUT_MS)
 
 
 def binder_step_fields(prefix: str, st: SymBinderStep, s: BinderStep) -> list[Field]:

@@ -7,7 +7,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -138,6 +138,18 @@ def seconds_to_ms(seconds: float) -> int:
     return max(MIN_TIMEOUT_MS, round(seconds * 1000))
 
 
+def new_solver(assertions: Sequence[Any], timeout_ms: int) -> Any:
+    """A Z3 solver over `assertions` that gives up after `timeout_ms`, with a fixed seed.
+
+    Fixed seeds make answers (and counterexamples) repeatable run to run.
+    """
+    solver = z3.Solver()
+    solver.set("timeout", checked_timeout_ms(timeout_ms))
+    solver.set("random_seed", 0)
+    solver.add(*assertions)
+    return solver
+
+
 def export_smt2(solver: Any) -> str:
     """The solver's assertions as an SMT-LIB2 script: what --dump-smt writes and --confirm re-checks."""
     return str(solver.to_smt2())
@@ -151,11 +163,7 @@ def solve(assertions: list[Any], solving: Solving, model_needed: bool = True) ->
     `model_needed` is False (a premise's witness only has to exist).
     """
     stop_if_signalled()
-    solver = z3.Solver()
-    solver.set("timeout", checked_timeout_ms(solving.timeout_ms))
-    # Fixed seeds make answers (and counterexamples) repeatable run to run.
-    solver.set("random_seed", 0)
-    solver.add(*assertions)
+    solver = new_solver(assertions, solving.timeout_ms)
     query = export_smt2(solver)
     _dump(query, solving.dump_smt)
     if first_solver(query) == BITWUZLA:
@@ -282,10 +290,7 @@ def first_not_unsat(setting: list[Any], queries: list[Any], solving: Solving) ->
             if solved.answer is not Answer.UNSAT:
                 return i, solved
         return len(queries) - 1, solved
-    solver = z3.Solver()
-    solver.set("timeout", checked_timeout_ms(solving.timeout_ms))
-    solver.set("random_seed", 0)
-    solver.add(*setting)
+    solver = new_solver(setting, solving.timeout_ms)
     solved = Solved(Answer.UNSAT, None, 0.0)
     for i, query in enumerate(queries):
         stop_if_signalled()
@@ -383,12 +388,9 @@ def _least_by_bitwuzla(assertions: list[Any], objectives: list[Any], solving: So
     values, script = found
     _dump(script, solving.dump_smt)
     stop_if_signalled()
-    solver = z3.Solver()
-    solver.set("timeout", checked_timeout_ms(solving.timeout_ms))
-    solver.set("random_seed", 0)
-    solver.add(*assertions)
-    solver.add(*(t if v is True else z3.Not(t) if v is False else t == v
-                 for t, v in zip(objectives, values, strict=True)))
+    fixed_values = (t if v is True else z3.Not(t) if v is False else t == v
+                    for t, v in zip(objectives, values, strict=True))
+    solver = new_solver([*assertions, *fixed_values], solving.timeout_ms)
     query = export_smt2(solver)
     _dump(query, solving.dump_smt)
     fixed = _by_z3(solver, query, dataclasses.replace(solving, second_solver=None))
@@ -409,9 +411,7 @@ def minimal_model(assertions: list[Any], objectives: list[Any], solving: Solving
     of checks where z3.Optimize's lexicographic search took seconds.
     """
     deadline = time.perf_counter() + checked_timeout_ms(solving.timeout_ms) / 1000
-    solver = z3.Solver()
-    solver.set("random_seed", 0)
-    solver.add(*assertions)
+    solver = new_solver(assertions, solving.timeout_ms)  # each check is given what remains of the timeout
     script = [solver.sexpr()]  # the same work as an SMT-LIB2 script, for --dump-smt
 
     def check(*assumptions: Any) -> Any:
