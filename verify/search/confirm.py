@@ -80,6 +80,17 @@ def bitwuzla_options(timeout_ms: int) -> Any:
     return options
 
 
+def bitwuzla_check(solver: Any, *assumptions: Any, give_up: Callable[[], bool] = lambda: False) -> Any:
+    """Bitwuzla's check of `solver` under `assumptions`, stopped by a signal or once `give_up` says so.
+
+    Bitwuzla keeps the interpreter while it solves: the signals are held
+    meanwhile, and its terminator, asked between steps, stops it once one has come.
+    """
+    with signals_held() as held:
+        solver.configure_terminator(lambda: bool(held) or give_up())
+        return solver.check_sat(*assumptions)
+
+
 def _bitwuzla(text: str, timeout_ms: int) -> Answer:
     import bitwuzla
 
@@ -89,11 +100,7 @@ def _bitwuzla(text: str, timeout_ms: int) -> Answer:
         parser.parse(PRELUDE + text, True, False)
     except bitwuzla.BitwuzlaException as e:
         raise ConfirmError(str(e).strip().splitlines()[0]) from None
-    solver = parser.bitwuzla()
-    # Bitwuzla keeps the interpreter while it solves: a signal held meanwhile makes its terminator stop it.
-    with signals_held() as held:
-        solver.configure_terminator(lambda: bool(held))
-        result = solver.check_sat()
+    result = bitwuzla_check(parser.bitwuzla())
     if result == bitwuzla.Result.UNSAT:
         return Answer.UNSAT
     if result == bitwuzla.Result.SAT:

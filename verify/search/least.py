@@ -16,9 +16,9 @@ from typing import Any
 
 import z3
 
-from verify.interrupts import signals_held, stop_if_signalled
+from verify.interrupts import stop_if_signalled
 from verify.search.answer import checked_timeout_ms
-from verify.search.confirm import PRELUDE, bitwuzla_options
+from verify.search.confirm import PRELUDE, bitwuzla_check, bitwuzla_options
 
 Value = int | bool
 
@@ -50,9 +50,7 @@ def least_values(assertions: list[Any], objectives: list[Any], timeout_ms: int) 
     def check(*assumptions: Any) -> Any:
         stop_if_signalled()
         script.append(f"(check-sat-assuming ({' '.join(str(a) for a in assumptions)}))\n")
-        with signals_held() as held:
-            solver.configure_terminator(lambda: bool(held) or time.perf_counter() > deadline)
-            result = solver.check_sat(*assumptions)
+        result = bitwuzla_check(solver, *assumptions, give_up=lambda: time.perf_counter() > deadline)
         stop_if_signalled()
         return result
 
