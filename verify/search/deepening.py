@@ -42,7 +42,6 @@ from typing import Any
 
 import z3
 
-from models import binder_z3
 from models.binder import Policy
 from models.elements_z3 import ArrayElems
 from models.machine import Platform
@@ -51,7 +50,7 @@ from verify.interrupts import interrupted_with_main, stop_if_signalled
 from verify.search.answer import Answer, checked_timeout_ms
 from verify.search.confirm import ConfirmError, check_smt2
 from verify.search.portfolio import BITWUZLA, Z3
-from verify.search.sequences import Unrolling, extended
+from verify.search.sequences import Unrolling, extended, no_operation
 from verify.search.solver import answered, building_in, export_smt2, raise_if_interrupted
 
 # A violation at operation i of an unrolling (as verify.search.sequences.BadAt).
@@ -80,7 +79,7 @@ class Deepening:
             self._solver = z3.Solver()
             # Fixed seeds make answers repeatable run to run.
             self._solver.set("random_seed", 0)
-            self._unrolling = Unrolling((binder_z3.initial(),), (), (), (), ())
+            self._unrolling = no_operation()
 
     def _building(self) -> AbstractContextManager[None]:
         """Terms built meanwhile belong to this search's context (the model's encodings use the default one)."""

@@ -41,6 +41,11 @@ class Unrolling:
     removed_at: tuple[Any, ...] = ()
 
 
+def no_operation(start: SymVec | None = None) -> Unrolling:
+    """The unrolling before its first operation: `start`, `KVVec::new()` by default."""
+    return Unrolling((binder_z3.initial() if start is None else start,), (), (), (), ())
+
+
 def unroll(
     sp: SymPlatform, policy: Policy, k: int, start: SymVec | None = None, by_retain: bool = False
 ) -> Unrolling:
@@ -51,7 +56,7 @@ def unroll(
     process the solver picks, wherever it stands, as context.rs's `retain`
     does, for the properties about which processes stay.
     """
-    u = Unrolling((binder_z3.initial() if start is None else start,), (), (), (), ())
+    u = no_operation(start)
     for _ in range(k):
         u = extended(sp, policy, u, by_retain)
     return u
@@ -119,8 +124,7 @@ class Unrollings:
         key = (sp.plat, None if sp.log2 is None else sp.log2.get_id(), policy, start, by_retain)
         built = self._built.setdefault(key, [])
         if not built:
-            built.append(Unrolling((binder_z3.initial() if start is None else binder_z3.any_state(start),), (), (),
-                                   (), ()))
+            built.append(no_operation(None if start is None else binder_z3.any_state(start)))
         while len(built) <= k:
             built.append(extended(sp, policy, built[-1], by_retain))
         return built[k]
